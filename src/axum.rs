@@ -1,0 +1,292 @@
+//! axum extractors (feature `axum`): [`Caller`], `Option<Caller>`,
+//! [`Require<P>`], [`RequireUser<P>`] and [`RequireService<P>`].
+//!
+//! A handler argument `Require<ImagesWrite>` exists only if **every**
+//! verified principal on the request (user and service) holds
+//! `images:write`; otherwise the handler never runs and the client gets
+//! 403 `insufficient_scope` (401 when nobody verified). The extractors read
+//! what [`MandateLayer`](crate::MandateLayer) put into the request; without
+//! that layer they answer 500 with a message naming the fix.
+//!
+//! ```
+//! use axum::{Router, routing::{get, post}};
+//! use tower_mandate::{permission, AllOf, Caller, Require, RequireService};
+//!
+//! permission! {
+//!     pub ImagesRead = "images:read";
+//!     pub ImagesWrite = "images:write";
+//!     pub TagsWrite = "tags:write";
+//! }
+//!
+//! async fn read(caller: Require<ImagesRead>) -> String {
+//!     format!("hello {:?}", caller.user().map(|u| u.subject()))
+//! }
+//! async fn tag(_: Require<AllOf<(ImagesWrite, TagsWrite)>>) {}
+//! async fn internal(service: RequireService<ImagesRead>) -> String {
+//!     service.principal().subject().to_owned()
+//! }
+//! async fn maybe(caller: Option<Caller>) -> &'static str {
+//!     if caller.is_some() { "known" } else { "anonymous" }
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/read", get(read))
+//!     .route("/tag", post(tag))
+//!     .route("/internal", get(internal))
+//!     .route("/maybe", get(maybe));
+//! ```
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderMap, StatusCode};
+
+use crate::server::{LayerRan, Renderer};
+use crate::{AuthError, Caller, PermissionCheck, Principal};
+
+const MISSING_LAYER: &str = "tower_mandate: no MandateLayer ran for this request; add \
+     `.route_layer(MandateLayer::…)` to the Router that serves this route so that Caller, \
+     Require<P>, RequireUser<P> and RequireService<P> can be extracted";
+
+/// Rejection when no [`MandateLayer`](crate::MandateLayer) ran: a 500 whose
+/// body names the fix. This is a server bug, not a client error.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct MissingMandateLayer;
+
+impl MissingMandateLayer {
+    /// 500.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// The message naming the fix.
+    pub fn body_text(&self) -> String {
+        MISSING_LAYER.to_owned()
+    }
+}
+
+impl IntoResponse for MissingMandateLayer {
+    fn into_response(self) -> Response {
+        tracing::error!(target: "tower_mandate::axum", "{MISSING_LAYER}");
+        (self.status(), self.body_text()).into_response()
+    }
+}
+
+/// Rejection of a caller who is not authenticated or lacks a permission,
+/// rendered by the layer's [`MakeRejection`](crate::MakeRejection).
+pub struct Refused {
+    error: AuthError,
+    renderer: Renderer,
+    headers: HeaderMap,
+}
+
+impl Refused {
+    /// 401 or 403.
+    pub fn status(&self) -> StatusCode {
+        self.error.status()
+    }
+
+    /// A short description.
+    pub fn body_text(&self) -> String {
+        self.error.to_string()
+    }
+
+    /// The error.
+    pub fn error(&self) -> &AuthError {
+        &self.error
+    }
+}
+
+impl fmt::Debug for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refused")
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        self.renderer.render(self.error, &self.headers)
+    }
+}
+
+/// Why a [`Caller`]-based extractor failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MandateRejection {
+    /// No `MandateLayer` ran (500).
+    MissingLayer(MissingMandateLayer),
+    /// The caller is not authenticated or lacks a permission (401/403).
+    Refused(Refused),
+}
+
+impl MandateRejection {
+    /// The status of the answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            MandateRejection::MissingLayer(r) => r.status(),
+            MandateRejection::Refused(r) => r.status(),
+        }
+    }
+
+    /// The text of the answer.
+    pub fn body_text(&self) -> String {
+        match self {
+            MandateRejection::MissingLayer(r) => r.body_text(),
+            MandateRejection::Refused(r) => r.body_text(),
+        }
+    }
+}
+
+impl IntoResponse for MandateRejection {
+    fn into_response(self) -> Response {
+        match self {
+            MandateRejection::MissingLayer(r) => r.into_response(),
+            MandateRejection::Refused(r) => r.into_response(),
+        }
+    }
+}
+
+fn refuse(parts: &Parts, renderer: &Renderer, error: AuthError) -> MandateRejection {
+    MandateRejection::Refused(Refused {
+        error,
+        renderer: renderer.clone(),
+        headers: parts.headers.clone(),
+    })
+}
+
+/// The caller and the layer's renderer, or the matching rejection.
+fn lookup(parts: &Parts) -> Result<(Option<&Caller>, &Renderer), MandateRejection> {
+    let ran = parts
+        .extensions
+        .get::<LayerRan>()
+        .ok_or(MandateRejection::MissingLayer(MissingMandateLayer))?;
+    Ok((parts.extensions.get::<Caller>(), &ran.0))
+}
+
+fn authenticated(parts: &Parts) -> Result<(&Caller, &Renderer), MandateRejection> {
+    let (caller, renderer) = lookup(parts)?;
+    match caller {
+        Some(caller) => Ok((caller, renderer)),
+        None => Err(refuse(parts, renderer, AuthError::missing_credentials())),
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = MandateRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        authenticated(parts).map(|(caller, _)| caller.clone())
+    }
+}
+
+/// `Option<Caller>` is `None` for an anonymous request (every slot optional
+/// and empty); a missing layer is still a 500.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Caller {
+    type Rejection = MissingMandateLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        match lookup(parts) {
+            Ok((caller, _)) => Ok(caller.cloned()),
+            Err(_) => Err(MissingMandateLayer),
+        }
+    }
+}
+
+/// Extractor: every verified principal holds `P` (see [`Caller::require`]).
+/// Derefs to the [`Caller`].
+pub struct Require<P>(Caller, PhantomData<fn() -> P>);
+
+/// Extractor: the user holds `P`; a service, if present, has verified.
+pub struct RequireUser<P>(Caller, PhantomData<fn() -> P>);
+
+/// Extractor: the calling service holds `P`; a user, if present, has verified.
+pub struct RequireService<P>(Caller, PhantomData<fn() -> P>);
+
+macro_rules! guard {
+    ($name:ident, $check:ident, $what:literal) => {
+        impl<P> $name<P> {
+            /// The whole caller.
+            pub fn caller(&self) -> &Caller {
+                &self.0
+            }
+
+            /// Unwrap the caller.
+            pub fn into_caller(self) -> Caller {
+                self.0
+            }
+        }
+
+        impl<P> Deref for $name<P> {
+            type Target = Caller;
+            fn deref(&self) -> &Caller {
+                &self.0
+            }
+        }
+
+        impl<P> Clone for $name<P> {
+            fn clone(&self) -> Self {
+                $name(self.0.clone(), PhantomData)
+            }
+        }
+
+        impl<P> fmt::Debug for $name<P> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple(stringify!($name)).field(&self.0).finish()
+            }
+        }
+
+        impl<P: PermissionCheck, S: Send + Sync> FromRequestParts<S> for $name<P> {
+            type Rejection = MandateRejection;
+
+            async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+                let (caller, renderer) = authenticated(parts)?;
+                match caller.$check::<P>() {
+                    Ok(_) => Ok($name(caller.clone(), PhantomData)),
+                    Err(error) => {
+                        tracing::debug!(
+                            target: "tower_mandate::axum",
+                            guard = $what,
+                            scope = %P::scope(),
+                            "permission missing"
+                        );
+                        Err(refuse(parts, renderer, error))
+                    }
+                }
+            }
+        }
+    };
+}
+
+guard!(Require, require, "every principal");
+guard!(RequireUser, require_user, "user");
+guard!(RequireService, require_service, "service");
+
+impl<P> RequireUser<P> {
+    /// The user, who holds `P`.
+    pub fn principal(&self) -> &Principal {
+        self.0.user().expect("checked at extraction")
+    }
+}
+
+impl<P> RequireService<P> {
+    /// The calling service, which holds `P`.
+    pub fn principal(&self) -> &Principal {
+        self.0.service().expect("checked at extraction")
+    }
+}
+
+impl IntoResponse for AuthError {
+    /// Rendered by [`DefaultRejection`](crate::DefaultRejection); the error
+    /// goes into the response's extensions. Lets handlers write
+    /// `caller.require_owner::<P>(owner)?`.
+    fn into_response(self) -> Response {
+        Renderer::default().render(self, &HeaderMap::new())
+    }
+}

@@ -1,0 +1,433 @@
+//! Who is calling: [`Caller`] holds the verified user and service
+//! [`Principal`]s and the actor chain of a delegated token.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::{AuthError, PermissionCheck, Permissions};
+
+/// One verified token's identity: subject, issuer, permissions and claims.
+///
+/// Cheap to clone. `Debug` never prints the token.
+#[derive(Clone)]
+pub struct Principal(Arc<Inner>);
+
+struct Inner {
+    subject: String,
+    issuer: String,
+    permissions: Permissions,
+    claims: Map<String, Value>,
+    token: Box<str>,
+    expires_at: u64,
+    actors: Vec<Actor>,
+}
+
+pub(crate) struct PrincipalParts {
+    pub(crate) subject: String,
+    pub(crate) issuer: String,
+    pub(crate) permissions: Permissions,
+    pub(crate) claims: Map<String, Value>,
+    pub(crate) token: Box<str>,
+    pub(crate) expires_at: u64,
+    pub(crate) actors: Vec<Actor>,
+}
+
+impl Principal {
+    pub(crate) fn from_parts(p: PrincipalParts) -> Self {
+        Principal(Arc::new(Inner {
+            subject: p.subject,
+            issuer: p.issuer,
+            permissions: p.permissions,
+            claims: p.claims,
+            token: p.token,
+            expires_at: p.expires_at,
+            actors: p.actors,
+        }))
+    }
+
+    /// The `sub` claim.
+    pub fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// The `iss` claim (one of the trusted issuers).
+    pub fn issuer(&self) -> &str {
+        &self.0.issuer
+    }
+
+    /// The permissions granted by the token's claims and roles.
+    pub fn permissions(&self) -> &Permissions {
+        &self.0.permissions
+    }
+
+    /// Whether this principal satisfies `P`.
+    #[inline]
+    pub fn holds<P: PermissionCheck>(&self) -> bool {
+        P::holds(&self.0.permissions)
+    }
+
+    /// The verified claims, deserialised into the application's own type.
+    ///
+    /// # Errors
+    ///
+    /// When the claims do not fit `T`.
+    ///
+    /// ```
+    /// # use tower_mandate::Principal;
+    /// #[derive(serde::Deserialize)]
+    /// struct MyClaims { tenant: String }
+    /// # fn f(p: &Principal) -> Result<(), serde_json::Error> {
+    /// let tenant = p.claims::<MyClaims>()?.tenant;
+    /// # Ok(()) }
+    /// ```
+    pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde::Deserialize::deserialize(serde::de::value::MapDeserializer::new(
+            self.0.claims.iter().map(|(k, v)| (k.as_str(), v)),
+        ))
+    }
+
+    /// One verified claim.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.0.claims.get(name)
+    }
+
+    /// All verified claims.
+    pub fn claims_map(&self) -> &Map<String, Value> {
+        &self.0.claims
+    }
+
+    /// The `jti` claim, when present.
+    pub fn token_id(&self) -> Option<&str> {
+        self.0.claims.get("jti").and_then(Value::as_str)
+    }
+
+    /// When the token expires (`exp`).
+    pub fn expires_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.0.expires_at)
+    }
+
+    /// The actor chain of a delegated token (RFC 8693 §4.1): the current
+    /// actor first, then earlier ones. Empty for a token without `act`.
+    pub fn actors(&self) -> &[Actor] {
+        &self.0.actors
+    }
+
+    /// The raw token, as received.
+    ///
+    /// # Security
+    ///
+    /// This is a bearer credential: never log it, and send it only to the
+    /// destinations it was meant for.
+    pub fn token(&self) -> &str {
+        &self.0.token
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("subject", &self.0.subject)
+            .field("issuer", &self.0.issuer)
+            .field("permissions", &self.0.permissions)
+            .field("actors", &self.0.actors)
+            .field("token", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// One entry of a delegation chain (an `act` claim, RFC 8693 §4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    subject: String,
+    issuer: Option<String>,
+}
+
+impl Actor {
+    pub(crate) fn new(subject: String, issuer: Option<String>) -> Self {
+        Actor { subject, issuer }
+    }
+
+    /// The actor's `sub`.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The actor's `iss`, when the `act` claim names one.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+}
+
+/// Everyone verified on a request: the end user, the calling service, and
+/// the actor chain.
+///
+/// The layer puts a `Caller` into the request extensions when at least one
+/// principal verified. Guards use [`Caller::require`]: **every** verified
+/// principal must hold the permission, so a powerful user token cannot lift
+/// a weak service token and the other way round.
+#[derive(Clone, Default)]
+pub struct Caller {
+    user: Option<Principal>,
+    service: Option<Principal>,
+}
+
+impl Caller {
+    /// A caller from its principals (for tests and custom layers).
+    pub fn new(user: Option<Principal>, service: Option<Principal>) -> Self {
+        Caller { user, service }
+    }
+
+    /// The end user, when a user token verified.
+    pub fn user(&self) -> Option<&Principal> {
+        self.user.as_ref()
+    }
+
+    /// The calling service, when a service token verified.
+    pub fn service(&self) -> Option<&Principal> {
+        self.service.as_ref()
+    }
+
+    /// The verified principals: the user first, then the service.
+    pub fn principals(&self) -> impl Iterator<Item = &Principal> {
+        self.user.iter().chain(self.service.iter())
+    }
+
+    /// Whether no principal verified.
+    pub fn is_anonymous(&self) -> bool {
+        self.user.is_none() && self.service.is_none()
+    }
+
+    /// The actor chain of the user's token (or of the service's token when
+    /// there is no user): current actor first.
+    pub fn actors(&self) -> &[Actor] {
+        self.user
+            .as_ref()
+            .or(self.service.as_ref())
+            .map_or(&[], |p| p.actors())
+    }
+
+    /// Whether every verified principal holds `P` (and there is at least one).
+    #[inline]
+    pub fn holds<P: PermissionCheck>(&self) -> bool {
+        !self.is_anonymous() && self.principals().all(Principal::holds::<P>)
+    }
+
+    /// Require that every verified principal holds `P`.
+    ///
+    /// # Errors
+    ///
+    /// 401 when no principal verified; 403 `insufficient_scope` otherwise.
+    #[inline]
+    pub fn require<P: PermissionCheck>(&self) -> Result<(), AuthError> {
+        if self.is_anonymous() {
+            return Err(AuthError::missing_credentials());
+        }
+        if self.principals().all(Principal::holds::<P>) {
+            Ok(())
+        } else {
+            Err(AuthError::insufficient_scope(P::scope()))
+        }
+    }
+
+    /// Require `P` of the user; the service, if present, has already verified.
+    ///
+    /// # Errors
+    ///
+    /// 401 without a user; 403 when the user lacks `P`.
+    pub fn require_user<P: PermissionCheck>(&self) -> Result<&Principal, AuthError> {
+        let user = self
+            .user
+            .as_ref()
+            .ok_or_else(AuthError::missing_credentials)?;
+        if user.holds::<P>() {
+            Ok(user)
+        } else {
+            Err(AuthError::insufficient_scope(P::scope()))
+        }
+    }
+
+    /// Require `P` of the service; the user, if present, has already verified.
+    ///
+    /// # Errors
+    ///
+    /// 401 without a service; 403 when the service lacks `P`.
+    pub fn require_service<P: PermissionCheck>(&self) -> Result<&Principal, AuthError> {
+        let service = self
+            .service
+            .as_ref()
+            .ok_or_else(AuthError::missing_credentials)?;
+        if service.holds::<P>() {
+            Ok(service)
+        } else {
+            Err(AuthError::insufficient_scope(P::scope()))
+        }
+    }
+
+    /// Ownership rule: every principal holds `P`, and either the caller's
+    /// user is `owner`, or every principal also holds `P::ANY`
+    /// (e.g. `images:read:any`). Call it before any mutation.
+    ///
+    /// # Errors
+    ///
+    /// 401 when no principal verified; 403 naming `P` or `P::ANY`.
+    ///
+    /// ```
+    /// # use tower_mandate::{Caller, permission};
+    /// permission! { pub ImagesDelete = "images:delete"; }
+    /// # fn f(caller: &Caller, owner: &str) -> Result<(), tower_mandate::AuthError> {
+    /// caller.require_owner::<ImagesDelete>(owner)?;
+    /// // ... now delete
+    /// # Ok(()) }
+    /// ```
+    pub fn require_owner<P: crate::Permission>(&self, owner: &str) -> Result<(), AuthError> {
+        self.require::<P>()?;
+        if self.user.as_ref().is_some_and(|u| u.subject() == owner) {
+            return Ok(());
+        }
+        if self.principals().all(|p| p.permissions().contains(P::ANY)) {
+            Ok(())
+        } else {
+            Err(AuthError::insufficient_scope(P::ANY))
+        }
+    }
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Caller")
+            .field("user", &self.user)
+            .field("service", &self.service)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::permission;
+
+    permission! {
+        Read = "images:read";
+        Delete = "images:delete";
+    }
+
+    pub(crate) fn principal(sub: &str, perms: &[&str]) -> Principal {
+        Principal::from_parts(PrincipalParts {
+            subject: sub.into(),
+            issuer: "https://issuer".into(),
+            permissions: perms.iter().copied().collect(),
+            claims: Map::new(),
+            token: "header.payload.signature-secret".into(),
+            expires_at: 4_000_000_000,
+            actors: vec![],
+        })
+    }
+
+    #[test]
+    fn intersection_and_ownership() {
+        struct Case {
+            name: &'static str,
+            caller: Caller,
+            read: bool,
+            alice_owned_read: bool,
+            alice_owned_delete: bool,
+        }
+        let alice = principal("alice", &["images:read", "images:delete"]);
+        let bob = principal("bob", &["images:read", "images:delete"]);
+        let archiver = principal("archiver", &["images:read", "images:read:any"]);
+        let weak_service = principal("svc", &[]);
+        let cases = [
+            Case {
+                name: "owner alone",
+                caller: Caller::new(Some(alice.clone()), None),
+                read: true,
+                alice_owned_read: true,
+                alice_owned_delete: true,
+            },
+            Case {
+                name: "other user",
+                caller: Caller::new(Some(bob), None),
+                read: true,
+                alice_owned_read: false,
+                alice_owned_delete: false,
+            },
+            Case {
+                name: "service with :any, no user",
+                caller: Caller::new(None, Some(archiver.clone())),
+                read: true,
+                alice_owned_read: true,
+                alice_owned_delete: false,
+            },
+            Case {
+                name: "owner beside a weak service",
+                caller: Caller::new(Some(alice.clone()), Some(weak_service)),
+                read: false,
+                alice_owned_read: false,
+                alice_owned_delete: false,
+            },
+            Case {
+                name: "owner through archiver",
+                caller: Caller::new(Some(alice), Some(archiver)),
+                read: true,
+                alice_owned_read: true,
+                alice_owned_delete: false,
+            },
+            Case {
+                name: "anonymous",
+                caller: Caller::default(),
+                read: false,
+                alice_owned_read: false,
+                alice_owned_delete: false,
+            },
+        ];
+        for c in cases {
+            assert_eq!(c.caller.holds::<Read>(), c.read, "{}", c.name);
+            assert_eq!(c.caller.require::<Read>().is_ok(), c.read, "{}", c.name);
+            assert_eq!(
+                c.caller.require_owner::<Read>("alice").is_ok(),
+                c.alice_owned_read,
+                "{}",
+                c.name
+            );
+            assert_eq!(
+                c.caller.require_owner::<Delete>("alice").is_ok(),
+                c.alice_owned_delete,
+                "{}",
+                c.name
+            );
+        }
+    }
+
+    #[test]
+    fn debug_hides_token() {
+        let text = format!("{:?}", Caller::new(Some(principal("a", &[])), None));
+        assert!(!text.contains("signature-secret"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+    }
+
+    #[test]
+    fn typed_claims() {
+        #[derive(serde::Deserialize)]
+        struct Mine {
+            tenant: String,
+        }
+        let mut claims = Map::new();
+        claims.insert("tenant".into(), Value::String("t1".into()));
+        claims.insert("sub".into(), Value::String("a".into()));
+        let p = Principal::from_parts(PrincipalParts {
+            subject: "a".into(),
+            issuer: "i".into(),
+            permissions: Permissions::default(),
+            claims,
+            token: "t".into(),
+            expires_at: 1,
+            actors: vec![],
+        });
+        assert_eq!(p.claims::<Mine>().unwrap().tenant, "t1");
+        assert!(p.claims::<Vec<String>>().is_err());
+    }
+}

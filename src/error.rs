@@ -1,0 +1,338 @@
+//! Errors: [`ConfigError`] when a layer is built, [`AuthError`] when a request
+//! is refused.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Which credential slot of a request an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SlotKind {
+    /// The end user's token (default `Authorization: Bearer …`).
+    User,
+    /// The calling service's own token (default `Service-Authorization: Bearer …`).
+    Service,
+}
+
+impl SlotKind {
+    /// `"user"` or `"service"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotKind::User => "user",
+            SlotKind::Service => "service",
+        }
+    }
+}
+
+impl fmt::Display for SlotKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A configuration that cannot be used: returned when keys are loaded or a
+/// layer is built, never per request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A key could not be parsed or is unusable for any allowed algorithm.
+    InvalidKey {
+        /// The key id, when it has one.
+        kid: Option<String>,
+        /// Why the key was refused.
+        reason: String,
+    },
+    /// A JWKS document is not valid JSON of the expected shape, or holds no usable key.
+    InvalidJwks(String),
+    /// An algorithm name that the crate does not support.
+    UnknownAlgorithm(String),
+    /// A rule of an issuer is missing or contradictory.
+    InvalidRule {
+        /// The issuer the rule belongs to.
+        issuer: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Two slots accept the same tokens (RFC 8725 §3.12).
+    InterchangeableSlots {
+        /// The issuer both slots trust.
+        issuer: String,
+    },
+    /// A file could not be read.
+    Io {
+        /// The path that was read.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::InvalidKey {
+                kid: Some(kid),
+                reason,
+            } => {
+                write!(f, "invalid key {kid:?}: {reason}")
+            }
+            ConfigError::InvalidKey { kid: None, reason } => write!(f, "invalid key: {reason}"),
+            ConfigError::InvalidJwks(reason) => write!(f, "invalid JWKS document: {reason}"),
+            ConfigError::UnknownAlgorithm(alg) => write!(f, "unknown algorithm {alg:?}"),
+            ConfigError::InvalidRule { issuer, reason } => {
+                write!(f, "invalid rules for issuer {issuer:?}: {reason}")
+            }
+            ConfigError::InterchangeableSlots { issuer } => write!(
+                f,
+                "the user and service slots both accept tokens of issuer {issuer:?} with the same \
+                 audience and typ; make them distinguishable (RFC 8725 §3.12) or call \
+                 insecure_allow_interchangeable_slots()"
+            ),
+            ConfigError::Io { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The class of a refused request; decides the status code and the
+/// `WWW-Authenticate` challenge (RFC 6750 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// No credentials were presented where they are required: 401, bare `Bearer` challenge.
+    MissingCredentials,
+    /// A token is malformed, forged, expired, or not meant for this service: 401 `invalid_token`.
+    InvalidToken,
+    /// The request itself is malformed (e.g. two credentials for one slot): 400 `invalid_request`.
+    InvalidRequest,
+    /// A verified caller lacks a permission: 403 `insufficient_scope`.
+    InsufficientScope,
+    /// The keys needed to verify a token cannot be obtained right now: 503.
+    KeysUnavailable,
+}
+
+impl AuthErrorKind {
+    /// The HTTP status for this kind.
+    pub fn status(self) -> http::StatusCode {
+        match self {
+            AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidToken => {
+                http::StatusCode::UNAUTHORIZED
+            }
+            AuthErrorKind::InvalidRequest => http::StatusCode::BAD_REQUEST,
+            AuthErrorKind::InsufficientScope => http::StatusCode::FORBIDDEN,
+            AuthErrorKind::KeysUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The RFC 6750 error code, when the kind has one.
+    pub fn error_code(self) -> Option<&'static str> {
+        match self {
+            AuthErrorKind::MissingCredentials | AuthErrorKind::KeysUnavailable => None,
+            AuthErrorKind::InvalidToken => Some("invalid_token"),
+            AuthErrorKind::InvalidRequest => Some("invalid_request"),
+            AuthErrorKind::InsufficientScope => Some("insufficient_scope"),
+        }
+    }
+}
+
+/// Why a request was refused.
+///
+/// Opaque on purpose: match on [`AuthError::kind`]. The [`reason`](AuthError::reason)
+/// is a short fixed text for logs and tests; it never contains token content.
+/// The layer puts every `AuthError` it answers with into the response's
+/// extensions.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthError {
+    kind: AuthErrorKind,
+    slot: Option<SlotKind>,
+    reason: &'static str,
+    scope: Option<Cow<'static, str>>,
+}
+
+impl AuthError {
+    pub(crate) fn new(kind: AuthErrorKind, reason: &'static str) -> Self {
+        AuthError {
+            kind,
+            slot: None,
+            reason,
+            scope: None,
+        }
+    }
+
+    pub(crate) fn invalid_token(reason: &'static str) -> Self {
+        Self::new(AuthErrorKind::InvalidToken, reason)
+    }
+
+    pub(crate) fn invalid_request(reason: &'static str) -> Self {
+        Self::new(AuthErrorKind::InvalidRequest, reason)
+    }
+
+    pub(crate) fn missing_credentials() -> Self {
+        Self::new(AuthErrorKind::MissingCredentials, "no credentials")
+    }
+
+    /// A permission error naming the scope the caller lacks.
+    pub fn insufficient_scope(scope: impl Into<Cow<'static, str>>) -> Self {
+        AuthError {
+            scope: Some(scope.into()),
+            ..Self::new(AuthErrorKind::InsufficientScope, "permission missing")
+        }
+    }
+
+    pub(crate) fn with_slot(mut self, slot: SlotKind) -> Self {
+        self.slot = Some(slot);
+        self
+    }
+
+    /// The class of the error.
+    pub fn kind(&self) -> AuthErrorKind {
+        self.kind
+    }
+
+    /// The slot whose credential failed, when the error is about one.
+    pub fn slot(&self) -> Option<SlotKind> {
+        self.slot
+    }
+
+    /// A short, fixed description (e.g. `"token expired"`); never token content.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// For [`AuthErrorKind::InsufficientScope`]: the permission(s) required.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> http::StatusCode {
+        self.kind.status()
+    }
+
+    /// The `WWW-Authenticate` value of the answer (RFC 6750 §3), if any.
+    ///
+    /// The `error_description` is the fixed [`reason`](AuthError::reason),
+    /// so nothing from the request is echoed.
+    pub fn www_authenticate(&self) -> Option<String> {
+        match self.kind {
+            AuthErrorKind::KeysUnavailable => None,
+            AuthErrorKind::MissingCredentials => Some("Bearer".to_owned()),
+            kind => {
+                let code = kind.error_code().unwrap_or("invalid_token");
+                let mut value = format!("Bearer error=\"{code}\", error_description=\"");
+                value.push_str(self.reason);
+                value.push('"');
+                if let Some(scope) = &self.scope {
+                    value.push_str(", scope=\"");
+                    value.push_str(scope);
+                    value.push('"');
+                }
+                Some(value)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthError")
+            .field("kind", &self.kind)
+            .field("slot", &self.slot)
+            .field("reason", &self.reason)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(slot) = self.slot {
+            write!(f, "{slot} token: ")?;
+        }
+        f.write_str(self.reason)?;
+        if let Some(scope) = &self.scope {
+            write!(f, " (requires {scope})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        struct Case {
+            name: &'static str,
+            error: AuthError,
+            status: u16,
+            challenge: Option<&'static str>,
+        }
+        let cases = [
+            Case {
+                name: "missing",
+                error: AuthError::missing_credentials(),
+                status: 401,
+                challenge: Some("Bearer"),
+            },
+            Case {
+                name: "invalid token",
+                error: AuthError::invalid_token("token expired"),
+                status: 401,
+                challenge: Some(
+                    r#"Bearer error="invalid_token", error_description="token expired""#,
+                ),
+            },
+            Case {
+                name: "invalid request",
+                error: AuthError::invalid_request("duplicate credentials"),
+                status: 400,
+                challenge: Some(
+                    r#"Bearer error="invalid_request", error_description="duplicate credentials""#,
+                ),
+            },
+            Case {
+                name: "scope",
+                error: AuthError::insufficient_scope("images:write"),
+                status: 403,
+                challenge: Some(
+                    r#"Bearer error="insufficient_scope", error_description="permission missing", scope="images:write""#,
+                ),
+            },
+            Case {
+                name: "keys",
+                error: AuthError::new(AuthErrorKind::KeysUnavailable, "keys unavailable"),
+                status: 503,
+                challenge: None,
+            },
+        ];
+        for case in cases {
+            assert_eq!(case.error.status().as_u16(), case.status, "{}", case.name);
+            assert_eq!(
+                case.error.www_authenticate().as_deref(),
+                case.challenge,
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn config_errors_quote_input() {
+        let e = ConfigError::UnknownAlgorithm("HS1".into());
+        assert_eq!(e.to_string(), "unknown algorithm \"HS1\"");
+    }
+}

@@ -1,0 +1,84 @@
+//! Authorization between microservices, correct by default.
+//!
+//! `tower-mandate` verifies two JWTs on every incoming request — the end
+//! user's and the calling service's, each against its own issuers,
+//! audiences and keys — and gates routes declaratively: a handler argument
+//! `Require<ImagesWrite>` exists only if **every** principal on the request
+//! holds `images:write`. A powerful user token cannot lift a weak service
+//! token, and no internal call is trusted blindly.
+//!
+//! # Quick start
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use tower_mandate::{permission, Issuer, MandateLayer, Require, Slot, Verifier};
+//! # use tower_mandate::testing::TestIssuer;
+//! # let idp = TestIssuer::rs256("https://id.example");
+//! # let jwks = idp.jwks();
+//!
+//! permission! {
+//!     /// Upload images.
+//!     pub ImagesWrite = "images:write";
+//! }
+//!
+//! async fn upload(caller: Require<ImagesWrite>) -> String {
+//!     format!("stored for {}", caller.user().map_or("a service", |u| u.subject()))
+//! }
+//!
+//! let users = Verifier::new([Issuer::new("https://id.example", "image-store")
+//!     .with_keys(tower_mandate::KeySet::from_jwks(&jwks)?)])?;
+//! let layer = MandateLayer::builder().user(Slot::required(users)).build()?;
+//! let app: Router = Router::new().route("/images", post(upload)).route_layer(layer);
+//! # Ok::<(), tower_mandate::ConfigError>(())
+//! ```
+//!
+//! # What is checked
+//!
+//! See [`verify`] for the rules a token must pass (RFC 7519, RFC 8725,
+//! RFC 9068), [`server`] for the layer and its answers (RFC 6750), and
+//! [`permission`] for how claims and roles become permissions.
+//!
+//! | case | HTTP | `WWW-Authenticate` |
+//! |---|---|---|
+//! | no credentials | 401 | `Bearer` |
+//! | bad, expired, wrong iss/aud, unknown key | 401 | `Bearer error="invalid_token"` |
+//! | duplicate or malformed credential header | 400 | `Bearer error="invalid_request"` |
+//! | permission missing | 403 | `Bearer error="insufficient_scope", scope="…"` |
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `axum` | yes | extractors: `Caller`, `Require<P>`, `RequireUser<P>`, `RequireService<P>` |
+//! | `aws-lc-rs` | yes | signatures checked by aws-lc-rs on keys parsed once |
+//! | `rust-crypto` | no | signatures checked by the RustCrypto crates (via jsonwebtoken) |
+//! | `test-util` | no | [`testing`]: generate keys, mint tokens, publish JWKS |
+//!
+//! With neither `aws-lc-rs` nor `rust-crypto`, loading a key is a
+//! [`ConfigError`]. When both are on, aws-lc-rs is used.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod caller;
+mod error;
+mod keys;
+pub mod permission;
+pub mod server;
+mod token;
+pub mod verify;
+
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use caller::{Actor, Caller, Principal};
+pub use error::{AuthError, AuthErrorKind, ConfigError, SlotKind};
+pub use keys::{Algorithm, KeySet};
+pub use permission::{AllOf, AnyOf, Permission, PermissionCheck, PermissionMapping, Permissions};
+pub use server::{DefaultRejection, MakeRejection, Mandate, MandateBuilder, MandateLayer, Slot};
+pub use token::TokenSource;
+pub use verify::{Issuer, Verifier};
+
+#[cfg(feature = "axum")]
+pub use crate::axum::{Require, RequireService, RequireUser};

@@ -1,0 +1,439 @@
+//! The server middleware: [`MandateLayer`] verifies the user and service
+//! tokens of every request and puts the [`Caller`] into its extensions, or
+//! answers by itself (RFC 6750 §3).
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use tower_mandate::{Caller, Issuer, MandateLayer, Slot, Verifier};
+//! # use tower_mandate::testing::TestIssuer;
+//! # let users = TestIssuer::rs256("https://id.example");
+//! # let services = TestIssuer::es256("https://services.example");
+//!
+//! let layer = MandateLayer::builder()
+//!     .user(Slot::required(Verifier::new([
+//!         Issuer::new("https://id.example", "image-store").with_keys(users.key_set()),
+//!     ])?))
+//!     .service(Slot::optional(Verifier::new([
+//!         Issuer::new("https://services.example", "image-store").with_keys(services.key_set()),
+//!     ])?))
+//!     .build()?;
+//!
+//! async fn me(caller: Caller) -> String {
+//!     caller.user().map(|u| u.subject().to_owned()).unwrap_or_default()
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     // route_layer: only matched routes are authenticated, so an unknown
+//!     // path stays a 404 and never reveals what needs a token.
+//!     .route_layer(layer)
+//!     .route("/healthz", get(|| async { "ok" }));
+//! # Ok::<(), tower_mandate::ConfigError>(())
+//! ```
+//!
+//! # Layer order
+//!
+//! Put the `MandateLayer` on `route_layer`, after routing: unknown paths
+//! answer 404 without touching tokens, and routes added after the
+//! `route_layer` call (health checks) stay public. Layers that must see
+//! every request (tracing, request ids, timeouts) go outside, with `layer`.
+//! The rejection is a ready response, not an error, so the layer satisfies
+//! axum's `Error: Into<Infallible>` bound.
+
+mod reject;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub(crate) use reject::Renderer;
+pub use reject::{DefaultRejection, MakeRejection};
+
+use crate::{AuthError, Caller, ConfigError, Principal, SlotKind, TokenSource, Verifier};
+
+/// Whether a slot must carry a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Required,
+    Optional,
+}
+
+/// One credential slot: where its token comes from, how it is verified, and
+/// whether it is required.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    verifier: Verifier,
+    mode: Mode,
+    source: Option<TokenSource>,
+}
+
+impl Slot {
+    /// Every request must carry a valid token in this slot.
+    pub fn required(verifier: Verifier) -> Self {
+        Slot {
+            verifier,
+            mode: Mode::Required,
+            source: None,
+        }
+    }
+
+    /// A token in this slot is verified when present; its absence is fine.
+    /// A present but invalid token is always refused.
+    pub fn optional(verifier: Verifier) -> Self {
+        Slot {
+            verifier,
+            mode: Mode::Optional,
+            source: None,
+        }
+    }
+
+    /// Read the token from `source` instead of the slot's default header.
+    pub fn with_source(mut self, source: TokenSource) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    fn authenticate(
+        &self,
+        kind: SlotKind,
+        source: &TokenSource,
+        headers: &HeaderMap,
+    ) -> Result<Option<Principal>, AuthError> {
+        let token = source.extract(headers).map_err(|e| e.with_slot(kind))?;
+        match token {
+            None if self.mode == Mode::Required => {
+                Err(AuthError::missing_credentials().with_slot(kind))
+            }
+            None => Ok(None),
+            Some(token) => self
+                .verifier
+                .verify(token)
+                .map(Some)
+                .map_err(|e| e.with_slot(kind)),
+        }
+    }
+}
+
+struct SlotConfig {
+    slot: Slot,
+    source: TokenSource,
+}
+
+struct Config {
+    user: Option<SlotConfig>,
+    service: Option<SlotConfig>,
+    renderer: Renderer,
+}
+
+impl Config {
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+        let user = match &self.user {
+            Some(c) => c.slot.authenticate(SlotKind::User, &c.source, headers)?,
+            None => None,
+        };
+        let service = match &self.service {
+            Some(c) => c.slot.authenticate(SlotKind::Service, &c.source, headers)?,
+            None => None,
+        };
+        Ok(Caller::new(user, service))
+    }
+}
+
+/// Put into request extensions by the layer, so extractors know it ran and
+/// render rejections the same way.
+#[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+pub(crate) struct LayerRan(pub(crate) Renderer);
+
+/// Builds a [`MandateLayer`] with a user slot, a service slot, or both.
+#[must_use]
+pub struct MandateBuilder {
+    user: Option<Slot>,
+    service: Option<Slot>,
+    renderer: Renderer,
+    interchangeable_ok: bool,
+}
+
+impl MandateBuilder {
+    /// The end user's slot (default source `Authorization: Bearer …`).
+    pub fn user(mut self, slot: Slot) -> Self {
+        self.user = Some(slot);
+        self
+    }
+
+    /// The calling service's slot (default source `Service-Authorization: Bearer …`).
+    pub fn service(mut self, slot: Slot) -> Self {
+        self.service = Some(slot);
+        self
+    }
+
+    /// Replace the renderer of refused requests.
+    pub fn with_rejection(mut self, renderer: impl MakeRejection) -> Self {
+        self.renderer = Renderer(Arc::new(renderer));
+        self
+    }
+
+    /// Allow the user and service slots to accept the same tokens.
+    ///
+    /// # Security
+    ///
+    /// RFC 8725 §3.12: a user token then also passes as a service token, and
+    /// the other way round, which defeats checking both. Prefer distinct
+    /// audiences, a `typ`, or distinct issuers.
+    pub fn insecure_allow_interchangeable_slots(mut self) -> Self {
+        self.interchangeable_ok = true;
+        self
+    }
+
+    /// Check the configuration and build the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InterchangeableSlots`] when both slots trust an issuer
+    /// with an overlapping audience and no `typ` that tells them apart;
+    /// [`ConfigError::InvalidRule`] when both slots read the same header.
+    pub fn build(self) -> Result<MandateLayer, ConfigError> {
+        let user = self.user.map(|slot| SlotConfig {
+            source: slot
+                .source
+                .clone()
+                .unwrap_or_else(TokenSource::authorization),
+            slot,
+        });
+        let service = self.service.map(|slot| SlotConfig {
+            source: slot
+                .source
+                .clone()
+                .unwrap_or_else(TokenSource::service_authorization),
+            slot,
+        });
+        if let (Some(u), Some(s)) = (&user, &service) {
+            if u.source.header_name() == s.source.header_name() {
+                return Err(ConfigError::InvalidRule {
+                    issuer: String::new(),
+                    reason: format!(
+                        "the user and service slots both read {}",
+                        u.source.header_name()
+                    ),
+                });
+            }
+            if !self.interchangeable_ok {
+                check_distinct(&u.slot.verifier, &s.slot.verifier)?;
+            }
+        }
+        Ok(MandateLayer {
+            config: Arc::new(Config {
+                user,
+                service,
+                renderer: self.renderer,
+            }),
+        })
+    }
+}
+
+/// RFC 8725 §3.12: for an issuer both slots trust, the audiences must be
+/// disjoint or the required `typ`s must differ.
+fn check_distinct(user: &Verifier, service: &Verifier) -> Result<(), ConfigError> {
+    for u in user.issuers() {
+        for s in service.issuers().iter().filter(|s| s.name() == u.name()) {
+            let shared_aud = u.audiences().iter().any(|a| s.audiences().contains(a));
+            let distinct_typ = matches!((u.typ(), s.typ()), (Some(a), Some(b)) if a != b);
+            if shared_aud && !distinct_typ {
+                return Err(ConfigError::InterchangeableSlots {
+                    issuer: u.name().to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Debug for MandateBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MandateBuilder")
+            .field("user", &self.user)
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Verifies the user and service tokens of each request; see the
+/// [module docs](self).
+///
+/// Cloning is cheap: the configuration is shared.
+#[derive(Clone)]
+#[must_use]
+pub struct MandateLayer {
+    config: Arc<Config>,
+}
+
+impl MandateLayer {
+    /// A layer with one required user slot and no service slot.
+    pub fn new(user: Verifier) -> Self {
+        MandateLayer::builder()
+            .user(Slot::required(user))
+            .build()
+            .expect("a single slot cannot conflict")
+    }
+
+    /// Start a layer with several slots.
+    pub fn builder() -> MandateBuilder {
+        MandateBuilder {
+            user: None,
+            service: None,
+            renderer: Renderer::default(),
+            interchangeable_ok: false,
+        }
+    }
+}
+
+impl<S> Layer<S> for MandateLayer {
+    type Service = Mandate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Mandate {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for MandateLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MandateLayer")
+            .field("user", &self.config.user.as_ref().map(|c| &c.slot))
+            .field("service", &self.config.service.as_ref().map(|c| &c.slot))
+            .finish()
+    }
+}
+
+/// The service made by [`MandateLayer`].
+#[derive(Clone)]
+pub struct Mandate<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> Mandate<S> {
+    /// Wrap `inner` with the configuration of `layer`.
+    pub fn new(inner: S, layer: &MandateLayer) -> Self {
+        layer.layer(inner)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwrap the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Mandate<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mandate")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Mandate<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<String>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        match self.config.authenticate(req.headers()) {
+            Ok(caller) => {
+                let extensions = req.extensions_mut();
+                extensions.insert(LayerRan(self.config.renderer.clone()));
+                if !caller.is_anonymous() {
+                    extensions.insert(caller);
+                }
+                ResponseFuture {
+                    kind: Kind::Inner {
+                        future: self.inner.call(req),
+                    },
+                }
+            }
+            Err(error) => {
+                tracing::debug!(
+                    target: "tower_mandate::server",
+                    kind = ?error.kind(),
+                    slot = error.slot().map(SlotKind::as_str),
+                    reason = error.reason(),
+                    "request refused"
+                );
+                ResponseFuture {
+                    kind: Kind::Reject {
+                        response: Some(self.config.renderer.render(error, req.headers())),
+                    },
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Mandate`]: the inner service's future, or a
+    /// ready rejection.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Inner { #[pin] future: F },
+        Reject { response: Option<Response<B>> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future } => future.poll(cx),
+            KindProj::Reject { response } => {
+                Poll::Ready(Ok(response.take().expect("future polled after completion")))
+            }
+        }
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests;

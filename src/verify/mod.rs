@@ -1,0 +1,456 @@
+//! Token verification: per-issuer rules ([`Issuer`]) grouped into a
+//! per-slot [`Verifier`].
+//!
+//! What a token must pass, in order (RFC 7519, RFC 8725, RFC 9068):
+//!
+//! 1. at most `max_token_len` bytes (default 8 KiB), checked before decoding;
+//! 2. three unpadded base64url segments; a header with a known `alg` and no
+//!    `crit`, `jku`, `jwk`, `x5u`, `x5c`, `zip` or nested `cty`;
+//! 3. claims: a JSON object without duplicate members, whose `iss` is one of
+//!    the trusted issuers (exact match) — that issuer's rules and keys apply;
+//! 4. the `alg` is on the issuer's allow-list; the key is chosen by `kid`
+//!    (without `kid`, only when exactly one key fits) and must allow the `alg`;
+//! 5. the signature;
+//! 6. `exp` (required), `nbf` and `iat` as numbers within the leeway; `aud`
+//!    holds an accepted audience; `sub` is a string; `typ` and required
+//!    claims when configured; registered claims of the wrong JSON type refuse
+//!    the token; the `act` chain is no deeper than allowed.
+//!
+//! ```
+//! use tower_mandate::{Issuer, Verifier};
+//! use tower_mandate::testing::TestIssuer;
+//!
+//! let idp = TestIssuer::rs256("https://id.example");
+//! let verifier = Verifier::new([
+//!     Issuer::new("https://id.example", "image-store").with_keys(idp.key_set()),
+//! ])?;
+//! let token = idp.token("alice").audience("image-store").scope("images:read").sign();
+//! let principal = verifier.verify(&token)?;
+//! assert_eq!(principal.subject(), "alice");
+//! assert!(verifier.verify("not.a.token").is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod jws;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+use crate::caller::{Actor, PrincipalParts};
+use crate::keys::{AlgSet, Algorithm, KeyMiss, KeySet};
+use crate::{AuthError, ConfigError, PermissionMapping, Principal};
+
+/// Default maximum token length: 8 KiB.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Default clock leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// Default maximum depth of a nested `act` chain.
+pub const DEFAULT_MAX_ACTOR_DEPTH: usize = 5;
+/// Numeric dates above this (9999-12-31T23:59:59Z) are refused as nonsense.
+const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
+
+/// The rules for tokens of one trusted issuer.
+///
+/// Secure by default: the audience is required, the algorithm allow-list is
+/// the asymmetric set, `exp` is required, leeway is 60 s.
+#[derive(Clone)]
+pub struct Issuer {
+    name: String,
+    audiences: Vec<String>,
+    algorithms: AlgSet,
+    leeway: u64,
+    typ: Option<String>,
+    required_claims: Vec<String>,
+    keys: KeySet,
+    permissions: PermissionMapping,
+    max_actor_depth: usize,
+}
+
+impl Issuer {
+    /// Trust tokens whose `iss` is exactly `issuer` and whose `aud` holds `audience`.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Issuer {
+            name: issuer.into(),
+            audiences: vec![audience.into()],
+            algorithms: AlgSet::of(Algorithm::ASYMMETRIC),
+            leeway: DEFAULT_LEEWAY.as_secs(),
+            typ: None,
+            required_claims: Vec::new(),
+            keys: KeySet::new(),
+            permissions: PermissionMapping::default(),
+            max_actor_depth: DEFAULT_MAX_ACTOR_DEPTH,
+        }
+    }
+
+    /// The issuer identifier.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Also accept `audience`.
+    pub fn add_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Replace the algorithm allow-list. HMAC algorithms are accepted only
+    /// when the key set holds a secret long enough for them.
+    pub fn with_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = AlgSet::of(algorithms);
+        self
+    }
+
+    /// Clock leeway for `exp`, `nbf` and `iat` (whole seconds).
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway.as_secs();
+        self
+    }
+
+    /// Require the header `typ` (e.g. `at+jwt`, RFC 9068 §4). Compared
+    /// case-insensitively, with or without the `application/` prefix.
+    pub fn require_typ(mut self, typ: &str) -> Self {
+        self.typ = Some(normalize_typ(typ));
+        self
+    }
+
+    /// Require a claim to be present (e.g. `jti`).
+    pub fn require_claim(mut self, claim: impl Into<String>) -> Self {
+        self.required_claims.push(claim.into());
+        self
+    }
+
+    /// The keys that sign this issuer's tokens.
+    pub fn with_keys(mut self, keys: KeySet) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// How claims and roles become permissions.
+    pub fn with_permissions(mut self, mapping: PermissionMapping) -> Self {
+        self.permissions = mapping;
+        self
+    }
+
+    /// Refuse tokens whose `act` chain is deeper than `depth` (default 5).
+    pub fn with_max_actor_depth(mut self, depth: usize) -> Self {
+        self.max_actor_depth = depth;
+        self
+    }
+
+    pub(crate) fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    pub(crate) fn typ(&self) -> Option<&str> {
+        self.typ.as_deref()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let rule = |reason: &str| ConfigError::InvalidRule {
+            issuer: self.name.clone(),
+            reason: reason.to_owned(),
+        };
+        if self.name.is_empty() {
+            return Err(rule("the issuer is empty"));
+        }
+        if self.audiences.iter().any(String::is_empty) {
+            return Err(rule("an audience is empty"));
+        }
+        if self.algorithms.is_empty() {
+            return Err(rule("no algorithm is allowed"));
+        }
+        if self.keys.is_empty() {
+            return Err(rule("no keys are configured"));
+        }
+        let usable = self.keys.algorithms().intersect(self.algorithms);
+        if usable.is_empty() {
+            return Err(rule("no key can verify any allowed algorithm"));
+        }
+        for alg in self.algorithms.iter().filter(|a| a.is_hmac()) {
+            if !usable.contains(alg) {
+                return Err(rule(&format!(
+                    "{alg} is allowed but no secret of sufficient length is configured"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Check the claims of a token whose signature verified.
+    fn check_claims(
+        &self,
+        header: &jws::Header,
+        claims: &Map<String, Value>,
+        now: u64,
+    ) -> Result<Checked, AuthError> {
+        let invalid = AuthError::invalid_token;
+        if let Some(want) = &self.typ {
+            match &header.typ {
+                Some(typ) if normalize_typ(typ) == *want => {}
+                _ => return Err(invalid("wrong token type")),
+            }
+        }
+        let exp = numeric_date(claims, "exp")?.ok_or_else(|| invalid("missing exp"))?;
+        if now >= (exp.floor() as u64).saturating_add(self.leeway) {
+            return Err(invalid("token expired"));
+        }
+        if let Some(nbf) = numeric_date(claims, "nbf")?.map(|v| v.ceil() as u64)
+            && nbf > now.saturating_add(self.leeway)
+        {
+            return Err(invalid("token not yet valid"));
+        }
+        if let Some(iat) = numeric_date(claims, "iat")?
+            && iat.ceil() as u64 > now.saturating_add(self.leeway)
+        {
+            return Err(invalid("token issued in the future"));
+        }
+        match claims.get("aud") {
+            None => return Err(invalid("missing aud")),
+            Some(Value::String(aud)) => {
+                if !self.audiences.iter().any(|a| a == aud) {
+                    return Err(invalid("audience mismatch"));
+                }
+            }
+            Some(Value::Array(auds)) => {
+                let mut found = false;
+                for aud in auds {
+                    let aud = aud.as_str().ok_or_else(|| invalid("claim of wrong type"))?;
+                    found |= self.audiences.iter().any(|a| a == aud);
+                }
+                if !found {
+                    return Err(invalid("audience mismatch"));
+                }
+            }
+            Some(_) => return Err(invalid("claim of wrong type")),
+        }
+        let subject = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::String(_)) | None => return Err(invalid("missing sub")),
+            Some(_) => return Err(invalid("claim of wrong type")),
+        };
+        for name in ["jti", "client_id", "azp"] {
+            if claims.get(name).is_some_and(|v| !v.is_string()) {
+                return Err(invalid("claim of wrong type"));
+            }
+        }
+        for name in &self.required_claims {
+            if claims.get(name).is_none_or(Value::is_null) {
+                return Err(invalid("missing required claim"));
+            }
+        }
+        let actors = actor_chain(claims, self.max_actor_depth)?;
+        let permissions = self
+            .permissions
+            .extract(claims)
+            .map_err(|_| invalid("claim of wrong type"))?;
+        Ok(Checked {
+            subject,
+            exp: exp.floor() as u64,
+            actors,
+            permissions,
+        })
+    }
+}
+
+struct Checked {
+    subject: String,
+    exp: u64,
+    actors: Vec<Actor>,
+    permissions: crate::Permissions,
+}
+
+fn normalize_typ(typ: &str) -> String {
+    let lower = typ.to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) => rest.to_owned(),
+        None => lower,
+    }
+}
+
+/// A NumericDate (RFC 7519 §2): a JSON number, integer or not, finite,
+/// between 0 and year 9999. Anything else refuses the token.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, AuthError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(v) if v.is_finite() && (0.0..=MAX_NUMERIC_DATE).contains(&v) => Ok(Some(v)),
+            _ => Err(AuthError::invalid_token("date claim out of range")),
+        },
+        Some(_) => Err(AuthError::invalid_token("claim of wrong type")),
+    }
+}
+
+/// Read a nested `act` claim (RFC 8693 §4.1): current actor first.
+fn actor_chain(claims: &Map<String, Value>, max_depth: usize) -> Result<Vec<Actor>, AuthError> {
+    let mut actors = Vec::new();
+    let mut current = claims.get("act");
+    while let Some(value) = current {
+        let act = value
+            .as_object()
+            .ok_or_else(|| AuthError::invalid_token("claim of wrong type"))?;
+        if actors.len() == max_depth {
+            return Err(AuthError::invalid_token("actor chain too deep"));
+        }
+        let sub = match act.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(AuthError::invalid_token("claim of wrong type")),
+        };
+        let iss = match act.get("iss") {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(AuthError::invalid_token("claim of wrong type")),
+        };
+        actors.push(Actor::new(sub, iss));
+        current = act.get("act");
+    }
+    Ok(actors)
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Verifies the tokens of one slot against one or more trusted issuers.
+///
+/// Built once (keys parsed, rules checked), then shared: cloning is cheap.
+#[derive(Clone)]
+pub struct Verifier(Arc<VerifierInner>);
+
+struct VerifierInner {
+    issuers: Vec<Issuer>,
+    max_token_len: usize,
+}
+
+impl Verifier {
+    /// A verifier trusting these issuers.
+    ///
+    /// # Errors
+    ///
+    /// When no issuer is given, an issuer is listed twice, or an issuer's
+    /// rules are unusable (no keys, no algorithm, an HMAC algorithm without
+    /// a long enough secret, an empty audience).
+    pub fn new(issuers: impl IntoIterator<Item = Issuer>) -> Result<Self, ConfigError> {
+        let issuers: Vec<Issuer> = issuers.into_iter().collect();
+        if issuers.is_empty() {
+            return Err(ConfigError::InvalidRule {
+                issuer: String::new(),
+                reason: "no trusted issuer".into(),
+            });
+        }
+        for (i, issuer) in issuers.iter().enumerate() {
+            issuer.validate()?;
+            if issuers[..i].iter().any(|o| o.name == issuer.name) {
+                return Err(ConfigError::InvalidRule {
+                    issuer: issuer.name.clone(),
+                    reason: "listed twice".into(),
+                });
+            }
+        }
+        Ok(Verifier(Arc::new(VerifierInner {
+            issuers,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+        })))
+    }
+
+    /// Refuse tokens longer than `len` bytes before decoding them (default 8 KiB).
+    pub fn with_max_token_len(self, len: usize) -> Self {
+        Verifier(Arc::new(VerifierInner {
+            issuers: self.0.issuers.clone(),
+            max_token_len: len,
+        }))
+    }
+
+    pub(crate) fn issuers(&self) -> &[Issuer] {
+        &self.0.issuers
+    }
+
+    /// Verify a compact JWS and return its principal.
+    ///
+    /// # Errors
+    ///
+    /// An [`AuthError`] of kind `InvalidToken` naming the first rule the
+    /// token broke.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_at(token, unix_now())
+    }
+
+    pub(crate) fn verify_at(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
+        let invalid = AuthError::invalid_token;
+        if token.len() > self.0.max_token_len {
+            return Err(invalid("token too large"));
+        }
+        let compact = jws::split(token)?;
+        let header = jws::header(compact.header)?;
+        let claims = jws::claims(compact.payload)?;
+        // RFC 8725 §3.8: the issuer picks the rules and keys, before the signature.
+        let issuer = match claims.get("iss") {
+            Some(Value::String(iss)) => self
+                .0
+                .issuers
+                .iter()
+                .find(|i| i.name == *iss)
+                .ok_or_else(|| invalid("untrusted issuer"))?,
+            Some(_) => return Err(invalid("claim of wrong type")),
+            None => return Err(invalid("missing iss")),
+        };
+        if !issuer.algorithms.contains(header.alg) {
+            return Err(invalid("algorithm not allowed"));
+        }
+        let key = issuer
+            .keys
+            .select(header.kid.as_deref(), header.alg)
+            .map_err(|miss| match miss {
+                KeyMiss::UnknownKid => invalid("unknown key"),
+                KeyMiss::WrongAlgorithm => invalid("key does not allow algorithm"),
+                KeyMiss::Ambiguous => invalid("no unique key for token without kid"),
+            })?;
+        if !key.verify(
+            header.alg,
+            compact.signing_input.as_bytes(),
+            compact.signature,
+        ) {
+            return Err(invalid("bad signature"));
+        }
+        let checked = issuer.check_claims(&header, &claims, now)?;
+        Ok(Principal::from_parts(PrincipalParts {
+            subject: checked.subject,
+            issuer: issuer.name.clone(),
+            permissions: checked.permissions,
+            claims,
+            token: token.into(),
+            expires_at: checked.exp,
+            actors: checked.actors,
+        }))
+    }
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issuer")
+            .field("name", &self.name)
+            .field("audiences", &self.audiences)
+            .field("algorithms", &self.algorithms)
+            .field("leeway", &self.leeway)
+            .field("typ", &self.typ)
+            .field("required_claims", &self.required_claims)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuers", &self.0.issuers)
+            .field("max_token_len", &self.0.max_token_len)
+            .finish()
+    }
+}
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests;

@@ -1,0 +1,472 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::testing::{TestIssuer, TestKey};
+
+const ISS: &str = "https://id.example";
+const AUD: &str = "image-store";
+
+fn verifier_for(idp: &TestIssuer, tweak: impl FnOnce(Issuer) -> Issuer) -> Verifier {
+    Verifier::new([tweak(Issuer::new(ISS, AUD).with_keys(idp.key_set()))]).unwrap()
+}
+
+#[test]
+fn every_rule() {
+    struct Case {
+        name: &'static str,
+        token: String,
+        /// `None`: accepted; `Some(reason)`: refused with that reason.
+        want: Option<&'static str>,
+    }
+    let idp = TestIssuer::rs256(ISS).with_audience(AUD);
+    let forger = TestKey::generate(Algorithm::RS256, "key-1");
+    let hour = Duration::from_secs(3600);
+    let t = || idp.token("alice");
+    let cases = vec![
+        Case {
+            name: "valid",
+            token: t().sign(),
+            want: None,
+        },
+        Case {
+            name: "aud in array",
+            token: t().claim("aud", json!(["other", AUD])).sign(),
+            want: None,
+        },
+        Case {
+            name: "aud other",
+            token: t().audience("other").sign(),
+            want: Some("audience mismatch"),
+        },
+        Case {
+            name: "aud substring",
+            token: t().audience("image").sign(),
+            want: Some("audience mismatch"),
+        },
+        Case {
+            name: "aud empty",
+            token: t().audience("").sign(),
+            want: Some("audience mismatch"),
+        },
+        Case {
+            name: "aud empty array",
+            token: t().claim("aud", json!([])).sign(),
+            want: Some("audience mismatch"),
+        },
+        Case {
+            name: "aud number",
+            token: t().claim("aud", json!(5)).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "aud array with number",
+            token: t().claim("aud", json!([AUD, 5])).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "aud missing",
+            token: t().without_claim("aud").sign(),
+            want: Some("missing aud"),
+        },
+        Case {
+            name: "forged",
+            token: t().sign_with(&forger),
+            want: Some("bad signature"),
+        },
+        Case {
+            name: "expired",
+            token: t().expired_for(hour).sign(),
+            want: Some("token expired"),
+        },
+        Case {
+            name: "expired within leeway",
+            token: t().expired_for(Duration::from_secs(30)).sign(),
+            want: None,
+        },
+        Case {
+            name: "exp missing",
+            token: t().without_claim("exp").sign(),
+            want: Some("missing exp"),
+        },
+        Case {
+            name: "exp string",
+            token: t().claim("exp", json!("4000000000")).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "exp bool",
+            token: t().claim("exp", json!(true)).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "exp null",
+            token: t().claim("exp", json!(null)).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "exp negative",
+            token: t().claim("exp", json!(-1)).sign(),
+            want: Some("date claim out of range"),
+        },
+        Case {
+            name: "exp huge",
+            token: t().claim("exp", json!(1e300)).sign(),
+            want: Some("date claim out of range"),
+        },
+        Case {
+            name: "exp float",
+            token: t().claim("exp", json!(unix_now() as f64 + 120.5)).sign(),
+            want: None,
+        },
+        Case {
+            name: "nbf future",
+            token: t().not_before_in(hour).sign(),
+            want: Some("token not yet valid"),
+        },
+        Case {
+            name: "nbf within leeway",
+            token: t().not_before_in(Duration::from_secs(30)).sign(),
+            want: None,
+        },
+        Case {
+            name: "nbf string",
+            token: t().claim("nbf", json!("1")).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "iat future",
+            token: t().claim("iat", json!(unix_now() + 3600)).sign(),
+            want: Some("token issued in the future"),
+        },
+        Case {
+            name: "iat string",
+            token: t().claim("iat", json!("x")).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "iss other",
+            token: t().claim("iss", json!("https://evil.example")).sign(),
+            want: Some("untrusted issuer"),
+        },
+        Case {
+            name: "iss trailing slash",
+            token: t().claim("iss", json!("https://id.example/")).sign(),
+            want: Some("untrusted issuer"),
+        },
+        Case {
+            name: "iss case",
+            token: t().claim("iss", json!("https://ID.example")).sign(),
+            want: Some("untrusted issuer"),
+        },
+        Case {
+            name: "iss substring",
+            token: t().claim("iss", json!("https://id.exampl")).sign(),
+            want: Some("untrusted issuer"),
+        },
+        Case {
+            name: "iss number",
+            token: t().claim("iss", json!(1)).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "iss missing",
+            token: t().without_claim("iss").sign(),
+            want: Some("missing iss"),
+        },
+        Case {
+            name: "sub missing",
+            token: t().without_claim("sub").sign(),
+            want: Some("missing sub"),
+        },
+        Case {
+            name: "sub number",
+            token: t().claim("sub", json!(7)).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "jti number",
+            token: t().claim("jti", json!(7)).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "scope array",
+            token: t().claim("scope", json!(["a"])).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "unknown kid",
+            token: t().header("kid", json!("nope")).sign(),
+            want: Some("unknown key"),
+        },
+        Case {
+            name: "kid number",
+            token: t().header("kid", json!(1)).sign(),
+            want: Some("malformed header"),
+        },
+        Case {
+            name: "kid path traversal",
+            token: t().header("kid", json!("../../dev/null")).sign(),
+            want: Some("unknown key"),
+        },
+        Case {
+            name: "no kid, one key",
+            token: t().without_header("kid").sign(),
+            want: None,
+        },
+        Case {
+            name: "alg none",
+            token: t().unsigned(),
+            want: Some("malformed token"),
+        },
+        Case {
+            name: "alg none with signature",
+            token: format!("{}x", t().unsigned()),
+            want: Some("algorithm not allowed"),
+        },
+        Case {
+            name: "alg ES256 on RSA key",
+            token: t().header("alg", json!("ES256")).sign(),
+            want: Some("key does not allow algorithm"),
+        },
+        Case {
+            name: "alg HS256 not allowed",
+            token: t().header("alg", json!("HS256")).sign(),
+            want: Some("algorithm not allowed"),
+        },
+        Case {
+            name: "act chain",
+            token: t().actor("svc-a").actor("svc-b").sign(),
+            want: None,
+        },
+        Case {
+            name: "act too deep",
+            token: (0..6).fold(t(), |b, i| b.actor(&format!("svc-{i}"))).sign(),
+            want: Some("actor chain too deep"),
+        },
+        Case {
+            name: "act not object",
+            token: t().claim("act", json!("svc")).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "act without sub",
+            token: t().claim("act", json!({"iss": "x"})).sign(),
+            want: Some("claim of wrong type"),
+        },
+        Case {
+            name: "too large",
+            token: t().claim("pad", json!("x".repeat(9000))).sign(),
+            want: Some("token too large"),
+        },
+    ];
+    let v = verifier_for(&idp, |i| i);
+    for case in cases {
+        let got = v.verify(&case.token).err().map(|e| e.reason());
+        assert_eq!(got, case.want, "{}", case.name);
+    }
+}
+
+#[test]
+fn key_confusion_hmac_with_public_key_is_refused() {
+    // The classic attack: sign HS256 with the RSA public key as the secret.
+    let idp = TestIssuer::rs256(ISS).with_audience(AUD);
+    let pem = idp.current_key().public_pem();
+    let confused = TestKey::hmac(Algorithm::HS256, "key-1", pem.as_bytes());
+    let token = idp
+        .token("alice")
+        .header("alg", json!("HS256"))
+        .sign_with(&confused);
+    let v = verifier_for(&idp, |i| i);
+    assert_eq!(
+        v.verify(&token).unwrap_err().reason(),
+        "algorithm not allowed"
+    );
+    // Even with HS256 allowed, an RSA key never verifies HMAC.
+    let both = Verifier::new([Issuer::new(ISS, AUD)
+        .with_keys(idp.key_set().add_hmac_secret(Some("h"), [1u8; 32]).unwrap())
+        .with_algorithms([Algorithm::RS256, Algorithm::HS256])])
+    .unwrap();
+    assert_eq!(
+        both.verify(&token).unwrap_err().reason(),
+        "key does not allow algorithm"
+    );
+}
+
+#[test]
+fn every_algorithm_verifies() {
+    for alg in Algorithm::ALL {
+        let key = if alg.is_hmac() {
+            TestKey::generate(alg, "k")
+        } else {
+            TestKey::generate(alg, "k")
+        };
+        let idp = TestIssuer::new(ISS, key).with_audience(AUD);
+        let v = verifier_for(&idp, |i| i.with_algorithms([alg]));
+        let p = v.verify(&idp.token("alice").sign());
+        assert!(p.is_ok(), "{alg}: {p:?}");
+    }
+}
+
+#[test]
+fn typ_and_required_claims() {
+    let idp = TestIssuer::es256(ISS).with_audience(AUD);
+    let v = verifier_for(&idp, |i| i.require_typ("at+jwt").require_claim("client_id"));
+    let ok = idp
+        .token("a")
+        .header("typ", json!("at+jwt"))
+        .claim("client_id", json!("c"))
+        .sign();
+    assert!(v.verify(&ok).is_ok());
+    let media = idp
+        .token("a")
+        .header("typ", json!("application/AT+JWT"))
+        .claim("client_id", json!("c"))
+        .sign();
+    assert!(v.verify(&media).is_ok(), "media type form");
+    let plain = idp.token("a").claim("client_id", json!("c")).sign();
+    assert_eq!(v.verify(&plain).unwrap_err().reason(), "wrong token type");
+    let missing = idp.token("a").header("typ", json!("at+jwt")).sign();
+    assert_eq!(
+        v.verify(&missing).unwrap_err().reason(),
+        "missing required claim"
+    );
+}
+
+#[test]
+fn several_issuers_use_their_own_keys() {
+    let a = TestIssuer::rs256("https://a.example").with_audience(AUD);
+    let b = TestIssuer::eddsa("https://b.example").with_audience(AUD);
+    let v = Verifier::new([
+        Issuer::new("https://a.example", AUD).with_keys(a.key_set()),
+        Issuer::new("https://b.example", AUD).with_keys(b.key_set()),
+    ])
+    .unwrap();
+    assert_eq!(
+        v.verify(&a.token("x").sign()).unwrap().issuer(),
+        "https://a.example"
+    );
+    assert_eq!(
+        v.verify(&b.token("y").sign()).unwrap().issuer(),
+        "https://b.example"
+    );
+    // b's key signing a token that claims to come from a: a's keys are used, so it fails.
+    let cross = a
+        .token("x")
+        .header("alg", json!("EdDSA"))
+        .sign_with(&b.current_key());
+    assert!(v.verify(&cross).is_err());
+}
+
+#[test]
+fn config_errors() {
+    let idp = TestIssuer::rs256(ISS);
+    struct Case {
+        name: &'static str,
+        issuers: Vec<Issuer>,
+    }
+    let cases = [
+        Case {
+            name: "none",
+            issuers: vec![],
+        },
+        Case {
+            name: "no keys",
+            issuers: vec![Issuer::new(ISS, AUD)],
+        },
+        Case {
+            name: "empty audience",
+            issuers: vec![Issuer::new(ISS, "").with_keys(idp.key_set())],
+        },
+        Case {
+            name: "empty issuer",
+            issuers: vec![Issuer::new("", AUD).with_keys(idp.key_set())],
+        },
+        Case {
+            name: "no usable algorithm",
+            issuers: vec![
+                Issuer::new(ISS, AUD)
+                    .with_keys(idp.key_set())
+                    .with_algorithms([Algorithm::ES256]),
+            ],
+        },
+        Case {
+            name: "hmac without secret",
+            issuers: vec![
+                Issuer::new(ISS, AUD)
+                    .with_keys(idp.key_set())
+                    .with_algorithms([Algorithm::RS256, Algorithm::HS256]),
+            ],
+        },
+        Case {
+            name: "twice",
+            issuers: vec![
+                Issuer::new(ISS, AUD).with_keys(idp.key_set()),
+                Issuer::new(ISS, AUD).with_keys(idp.key_set()),
+            ],
+        },
+    ];
+    for case in cases {
+        assert!(Verifier::new(case.issuers).is_err(), "{}", case.name);
+    }
+    assert!(
+        KeySet::new().add_hmac_secret(None, [0u8; 31]).is_err(),
+        "short secret"
+    );
+}
+
+#[test]
+fn permissions_and_claims_reach_the_principal() {
+    let idp = TestIssuer::rs256(ISS).with_audience(AUD);
+    let v = verifier_for(&idp, |i| {
+        i.with_permissions(
+            PermissionMapping::default()
+                .with_role_claims(["realm_access.roles"])
+                .add_role("admin", ["images:read:any"]),
+        )
+    });
+    let token = idp
+        .token("alice")
+        .scope("images:read images:write")
+        .permissions(["tags:write"])
+        .claim("realm_access", json!({"roles": ["admin"]}))
+        .claim("tenant", json!("t1"))
+        .actor("svc")
+        .sign();
+    let p = v.verify(&token).unwrap();
+    assert_eq!(
+        p.permissions().iter().collect::<Vec<_>>(),
+        [
+            "images:read",
+            "images:read:any",
+            "images:write",
+            "tags:write"
+        ]
+    );
+    assert_eq!(p.claim("tenant"), Some(&json!("t1")));
+    assert_eq!(p.actors()[0].subject(), "svc");
+    assert_eq!(p.token(), token);
+    assert!(p.token_id().is_some());
+}
+
+#[test]
+fn pem_keys() {
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ] {
+        let key = TestKey::generate(alg, "k");
+        let pem = key.public_pem();
+        let idp = TestIssuer::new(ISS, key).with_audience(AUD);
+        let keys = KeySet::new().add_pem(Some("k"), &pem).unwrap();
+        let v =
+            Verifier::new([Issuer::new(ISS, AUD).with_keys(keys).with_algorithms([alg])]).unwrap();
+        assert!(v.verify(&idp.token("a").sign()).is_ok(), "{alg}");
+        let pinned = KeySet::new().add_pem_for(Some("k"), alg, &pem).unwrap();
+        assert_eq!(pinned.algorithms().iter().collect::<Vec<_>>(), [alg]);
+    }
+    assert!(KeySet::new().add_pem(None, "not a pem").is_err());
+}
