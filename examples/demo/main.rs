@@ -1,0 +1,244 @@
+//! The demo: starts image_store in-process with embedded issuers and plays
+//! the image-sharing story, one line per step with the expected and actual
+//! outcome. Exits non-zero if any step differs.
+//!
+//! ```text
+//! cargo run --example demo
+//! ```
+
+#[path = "../image_store/app.rs"]
+mod app;
+
+use std::time::Duration;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use tower_mandate::Algorithm;
+use tower_mandate::testing::TestKey;
+
+struct Step<'a> {
+    name: &'a str,
+    method: Method,
+    path: String,
+    user: Option<&'a str>,
+    service: Option<&'a str>,
+    expect: u16,
+}
+
+struct Demo {
+    client: Client,
+    base: String,
+    failures: usize,
+}
+
+impl Demo {
+    async fn run(&mut self, step: Step<'_>) -> Value {
+        let mut req = self
+            .client
+            .request(step.method, format!("{}{}", self.base, step.path));
+        if let Some(t) = step.user {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(t) = step.service {
+            req = req.header("service-authorization", format!("Bearer {t}"));
+        }
+        let (status, body) = match req.body("image bytes").send().await {
+            Ok(res) => {
+                let status = res.status();
+                (status, res.json::<Value>().await.unwrap_or(Value::Null))
+            }
+            Err(e) => {
+                println!("[FAIL] {}: request failed: {e}", step.name);
+                self.failures += 1;
+                return Value::Null;
+            }
+        };
+        let ok = status == StatusCode::from_u16(step.expect).expect("valid status");
+        if !ok {
+            self.failures += 1;
+        }
+        println!(
+            "[{}] {:<62} expected {} got {}",
+            if ok { " ok " } else { "FAIL" },
+            step.name,
+            step.expect,
+            status.as_u16()
+        );
+        body
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let settings = app::Settings {
+        bind: "127.0.0.1:0".into(),
+        algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
+        leeway: Duration::from_secs(60),
+    };
+    let e = app::Embedded::new(app::DEFAULT_AUDIENCE);
+    let layer = app::layer(
+        settings.verifier(e.users.issuer(), app::DEFAULT_AUDIENCE, e.users.key_set())?,
+        Some(settings.verifier(
+            e.services.issuer(),
+            app::DEFAULT_AUDIENCE,
+            e.services.key_set(),
+        )?),
+    )?;
+    let listener = tokio::net::TcpListener::bind(&settings.bind).await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app::router(layer)).await });
+    println!("image_store on http://{addr} with embedded issuers\n");
+
+    let all = "images:read images:write images:delete";
+    let alice = e.users.token("alice").scope(all).sign();
+    let bob = e.users.token("bob").scope(all).sign();
+    let archiver = e
+        .services
+        .token("archiver")
+        .scope("images:read images:read:any")
+        .sign();
+    let weak_service = e.services.token("thumbnailer").scope("images:write").sign();
+    let forger = TestKey::generate(Algorithm::RS256, "key-1");
+    let forged = e.users.token("alice").scope(all).sign_with(&forger);
+    let unsigned = e.users.token("alice").scope(all).unsigned();
+    let expired = e
+        .users
+        .token("alice")
+        .scope(all)
+        .expired_for(Duration::from_secs(3600))
+        .sign();
+    let wrong_aud = e.users.token("alice").scope(all).audience("billing").sign();
+
+    let mut demo = Demo {
+        client: Client::new(),
+        base: format!("http://{addr}"),
+        failures: 0,
+    };
+    let created = demo
+        .run(Step {
+            name: "alice uploads an image",
+            method: Method::POST,
+            path: "/images".into(),
+            user: Some(&alice),
+            service: None,
+            expect: 201,
+        })
+        .await;
+    let id = created["id"].as_str().unwrap_or("img-1").to_owned();
+    let image = format!("/images/{id}");
+    let steps = [
+        (
+            "alice reads her image",
+            Method::GET,
+            Some(&alice),
+            None,
+            200,
+        ),
+        (
+            "bob cannot read alice's image",
+            Method::GET,
+            Some(&bob),
+            None,
+            403,
+        ),
+        (
+            "bob cannot delete alice's image",
+            Method::DELETE,
+            Some(&bob),
+            None,
+            403,
+        ),
+        (
+            "archiver (no user) reads it with images:read:any",
+            Method::GET,
+            None,
+            Some(&archiver),
+            200,
+        ),
+        (
+            "archiver cannot delete it",
+            Method::DELETE,
+            None,
+            Some(&archiver),
+            403,
+        ),
+        (
+            "alice through a service lacking images:read is refused",
+            Method::GET,
+            Some(&alice),
+            Some(&weak_service),
+            403,
+        ),
+        (
+            "forged token is refused",
+            Method::GET,
+            Some(&forged),
+            None,
+            401,
+        ),
+        (
+            "alg:none token is refused",
+            Method::GET,
+            Some(&unsigned),
+            None,
+            401,
+        ),
+        (
+            "expired token is refused",
+            Method::GET,
+            Some(&expired),
+            None,
+            401,
+        ),
+        (
+            "token for another audience is refused",
+            Method::GET,
+            Some(&wrong_aud),
+            None,
+            401,
+        ),
+        ("no token at all is refused", Method::GET, None, None, 401),
+        (
+            "alice deletes her image",
+            Method::DELETE,
+            Some(&alice),
+            None,
+            204,
+        ),
+        ("the image is gone", Method::GET, Some(&alice), None, 404),
+    ];
+    for (name, method, user, service, expect) in steps {
+        demo.run(Step {
+            name,
+            method,
+            path: image.clone(),
+            user: user.map(String::as_str),
+            service: service.map(String::as_str),
+            expect,
+        })
+        .await;
+    }
+    let me = demo
+        .run(Step {
+            name: "alice and archiver together on /me",
+            method: Method::GET,
+            path: "/me".into(),
+            user: Some(&alice),
+            service: Some(&archiver),
+            expect: 200,
+        })
+        .await;
+    let want = json!({"user": "alice", "service": "archiver"});
+    let got = json!({"user": me["user"]["sub"], "service": me["service"]["sub"]});
+    if got != want {
+        println!("[FAIL] /me names {got}, expected {want}");
+        demo.failures += 1;
+    }
+    server.abort();
+    if demo.failures > 0 {
+        println!("\n{} step(s) differ from what was expected", demo.failures);
+        std::process::exit(1);
+    }
+    println!("\nevery step as expected");
+    Ok(())
+}

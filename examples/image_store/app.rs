@@ -1,0 +1,230 @@
+//! The image_store service: routes, permissions, and configuration from the
+//! environment. Shared by the `image_store` and `demo` examples, which use
+//! different parts of it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tower_mandate::testing::TestIssuer;
+use tower_mandate::{
+    Algorithm, AuthError, Caller, Issuer, KeySet, MandateLayer, Permission, PermissionMapping,
+    Principal, Require, Slot, Verifier, permission,
+};
+
+permission! {
+    /// Read images.
+    pub ImagesRead = "images:read";
+    /// Upload images.
+    pub ImagesWrite = "images:write";
+    /// Delete images.
+    pub ImagesDelete = "images:delete";
+}
+
+pub(crate) const DEFAULT_AUDIENCE: &str = "image-store";
+
+#[derive(Clone)]
+struct Image {
+    owner: String,
+    size: usize,
+}
+
+#[derive(Clone, Default)]
+struct Store {
+    images: Arc<Mutex<HashMap<String, Image>>>,
+    next: Arc<AtomicU64>,
+}
+
+/// The routes of image_store behind `layer`.
+pub(crate) fn router(layer: MandateLayer) -> Router {
+    Router::new()
+        .route("/me", get(me))
+        .route("/images", post(create))
+        .route("/images/{id}", get(read).delete(remove))
+        .route_layer(layer)
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(Store::default())
+}
+
+fn principal_json(p: Option<&Principal>) -> Value {
+    p.map_or(
+        Value::Null,
+        |p| json!({"sub": p.subject(), "permissions": p.permissions().iter().collect::<Vec<_>>()}),
+    )
+}
+
+async fn me(caller: Caller) -> Json<Value> {
+    Json(json!({
+        "user": principal_json(caller.user()),
+        "service": principal_json(caller.service()),
+        "actors": caller.actors().iter().map(|a| a.subject()).collect::<Vec<_>>(),
+    }))
+}
+
+async fn create(
+    State(store): State<Store>,
+    caller: Require<ImagesWrite>,
+    body: Bytes,
+) -> Result<Response, AuthError> {
+    // An image belongs to a user: a service alone cannot upload.
+    let owner = caller
+        .user()
+        .ok_or_else(|| AuthError::insufficient_scope(ImagesWrite::NAME))?
+        .subject()
+        .to_owned();
+    let id = format!("img-{}", store.next.fetch_add(1, Ordering::Relaxed) + 1);
+    let image = Image {
+        owner: owner.clone(),
+        size: body.len(),
+    };
+    store.images.lock().unwrap().insert(id.clone(), image);
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "owner": owner}))).into_response())
+}
+
+fn find(store: &Store, id: &str) -> Option<Image> {
+    store.images.lock().unwrap().get(id).cloned()
+}
+
+async fn read(
+    State(store): State<Store>,
+    caller: Require<ImagesRead>,
+    Path(id): Path<String>,
+) -> Result<Response, AuthError> {
+    let Some(image) = find(&store, &id) else {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    };
+    caller.require_owner::<ImagesRead>(&image.owner)?;
+    Ok(Json(json!({"id": id, "owner": image.owner, "size": image.size})).into_response())
+}
+
+async fn remove(
+    State(store): State<Store>,
+    caller: Require<ImagesDelete>,
+    Path(id): Path<String>,
+) -> Result<Response, AuthError> {
+    let Some(image) = find(&store, &id) else {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    };
+    // Checked before the mutation.
+    caller.require_owner::<ImagesDelete>(&image.owner)?;
+    store.images.lock().unwrap().remove(&id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Settings read from the environment (see the README's image_store contract).
+pub(crate) struct Settings {
+    pub(crate) bind: String,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) leeway: Duration,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Settings {
+    pub(crate) fn from_env() -> Result<Self, Box<dyn std::error::Error>> {
+        let algorithms = env("ALGORITHMS")
+            .unwrap_or_else(|| "RS256,ES256,EdDSA".into())
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<Algorithm>, _>>()?;
+        let leeway = env("LEEWAY_SECS").map_or(Ok(60), |v| v.parse::<u64>())?;
+        Ok(Settings {
+            bind: env("BIND").unwrap_or_else(|| "127.0.0.1:3000".into()),
+            algorithms,
+            leeway: Duration::from_secs(leeway),
+        })
+    }
+
+    /// The rules of one slot for `issuer` with `keys`.
+    pub(crate) fn verifier(
+        &self,
+        issuer: &str,
+        audience: &str,
+        keys: KeySet,
+    ) -> Result<Verifier, tower_mandate::ConfigError> {
+        Verifier::new([Issuer::new(issuer, audience)
+            .with_keys(keys)
+            .with_algorithms(self.algorithms.iter().copied())
+            .with_leeway(self.leeway)
+            .with_permissions(
+                PermissionMapping::default().with_permission_claims(["scope", "permissions"]),
+            )])
+    }
+}
+
+/// Issuers made in-process when the environment names none.
+pub(crate) struct Embedded {
+    pub(crate) users: TestIssuer,
+    pub(crate) services: TestIssuer,
+}
+
+impl Embedded {
+    pub(crate) fn new(audience: &str) -> Self {
+        Embedded {
+            users: TestIssuer::rs256("https://users.image-store.local").with_audience(audience),
+            services: TestIssuer::es256("https://services.image-store.local")
+                .with_audience(audience),
+        }
+    }
+}
+
+/// The layer as the environment describes it; the embedded issuers when
+/// `USER_ISSUER` is unset.
+pub(crate) fn layer_from_env(
+    settings: &Settings,
+) -> Result<(MandateLayer, Option<Embedded>), Box<dyn std::error::Error>> {
+    let user_aud = env("USER_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.into());
+    let service_aud = env("SERVICE_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.into());
+    let jwks = |var: &str| -> Result<KeySet, Box<dyn std::error::Error>> {
+        let path = env(var).ok_or_else(|| format!("{var} is required with an issuer"))?;
+        Ok(KeySet::from_jwks_file(path)?)
+    };
+    let mut embedded = None;
+    let user = match env("USER_ISSUER") {
+        Some(iss) => settings.verifier(&iss, &user_aud, jwks("USER_JWKS_FILE")?)?,
+        None => {
+            let e = Embedded::new(&user_aud);
+            let v = settings.verifier(e.users.issuer(), &user_aud, e.users.key_set())?;
+            embedded = Some(e);
+            v
+        }
+    };
+    // Embedded mode embeds a service issuer too, unless SERVICE_ISSUER names one.
+    let service = match (env("SERVICE_ISSUER"), &embedded) {
+        (Some(iss), _) => {
+            Some(settings.verifier(&iss, &service_aud, jwks("SERVICE_JWKS_FILE")?)?)
+        }
+        (None, Some(e)) => {
+            Some(settings.verifier(e.services.issuer(), &service_aud, e.services.key_set())?)
+        }
+        (None, None) => None,
+    };
+    Ok((layer(user, service)?, embedded))
+}
+
+/// With a service slot, both slots are optional so that a service may call
+/// without a user (jobs); without one, the user slot is required.
+pub(crate) fn layer(
+    user: Verifier,
+    service: Option<Verifier>,
+) -> Result<MandateLayer, tower_mandate::ConfigError> {
+    let builder = MandateLayer::builder();
+    match service {
+        Some(service) => builder
+            .user(Slot::optional(user))
+            .service(Slot::optional(service))
+            .build(),
+        None => builder.user(Slot::required(user)).build(),
+    }
+}
