@@ -1,1 +1,95 @@
-fn main() {}
+//! Decode + verify per algorithm, through the crate's verifier and through
+//! plain `jsonwebtoken::decode` with the same validation, side by side; and
+//! the cost of a `Require<P>` check on a caller holding 20 permissions.
+//!
+//! ```text
+//! cargo bench --bench verify
+//! ```
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde_json::Value;
+use tower_mandate::testing::{TestIssuer, TestKey};
+use tower_mandate::{Algorithm, Caller, Issuer, Verifier, permission};
+
+const ISS: &str = "https://id.example";
+const AUD: &str = "image-store";
+
+permission! {
+    Wanted = "perm:17";
+}
+
+fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
+    alg.as_str().parse().expect("same names")
+}
+
+fn decode_verify(c: &mut Criterion) {
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+    );
+    let mut group = c.benchmark_group("decode_verify");
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::ES256,
+        Algorithm::EdDSA,
+        Algorithm::HS256,
+    ] {
+        let idp = TestIssuer::new(ISS, TestKey::generate(alg, "k1")).with_audience(AUD);
+        let token = idp.token("alice").scope("images:read images:write").sign();
+
+        let ours = Verifier::new([Issuer::new(ISS, AUD)
+            .with_keys(idp.key_set())
+            .with_algorithms([alg])])
+        .unwrap();
+        assert!(ours.verify(&token).is_ok());
+
+        let jwk: Jwk = serde_json::from_value(idp.current_key().jwk()).unwrap();
+        let key = DecodingKey::from_jwk(&jwk).unwrap();
+        let mut validation = Validation::new(jwt_alg(alg));
+        validation.set_issuer(&[ISS]);
+        validation.set_audience(&[AUD]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 60;
+        assert!(jsonwebtoken::decode::<Value>(&token, &key, &validation).is_ok());
+
+        group.bench_function(format!("tower_mandate/{alg}"), |b| {
+            b.iter(|| ours.verify(black_box(&token)).unwrap())
+        });
+        group.bench_function(format!("jsonwebtoken/{alg}"), |b| {
+            b.iter(|| jsonwebtoken::decode::<Value>(black_box(&token), &key, &validation).unwrap())
+        });
+    }
+    group.finish();
+}
+
+fn permission_check(c: &mut Criterion) {
+    let users = TestIssuer::es256(ISS).with_audience(AUD);
+    let services = TestIssuer::es256("https://services.example").with_audience(AUD);
+    let perms: Vec<String> = (0..20).map(|i| format!("perm:{i}")).collect();
+    let verify = |idp: &TestIssuer, sub: &str| {
+        Verifier::new([Issuer::new(idp.issuer(), AUD).with_keys(idp.key_set())])
+            .unwrap()
+            .verify(&idp.token(sub).permissions(&perms).sign())
+            .unwrap()
+    };
+    let user_only = Caller::new(Some(verify(&users, "alice")), None);
+    let both = Caller::new(
+        Some(verify(&users, "alice")),
+        Some(verify(&services, "svc")),
+    );
+    assert!(user_only.require::<Wanted>().is_ok());
+    let mut group = c.benchmark_group("require");
+    group.bench_function("user_20_permissions", |b| {
+        b.iter(|| black_box(&user_only).require::<Wanted>().is_ok())
+    });
+    group.bench_function("user_and_service_20_permissions", |b| {
+        b.iter(|| black_box(&both).require::<Wanted>().is_ok())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode_verify, permission_check);
+criterion_main!(benches);

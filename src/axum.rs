@@ -79,7 +79,9 @@ impl IntoResponse for MissingMandateLayer {
 
 /// Rejection of a caller who is not authenticated or lacks a permission,
 /// rendered by the layer's [`MakeRejection`](crate::MakeRejection).
-pub struct Refused {
+pub struct Refused(Box<RefusedInner>);
+
+struct RefusedInner {
     error: AuthError,
     renderer: Renderer,
     headers: HeaderMap,
@@ -88,31 +90,36 @@ pub struct Refused {
 impl Refused {
     /// 401 or 403.
     pub fn status(&self) -> StatusCode {
-        self.error.status()
+        self.0.error.status()
     }
 
     /// A short description.
     pub fn body_text(&self) -> String {
-        self.error.to_string()
+        self.0.error.to_string()
     }
 
     /// The error.
     pub fn error(&self) -> &AuthError {
-        &self.error
+        &self.0.error
     }
 }
 
 impl fmt::Debug for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Refused")
-            .field("error", &self.error)
+            .field("error", &self.0.error)
             .finish()
     }
 }
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
-        self.renderer.render(self.error, &self.headers)
+        let RefusedInner {
+            error,
+            renderer,
+            headers,
+        } = *self.0;
+        renderer.render(error, &headers)
     }
 }
 
@@ -154,11 +161,11 @@ impl IntoResponse for MandateRejection {
 }
 
 fn refuse(parts: &Parts, renderer: &Renderer, error: AuthError) -> MandateRejection {
-    MandateRejection::Refused(Refused {
+    MandateRejection::Refused(Refused(Box::new(RefusedInner {
         error,
         renderer: renderer.clone(),
         headers: parts.headers.clone(),
-    })
+    })))
 }
 
 /// The caller and the layer's renderer, or the matching rejection.

@@ -36,7 +36,7 @@
 //!
 //! See [`verify`] for the rules a token must pass (RFC 7519, RFC 8725,
 //! RFC 9068), [`server`] for the layer and its answers (RFC 6750), and
-//! [`permission`] for how claims and roles become permissions.
+//! [`permission`](mod@permission) for how claims and roles become permissions.
 //!
 //! | case | HTTP | `WWW-Authenticate` |
 //! |---|---|---|
@@ -82,3 +82,7 @@ pub use verify::{Issuer, Verifier};
 
 #[cfg(feature = "axum")]
 pub use crate::axum::{Require, RequireService, RequireUser};
+
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,4 +1,4 @@
-//! Permissions: the [`Permission`] trait, the [`permission!`](crate::permission!)
+//! Permissions: the [`Permission`] trait, the [`permission!`](macro@crate::permission)
 //! macro, the [`AllOf`] / [`AnyOf`] combinators, and how claims and roles map
 //! to a [`Permissions`] set ([`PermissionMapping`]).
 //!
@@ -26,7 +26,7 @@ use std::marker::PhantomData;
 
 use serde_json::{Map, Value};
 
-/// A named permission, declared with [`permission!`](crate::permission!).
+/// A named permission, declared with [`permission!`](macro@crate::permission).
 pub trait Permission: Send + Sync + 'static {
     /// The permission as it appears in tokens (e.g. `"images:read"`).
     const NAME: &'static str;

@@ -1,1 +1,401 @@
+//! Real axum servers on 127.0.0.1, real reqwest clients: the image_store
+//! contract with tokens from the test kit, and the image_store example
+//! binary with keys and tokens minted by PyJWT.
 
+#[path = "../examples/image_store/app.rs"]
+mod app;
+mod support;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tower_mandate::testing::TestKey;
+use tower_mandate::{Algorithm, Caller};
+
+use support::{Server, http_client};
+
+fn settings() -> app::Settings {
+    app::Settings {
+        bind: "127.0.0.1:0".into(),
+        algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
+        leeway: Duration::from_secs(60),
+    }
+}
+
+async fn image_store(e: &app::Embedded) -> Server {
+    let s = settings();
+    let aud = app::DEFAULT_AUDIENCE;
+    let layer = app::layer(
+        s.verifier(e.users.issuer(), aud, e.users.key_set())
+            .unwrap(),
+        Some(
+            s.verifier(e.services.issuer(), aud, e.services.key_set())
+                .unwrap(),
+        ),
+    )
+    .unwrap();
+    Server::start(app::router(layer)).await
+}
+
+#[tokio::test]
+async fn image_store_contract_with_test_kit_tokens() {
+    let e = app::Embedded::new(app::DEFAULT_AUDIENCE);
+    let server = image_store(&e).await;
+    let client = http_client();
+    let all = "images:read images:write images:delete";
+    let alice = e.users.token("alice").scope(all).sign();
+    let bob = e
+        .users
+        .token("bob")
+        .permissions(["images:read", "images:delete"])
+        .sign();
+    let archiver = e
+        .services
+        .token("archiver")
+        .scope("images:read images:read:any")
+        .sign();
+    let weak = e.services.token("thumbnailer").scope("images:write").sign();
+    let delegated = e.users.token("alice").scope(all).actor("tagger").sign();
+
+    // Health needs no token.
+    let res = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Upload: 201 with the owner; a service without a user gets 403.
+    let res = server
+        .call(&client, "POST", "/images", Some(&alice), None)
+        .await;
+    assert_eq!(res.0, StatusCode::CREATED);
+    assert_eq!(res.1["owner"], "alice");
+    let id = res.1["id"].as_str().unwrap().to_owned();
+    let path = format!("/images/{id}");
+    let res = server
+        .call(&client, "POST", "/images", None, Some(&archiver))
+        .await;
+    assert_eq!(res.0, StatusCode::FORBIDDEN);
+    let res = server
+        .call(&client, "POST", "/images", Some(&bob), None)
+        .await;
+    assert_eq!(res.0, StatusCode::FORBIDDEN, "bob lacks images:write");
+
+    struct Case<'a> {
+        name: &'a str,
+        method: &'a str,
+        path: &'a str,
+        user: Option<&'a str>,
+        service: Option<&'a str>,
+        status: u16,
+    }
+    let missing = "/images/img-999";
+    let cases = [
+        Case {
+            name: "owner reads",
+            method: "GET",
+            path: &path,
+            user: Some(&alice),
+            service: None,
+            status: 200,
+        },
+        Case {
+            name: "other user reads",
+            method: "GET",
+            path: &path,
+            user: Some(&bob),
+            service: None,
+            status: 403,
+        },
+        Case {
+            name: "other user, absent image",
+            method: "GET",
+            path: missing,
+            user: Some(&bob),
+            service: None,
+            status: 404,
+        },
+        Case {
+            name: "no token, absent image",
+            method: "GET",
+            path: missing,
+            user: None,
+            service: None,
+            status: 401,
+        },
+        Case {
+            name: "archiver reads any",
+            method: "GET",
+            path: &path,
+            user: None,
+            service: Some(&archiver),
+            status: 200,
+        },
+        Case {
+            name: "archiver deletes",
+            method: "DELETE",
+            path: &path,
+            user: None,
+            service: Some(&archiver),
+            status: 403,
+        },
+        Case {
+            name: "owner via weak service",
+            method: "GET",
+            path: &path,
+            user: Some(&alice),
+            service: Some(&weak),
+            status: 403,
+        },
+        Case {
+            name: "owner via archiver",
+            method: "GET",
+            path: &path,
+            user: Some(&alice),
+            service: Some(&archiver),
+            status: 200,
+        },
+        Case {
+            name: "other user deletes",
+            method: "DELETE",
+            path: &path,
+            user: Some(&bob),
+            service: None,
+            status: 403,
+        },
+        Case {
+            name: "user token as service token",
+            method: "GET",
+            path: &path,
+            user: None,
+            service: Some(&alice),
+            status: 401,
+        },
+        Case {
+            name: "service token as user token",
+            method: "GET",
+            path: &path,
+            user: Some(&archiver),
+            service: None,
+            status: 401,
+        },
+        Case {
+            name: "owner deletes",
+            method: "DELETE",
+            path: &path,
+            user: Some(&alice),
+            service: None,
+            status: 204,
+        },
+        Case {
+            name: "gone",
+            method: "GET",
+            path: &path,
+            user: Some(&alice),
+            service: None,
+            status: 404,
+        },
+    ];
+    for c in cases {
+        let (status, _) = server
+            .call(&client, c.method, c.path, c.user, c.service)
+            .await;
+        assert_eq!(status.as_u16(), c.status, "{}", c.name);
+    }
+
+    // /me shows both principals and the actor chain.
+    let (status, me) = server
+        .call(&client, "GET", "/me", Some(&delegated), Some(&archiver))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(me["user"]["sub"], "alice");
+    assert_eq!(me["service"]["sub"], "archiver");
+    assert_eq!(
+        me["service"]["permissions"],
+        json!(["images:read", "images:read:any"])
+    );
+    assert_eq!(me["actors"], json!(["tagger"]));
+    let (status, _) = server.call(&client, "GET", "/me", None, None).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn rejections_over_the_wire() {
+    let e = app::Embedded::new(app::DEFAULT_AUDIENCE);
+    let server = image_store(&e).await;
+    let client = http_client();
+    let alice = e.users.token("alice").scope("images:read").sign();
+
+    let res = client.get(server.url("/me")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+
+    let res = client
+        .get(server.url("/me"))
+        .header("authorization", format!("Bearer {alice}"))
+        .header("authorization", format!("Bearer {alice}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(
+        res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains(r#"error="invalid_request""#)
+    );
+
+    let forged = e
+        .users
+        .token("alice")
+        .sign_with(&TestKey::generate(Algorithm::RS256, "key-1"));
+    let res = client
+        .get(server.url("/me"))
+        .header("authorization", format!("Bearer {forged}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with(r#"Bearer error="invalid_token""#),
+        "{challenge}"
+    );
+    let body = res.text().await.unwrap();
+    assert!(!body.contains(&forged[..20]), "the body echoes the token");
+
+    let res = client
+        .post(server.url("/images"))
+        .header("authorization", format!("Bearer {alice}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer error="insufficient_scope", error_description="permission missing", scope="images:write""#
+    );
+
+    // Unknown routes stay 404 without a token: the layer is on route_layer.
+    let res = client.get(server.url("/nope")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn missing_layer_is_a_500_naming_the_fix() {
+    async fn me(caller: Caller) -> String {
+        format!("{caller:?}")
+    }
+    let server = Server::start(Router::new().route("/me", get(me))).await;
+    let res = http_client().get(server.url("/me")).send().await.unwrap();
+    assert_eq!(res.status(), 500);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("route_layer(MandateLayer"), "{body}");
+}
+
+#[tokio::test]
+async fn image_store_binary_accepts_pyjwt_tokens() {
+    let user_iss = "https://users.pyjwt.test";
+    let service_iss = "https://services.pyjwt.test";
+    let minted = support::python(&[
+        "tests/support/pyjwt_tokens.py",
+        user_iss,
+        service_iss,
+        "image-store",
+    ]);
+    let minted: Value = serde_json::from_str(&minted).expect("PyJWT output");
+    let dir = support::temp_dir("pyjwt");
+    let user_jwks = dir.join("users.json");
+    let service_jwks = dir.join("services.json");
+    std::fs::write(&user_jwks, minted["user_jwks"].to_string()).unwrap();
+    std::fs::write(&service_jwks, minted["service_jwks"].to_string()).unwrap();
+
+    let server = support::Example::spawn(
+        "image_store",
+        &[
+            ("USER_ISSUER", user_iss),
+            ("USER_JWKS_FILE", user_jwks.to_str().unwrap()),
+            ("SERVICE_ISSUER", service_iss),
+            ("SERVICE_JWKS_FILE", service_jwks.to_str().unwrap()),
+            ("ALGORITHMS", "RS256,PS256,ES256,EdDSA"),
+        ],
+    )
+    .await;
+    let client = http_client();
+    let token = |name: &str| minted["tokens"][name].as_str().unwrap().to_owned();
+    let (status, created) = server
+        .call(
+            &client,
+            "POST",
+            "/images",
+            Some(&token("alice_rs256")),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/images/{}", created["id"].as_str().unwrap());
+
+    let cases: &[(&str, Option<&str>, u16)] = &[
+        ("alice_rs256", None, 200),
+        ("alice_es256", None, 200),
+        ("alice_eddsa", None, 200),
+        ("alice_ps256", None, 401), // the JWK pins alg RS256
+        ("alice_float_exp", None, 200),
+        ("alice_no_kid", None, 200), // no kid: exactly one key fits EdDSA
+        ("bob_rs256", None, 403),
+        ("alice_rs256", Some("service_archiver"), 200),
+        ("alice_rs256", Some("service_weak"), 403),
+        ("alice_rs256", Some("service_crit"), 401),
+        ("expired", None, 401),
+        ("not_yet_valid", None, 401),
+        ("wrong_audience", None, 401),
+        ("wrong_issuer", None, 401),
+        ("exp_string", None, 401),
+        ("no_exp", None, 401),
+        ("alg_none", None, 401),
+        ("weak_key", None, 401),
+        ("enc_key", None, 401),
+        ("hs256_with_public_key", None, 401),
+        ("kid_swapped", None, 401),
+    ];
+    for (user, service, want) in cases {
+        let service = service.map(token);
+        let (status, body) = server
+            .call(
+                &client,
+                "GET",
+                &path,
+                Some(&token(user)),
+                service.as_deref(),
+            )
+            .await;
+        assert_eq!(status.as_u16(), *want, "{user} + {service:?}: {body}");
+    }
+    let (status, _) = server
+        .call(
+            &client,
+            "GET",
+            &path,
+            None,
+            Some(&token("service_archiver")),
+        )
+        .await;
+    assert_eq!(status, 200, "service alone with images:read:any");
+}
+
+#[tokio::test]
+async fn embedded_mode_prints_working_tokens() {
+    let server = support::Example::spawn("image_store", &[]).await;
+    let alice = server.printed("ALICE=").expect("ALICE token printed");
+    let service = server.printed("SERVICE=").expect("SERVICE token printed");
+    let client = http_client();
+    let (status, me) = server
+        .call(&client, "GET", "/me", Some(&alice), Some(&service))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(me["user"]["sub"], "alice");
+    assert_eq!(me["service"]["sub"], "archiver");
+}

@@ -17,7 +17,7 @@ mod imp {
 
     enum One {
         Sig(sig::ParsedPublicKey),
-        Hmac(hmac::Key),
+        Hmac(Box<hmac::Key>),
     }
 
     pub(crate) struct Verifiers(Vec<(Algorithm, One)>);
@@ -59,7 +59,7 @@ mod imp {
                             Algorithm::HS384 => hmac::HMAC_SHA384,
                             _ => hmac::HMAC_SHA512,
                         };
-                        One::Hmac(hmac::Key::new(h, secret))
+                        One::Hmac(Box::new(hmac::Key::new(h, secret)))
                     }
                 };
                 out.push((alg, one));

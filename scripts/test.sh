@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Run every test of tower-mandate on a fresh machine: installs what the tests
+# need (a Python venv with PyJWT), then runs formatting, lints, each feature
+# alone, docs, the MSRV check, all tests, and compiles the benches.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "test dependencies"
+if ! .venv/bin/python -c 'import jwt, cryptography' 2>/dev/null; then
+  if ! python3 -m venv .venv 2>/dev/null; then
+    # Debian's python3 needs the venv module installed separately.
+    if command -v apt-get >/dev/null; then
+      SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+      $SUDO apt-get update -qq && $SUDO apt-get install -y -qq python3-venv
+    fi
+    python3 -m venv .venv
+  fi
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/support/requirements.txt
+fi
+export MANDATE_PYTHON="$PWD/.venv/bin/python"
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --all-targets --all-features -- -D warnings
+
+step "every feature alone"
+for features in "" axum aws-lc-rs rust-crypto test-util; do
+  echo "--no-default-features ${features:+--features $features}"
+  cargo check --quiet --lib --no-default-features ${features:+--features "$features"}
+done
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features
+
+step "MSRV"
+python3 scripts/check_msrv.py
+
+step "tests (all features)"
+cargo test --all-features
+
+step "unit tests with the rust-crypto backend"
+cargo test --lib --no-default-features --features rust-crypto,axum
+
+step "benches compile"
+cargo bench --all-features --no-run --quiet
+
+echo
+echo "all tests passed"

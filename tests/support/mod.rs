@@ -1,0 +1,231 @@
+//! Shared helpers for integration tests: servers on 127.0.0.1, example
+//! binaries, and the independent token minters.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+
+pub fn http_client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn call(
+    base: &str,
+    client: &Client,
+    method: &str,
+    path: &str,
+    user: Option<&str>,
+    service: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = client.request(method.parse().unwrap(), format!("{base}{path}"));
+    if let Some(t) = user {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(t) = service {
+        req = req.header("service-authorization", format!("Bearer {t}"));
+    }
+    let res = req.body("some image bytes").send().await.unwrap();
+    let status = res.status();
+    let body = res.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// An axum app served on 127.0.0.1 until dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    pub async fn start(app: axum::Router) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Server {
+            addr,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn call(
+        &self,
+        client: &Client,
+        method: &str,
+        path: &str,
+        user: Option<&str>,
+        service: Option<&str>,
+    ) -> (StatusCode, Value) {
+        call(
+            &format!("http://{}", self.addr),
+            client,
+            method,
+            path,
+            user,
+            service,
+        )
+        .await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh directory under the target directory.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tower-mandate-{name}-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The Python with PyJWT: `MANDATE_PYTHON`, else the repository's `.venv`
+/// made by `scripts/test.sh`.
+pub fn python(args: &[&str]) -> String {
+    let python = std::env::var("MANDATE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| manifest_dir().join(".venv/bin/python"));
+    let out = Command::new(&python)
+        .args(args)
+        .current_dir(manifest_dir())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {}: {e}; run scripts/test.sh (it installs PyJWT into .venv)",
+                python.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed: {}",
+        python.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// An example binary started with `BIND=127.0.0.1:0`, killed on drop.
+pub struct Example {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    pub base: String,
+}
+
+impl Example {
+    pub async fn spawn(name: &str, env: &[(&str, &str)]) -> Example {
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe
+            .parent()
+            .and_then(Path::parent)
+            .unwrap()
+            .join("examples")
+            .join(name);
+        // `cargo test` builds the examples; a filtered run (`--test x`) does not.
+        let fresh = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        assert!(
+            bin.exists() && fresh(&bin) >= fresh(&exe).map(|t| t - Duration::from_secs(600)),
+            "{} is missing or stale: run the whole `cargo test`, or `cargo build --example {name}` first",
+            bin.display()
+        );
+        let mut cmd = Command::new(&bin);
+        for var in [
+            "USER_ISSUER",
+            "USER_JWKS_FILE",
+            "SERVICE_ISSUER",
+            "SERVICE_JWKS_FILE",
+            "ALGORITHMS",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("BIND", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let base = loop {
+            let found = lines.lock().unwrap().iter().find_map(|l| {
+                l.split_once("listening on ")
+                    .map(|(_, url)| url.trim().to_owned())
+            });
+            if let Some(base) = found {
+                break base;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{name} exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "{name} did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Example { child, lines, base }
+    }
+
+    /// The rest of the first printed line starting with `prefix`.
+    pub fn printed(&self, prefix: &str) -> Option<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix).map(str::to_owned))
+    }
+
+    pub async fn call(
+        &self,
+        client: &Client,
+        method: &str,
+        path: &str,
+        user: Option<&str>,
+        service: Option<&str>,
+    ) -> (StatusCode, Value) {
+        call(&self.base, client, method, path, user, service).await
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
