@@ -23,7 +23,9 @@ struct Inner {
     claims: Map<String, Value>,
     token: Box<str>,
     expires_at: u64,
+    not_before: Option<u64>,
     actors: Vec<Actor>,
+    key_id: u64,
 }
 
 pub(crate) struct PrincipalParts {
@@ -33,7 +35,9 @@ pub(crate) struct PrincipalParts {
     pub(crate) claims: Map<String, Value>,
     pub(crate) token: Box<str>,
     pub(crate) expires_at: u64,
+    pub(crate) not_before: Option<u64>,
     pub(crate) actors: Vec<Actor>,
+    pub(crate) key_id: u64,
 }
 
 impl Principal {
@@ -45,7 +49,9 @@ impl Principal {
             claims: p.claims,
             token: p.token,
             expires_at: p.expires_at,
+            not_before: p.not_before,
             actors: p.actors,
+            key_id: p.key_id,
         }))
     }
 
@@ -108,6 +114,18 @@ impl Principal {
     /// When the token expires (`exp`).
     pub fn expires_at(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(self.0.expires_at)
+    }
+
+    pub(crate) fn exp(&self) -> u64 {
+        self.0.expires_at
+    }
+
+    pub(crate) fn nbf(&self) -> Option<u64> {
+        self.0.not_before
+    }
+
+    pub(crate) fn key_id(&self) -> u64 {
+        self.0.key_id
     }
 
     /// The actor chain of a delegated token (RFC 8693 §4.1): the current
@@ -323,7 +341,9 @@ pub(crate) mod tests {
             claims: Map::new(),
             token: "header.payload.signature-secret".into(),
             expires_at: 4_000_000_000,
+            not_before: None,
             actors: vec![],
+            key_id: 0,
         })
     }
 
@@ -425,7 +445,9 @@ pub(crate) mod tests {
             claims,
             token: "t".into(),
             expires_at: 1,
+            not_before: None,
             actors: vec![],
+            key_id: 0,
         });
         assert_eq!(p.claims::<Mine>().unwrap().tenant, "t1");
         assert!(p.claims::<Vec<String>>().is_err());

@@ -157,6 +157,7 @@ pub struct AuthError {
     slot: Option<SlotKind>,
     reason: &'static str,
     scope: Option<Cow<'static, str>>,
+    retry_after: Option<u64>,
 }
 
 impl AuthError {
@@ -166,6 +167,15 @@ impl AuthError {
             slot: None,
             reason,
             scope: None,
+            retry_after: None,
+        }
+    }
+
+    /// Keys cannot be had right now; the client may retry after `secs` seconds.
+    pub(crate) fn keys_unavailable(reason: &'static str, retry_after: u64) -> Self {
+        AuthError {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(AuthErrorKind::KeysUnavailable, reason)
         }
     }
 
@@ -212,6 +222,12 @@ impl AuthError {
     /// For [`AuthErrorKind::InsufficientScope`]: the permission(s) required.
     pub fn scope(&self) -> Option<&str> {
         self.scope.as_deref()
+    }
+
+    /// For [`AuthErrorKind::KeysUnavailable`]: seconds after which a retry
+    /// may succeed (the `Retry-After` header).
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// The HTTP status of the answer.
@@ -314,7 +330,7 @@ mod tests {
             },
             Case {
                 name: "keys",
-                error: AuthError::new(AuthErrorKind::KeysUnavailable, "keys unavailable"),
+                error: AuthError::keys_unavailable("keys unavailable", 5),
                 status: 503,
                 challenge: None,
             },

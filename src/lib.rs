@@ -75,6 +75,8 @@ pub mod testing;
 pub use caller::{Actor, Caller, Principal};
 pub use error::{AuthError, AuthErrorKind, ConfigError, SlotKind};
 pub use keys::{Algorithm, KeySet};
+#[cfg(feature = "jwks")]
+pub use keys::{JwksSource, JwksStats};
 pub use permission::{AllOf, AnyOf, Permission, PermissionCheck, PermissionMapping, Permissions};
 pub use server::{DefaultRejection, MakeRejection, Mandate, MandateBuilder, MandateLayer, Slot};
 pub use token::TokenSource;

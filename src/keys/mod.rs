@@ -22,16 +22,23 @@
 
 mod algorithm;
 mod backend;
+#[cfg(feature = "jwks")]
+mod jwks;
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use serde::Deserialize;
 
 pub use algorithm::Algorithm;
 pub(crate) use algorithm::{AlgSet, Family};
+#[cfg(feature = "jwks")]
+pub(crate) use jwks::Lookup;
+#[cfg(feature = "jwks")]
+pub use jwks::{JwksSource, JwksStats};
 
 use crate::ConfigError;
 
@@ -112,8 +119,13 @@ fn strip_zeros(n: &[u8]) -> &[u8] {
     &n[start..]
 }
 
+static NEXT_KEY_ID: AtomicU64 = AtomicU64::new(1);
+
 /// One parsed verification key.
 pub(crate) struct VerifyingKey {
+    /// Unique per parsed key in this process: lets the verified-token cache
+    /// drop entries whose key left the key set.
+    pub(crate) id: u64,
     pub(crate) kid: Option<Box<str>>,
     pub(crate) algs: AlgSet,
     verifiers: backend::Verifiers,
@@ -128,6 +140,7 @@ impl VerifyingKey {
         }
         let verifiers = backend::Verifiers::new(&material, algs)?;
         Ok(VerifyingKey {
+            id: NEXT_KEY_ID.fetch_add(1, Ordering::Relaxed),
             kid: kid.map(String::into_boxed_str),
             algs,
             verifiers,
@@ -294,11 +307,11 @@ impl KeySet {
     /// When the document is not a JSON object with a `keys` array, or when it
     /// holds no usable key.
     pub fn from_jwks(json: &str) -> Result<Self, ConfigError> {
-        let keys = parse_jwks(json)?;
+        let keys = parse_jwks_document(json, true)?;
         if keys.is_empty() {
             return Err(ConfigError::InvalidJwks("no usable signing key".into()));
         }
-        Ok(KeySet { keys: keys.into() })
+        Ok(keys)
     }
 
     /// Read and parse a JWKS document from a file; see [`KeySet::from_jwks`].
@@ -404,6 +417,10 @@ impl KeySet {
         self.keys.iter().filter_map(|k| k.kid.as_deref())
     }
 
+    pub(crate) fn contains_key_id(&self, id: u64) -> bool {
+        self.keys.iter().any(|k| k.id == id)
+    }
+
     pub(crate) fn algorithms(&self) -> AlgSet {
         AlgSet::of(self.keys.iter().flat_map(|k| k.algs.iter()))
     }
@@ -447,8 +464,9 @@ impl fmt::Debug for KeySet {
     }
 }
 
-/// Parse a JWKS document, skipping unusable keys with a warning.
-pub(crate) fn parse_jwks(json: &str) -> Result<Vec<Arc<VerifyingKey>>, ConfigError> {
+/// Parse a JWKS document, skipping unusable keys with a warning. Secrets
+/// (`oct` keys) are refused in documents fetched from the network.
+pub(crate) fn parse_jwks_document(json: &str, allow_secrets: bool) -> Result<KeySet, ConfigError> {
     #[derive(Deserialize)]
     struct Doc {
         keys: Vec<serde_json::Value>,
@@ -460,7 +478,13 @@ pub(crate) fn parse_jwks(json: &str) -> Result<Vec<Arc<VerifyingKey>>, ConfigErr
         let kid = value.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
         let result = serde_json::from_value::<Jwk>(value)
             .map_err(|e| e.to_string())
-            .and_then(Jwk::into_key);
+            .and_then(|jwk| {
+                if jwk.kty == "oct" && !allow_secrets {
+                    Err("a secret key in a published JWKS document".to_owned())
+                } else {
+                    jwk.into_key()
+                }
+            });
         match result {
             Ok(key) => keys.push(Arc::new(key)),
             Err(reason) => tracing::warn!(
@@ -472,7 +496,7 @@ pub(crate) fn parse_jwks(json: &str) -> Result<Vec<Arc<VerifyingKey>>, ConfigErr
             ),
         }
     }
-    Ok(keys)
+    Ok(KeySet { keys: keys.into() })
 }
 
 /// Read a PEM public key into normalised material.

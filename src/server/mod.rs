@@ -56,6 +56,7 @@ use tower_service::Service;
 pub(crate) use reject::Renderer;
 pub use reject::{DefaultRejection, MakeRejection};
 
+use crate::verify::{Step, unix_now};
 use crate::{AuthError, Caller, ConfigError, Principal, SlotKind, TokenSource, Verifier};
 
 /// Whether a slot must carry a credential.
@@ -100,21 +101,52 @@ impl Slot {
         self
     }
 
+    fn token<'h>(
+        &self,
+        kind: SlotKind,
+        source: &TokenSource,
+        headers: &'h HeaderMap,
+    ) -> Result<Option<&'h str>, AuthError> {
+        match source.extract(headers).map_err(|e| e.with_slot(kind))? {
+            None if self.mode == Mode::Required => {
+                Err(AuthError::missing_credentials().with_slot(kind))
+            }
+            token => Ok(token),
+        }
+    }
+
+    /// Without waiting: `Err(Step::Fetch)` when keys must be fetched first.
     fn authenticate(
         &self,
         kind: SlotKind,
         source: &TokenSource,
         headers: &HeaderMap,
+        now: u64,
+    ) -> Result<Option<Principal>, Step> {
+        match self.token(kind, source, headers)? {
+            None => Ok(None),
+            Some(token) => match self.verifier.verify_step(token, now, true) {
+                Ok(p) => Ok(Some(p)),
+                Err(Step::Refused(e)) => Err(Step::Refused(e.with_slot(kind))),
+                #[cfg(feature = "jwks")]
+                Err(fetch) => Err(fetch),
+            },
+        }
+    }
+
+    #[cfg(feature = "jwks")]
+    async fn authenticate_async(
+        &self,
+        kind: SlotKind,
+        source: &TokenSource,
+        headers: &HeaderMap,
     ) -> Result<Option<Principal>, AuthError> {
-        let token = source.extract(headers).map_err(|e| e.with_slot(kind))?;
-        match token {
-            None if self.mode == Mode::Required => {
-                Err(AuthError::missing_credentials().with_slot(kind))
-            }
+        match self.token(kind, source, headers)? {
             None => Ok(None),
             Some(token) => self
                 .verifier
-                .verify(token)
+                .verify_async(token)
+                .await
                 .map(Some)
                 .map_err(|e| e.with_slot(kind)),
         }
@@ -133,16 +165,62 @@ struct Config {
 }
 
 impl Config {
-    fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Step> {
+        let now = unix_now();
         let user = match &self.user {
-            Some(c) => c.slot.authenticate(SlotKind::User, &c.source, headers)?,
+            Some(c) => c
+                .slot
+                .authenticate(SlotKind::User, &c.source, headers, now)?,
             None => None,
         };
         let service = match &self.service {
-            Some(c) => c.slot.authenticate(SlotKind::Service, &c.source, headers)?,
+            Some(c) => c
+                .slot
+                .authenticate(SlotKind::Service, &c.source, headers, now)?,
             None => None,
         };
         Ok(Caller::new(user, service))
+    }
+
+    /// The slow path: keys are being fetched.
+    #[cfg(feature = "jwks")]
+    async fn authenticate_async(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+        let user = match &self.user {
+            Some(c) => {
+                c.slot
+                    .authenticate_async(SlotKind::User, &c.source, headers)
+                    .await?
+            }
+            None => None,
+        };
+        let service = match &self.service {
+            Some(c) => {
+                c.slot
+                    .authenticate_async(SlotKind::Service, &c.source, headers)
+                    .await?
+            }
+            None => None,
+        };
+        Ok(Caller::new(user, service))
+    }
+
+    fn accept<B>(&self, req: &mut Request<B>, caller: Caller) {
+        let extensions = req.extensions_mut();
+        extensions.insert(LayerRan(self.renderer.clone()));
+        if !caller.is_anonymous() {
+            extensions.insert(caller);
+        }
+    }
+
+    fn refuse<B: From<String>>(&self, error: AuthError, headers: &HeaderMap) -> Response<B> {
+        tracing::debug!(
+            target: "tower_mandate::server",
+            kind = ?error.kind(),
+            slot = error.slot().map(SlotKind::as_str),
+            reason = error.reason(),
+            "request refused"
+        );
+        self.renderer.render(error, headers)
     }
 }
 
@@ -353,67 +431,76 @@ impl<S: fmt::Debug> fmt::Debug for Mandate<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Mandate<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: From<String>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<String> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        match self.config.authenticate(req.headers()) {
+        let kind = match self.config.authenticate(req.headers()) {
             Ok(caller) => {
-                let extensions = req.extensions_mut();
-                extensions.insert(LayerRan(self.config.renderer.clone()));
-                if !caller.is_anonymous() {
-                    extensions.insert(caller);
-                }
-                ResponseFuture {
-                    kind: Kind::Inner {
-                        future: self.inner.call(req),
-                    },
+                self.config.accept(&mut req, caller);
+                Kind::Inner {
+                    future: self.inner.call(req),
                 }
             }
-            Err(error) => {
-                tracing::debug!(
-                    target: "tower_mandate::server",
-                    kind = ?error.kind(),
-                    slot = error.slot().map(SlotKind::as_str),
-                    reason = error.reason(),
-                    "request refused"
-                );
-                ResponseFuture {
-                    kind: Kind::Reject {
-                        response: Some(self.config.renderer.render(error, req.headers())),
-                    },
+            Err(Step::Refused(error)) => Kind::Reject {
+                response: Some(self.config.refuse(error, req.headers())),
+            },
+            // Keys must be fetched: the only path that allocates a future.
+            #[cfg(feature = "jwks")]
+            Err(Step::Fetch(..)) => {
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let config = self.config.clone();
+                Kind::Slow {
+                    future: Box::pin(async move {
+                        match config.authenticate_async(req.headers()).await {
+                            Ok(caller) => {
+                                config.accept(&mut req, caller);
+                                inner.call(req).await
+                            }
+                            Err(error) => Ok(config.refuse(error, req.headers())),
+                        }
+                    }),
                 }
             }
-        }
+        };
+        ResponseFuture { kind }
     }
 }
 
+type SlowFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
+
 pin_project! {
-    /// The response future of [`Mandate`]: the inner service's future, or a
-    /// ready rejection.
-    pub struct ResponseFuture<F, B> {
+    /// The response future of [`Mandate`]: the inner service's future, a
+    /// ready rejection, or (only while keys are being fetched) a boxed
+    /// future that verifies and then calls the inner service.
+    pub struct ResponseFuture<F, B, E> {
         #[pin]
-        kind: Kind<F, B>,
+        kind: Kind<F, B, E>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B> {
+    enum Kind<F, B, E> {
         Inner { #[pin] future: F },
         Reject { response: Option<Response<B>> },
+        Slow { future: SlowFuture<B, E> },
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B>
+impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
@@ -425,11 +512,12 @@ where
             KindProj::Reject { response } => {
                 Poll::Ready(Ok(response.take().expect("future polled after completion")))
             }
+            KindProj::Slow { future } => future.as_mut().poll(cx),
         }
     }
 }
 
-impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

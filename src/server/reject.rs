@@ -61,6 +61,9 @@ impl MakeRejection for DefaultRejection {
         *response.status_mut() = error.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(secs) = error.retry_after() {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if let Some(challenge) = error.www_authenticate()
             && let Ok(value) = HeaderValue::from_str(&challenge)
         {

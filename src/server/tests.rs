@@ -28,7 +28,7 @@ async fn echo(req: Request<String>) -> Result<Response<String>, Infallible> {
 }
 
 fn run(layer: &MandateLayer, headers: &[(&str, &str)]) -> Response<String> {
-    let mut svc = layer.layer(tower_service_fn(echo));
+    let mut svc = layer.layer(tower::service_fn(echo));
     let mut req = Request::new(String::new());
     for (k, v) in headers {
         req.headers_mut().append(
@@ -37,33 +37,6 @@ fn run(layer: &MandateLayer, headers: &[(&str, &str)]) -> Response<String> {
         );
     }
     futures_block_on(svc.call(req)).unwrap()
-}
-
-/// A `Service` from an async fn, without pulling in `tower::util`.
-fn tower_service_fn<F, Fut>(
-    f: F,
-) -> impl Service<Request<String>, Response = Response<String>, Error = Infallible, Future = Fut>
-where
-    F: FnMut(Request<String>) -> Fut,
-    Fut: Future<Output = Result<Response<String>, Infallible>>,
-{
-    struct S<F>(F);
-    impl<F, Fut> Service<Request<String>> for S<F>
-    where
-        F: FnMut(Request<String>) -> Fut,
-        Fut: Future<Output = Result<Response<String>, Infallible>>,
-    {
-        type Response = Response<String>;
-        type Error = Infallible;
-        type Future = Fut;
-        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            Poll::Ready(Ok(()))
-        }
-        fn call(&mut self, req: Request<String>) -> Fut {
-            (self.0)(req)
-        }
-    }
-    S(f)
 }
 
 fn futures_block_on<F: Future>(f: F) -> F::Output {

@@ -31,6 +31,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod cache;
 mod jws;
 
 use std::fmt;
@@ -40,8 +41,45 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use crate::caller::{Actor, PrincipalParts};
-use crate::keys::{AlgSet, Algorithm, KeyMiss, KeySet};
+use crate::keys::{AlgSet, Algorithm, KeyMiss, KeySet, VerifyingKey};
+#[cfg(feature = "jwks")]
+use crate::keys::{JwksSource, Lookup};
 use crate::{AuthError, ConfigError, PermissionMapping, Principal};
+
+use cache::TokenCache;
+pub use cache::{CacheStats, DEFAULT_CACHE_CAPACITY};
+
+/// Where an issuer's keys come from.
+#[derive(Clone, Debug)]
+enum Keys {
+    Static(KeySet),
+    #[cfg(feature = "jwks")]
+    Jwks(JwksSource),
+}
+
+impl Keys {
+    fn contains_key_id(&self, id: u64) -> bool {
+        match self {
+            Keys::Static(keys) => keys.contains_key_id(id),
+            #[cfg(feature = "jwks")]
+            Keys::Jwks(source) => source.contains_key_id(id),
+        }
+    }
+}
+
+/// Why verification stopped before a result.
+pub(crate) enum Step {
+    Refused(AuthError),
+    /// The key may arrive with a fetch: wait for it, then verify again.
+    #[cfg(feature = "jwks")]
+    Fetch(JwksSource, Option<String>),
+}
+
+impl From<AuthError> for Step {
+    fn from(e: AuthError) -> Self {
+        Step::Refused(e)
+    }
+}
 
 /// Default maximum token length: 8 KiB.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -64,7 +102,7 @@ pub struct Issuer {
     leeway: u64,
     typ: Option<String>,
     required_claims: Vec<String>,
-    keys: KeySet,
+    keys: Keys,
     permissions: PermissionMapping,
     max_actor_depth: usize,
 }
@@ -79,7 +117,7 @@ impl Issuer {
             leeway: DEFAULT_LEEWAY.as_secs(),
             typ: None,
             required_claims: Vec::new(),
-            keys: KeySet::new(),
+            keys: Keys::Static(KeySet::new()),
             permissions: PermissionMapping::default(),
             max_actor_depth: DEFAULT_MAX_ACTOR_DEPTH,
         }
@@ -122,9 +160,18 @@ impl Issuer {
         self
     }
 
-    /// The keys that sign this issuer's tokens.
+    /// The keys that sign this issuer's tokens, fixed.
     pub fn with_keys(mut self, keys: KeySet) -> Self {
-        self.keys = keys;
+        self.keys = Keys::Static(keys);
+        self
+    }
+
+    /// Keys fetched from a JWKS endpoint or OIDC discovery, refreshed as
+    /// they rotate (feature `jwks`). The key must come from this source: a
+    /// token is never checked against another issuer's keys (RFC 8725 §3.8).
+    #[cfg(feature = "jwks")]
+    pub fn with_jwks(mut self, source: JwksSource) -> Self {
+        self.keys = Keys::Jwks(source);
         self
     }
 
@@ -162,18 +209,30 @@ impl Issuer {
         if self.algorithms.is_empty() {
             return Err(rule("no algorithm is allowed"));
         }
-        if self.keys.is_empty() {
-            return Err(rule("no keys are configured"));
-        }
-        let usable = self.keys.algorithms().intersect(self.algorithms);
-        if usable.is_empty() {
-            return Err(rule("no key can verify any allowed algorithm"));
-        }
-        for alg in self.algorithms.iter().filter(|a| a.is_hmac()) {
-            if !usable.contains(alg) {
-                return Err(rule(&format!(
-                    "{alg} is allowed but no secret of sufficient length is configured"
-                )));
+        match &self.keys {
+            Keys::Static(keys) => {
+                if keys.is_empty() {
+                    return Err(rule("no keys are configured"));
+                }
+                let usable = keys.algorithms().intersect(self.algorithms);
+                if usable.is_empty() {
+                    return Err(rule("no key can verify any allowed algorithm"));
+                }
+                for alg in self.algorithms.iter().filter(|a| a.is_hmac()) {
+                    if !usable.contains(alg) {
+                        return Err(rule(&format!(
+                            "{alg} is allowed but no secret of sufficient length is configured"
+                        )));
+                    }
+                }
+            }
+            #[cfg(feature = "jwks")]
+            Keys::Jwks(_) => {
+                if let Some(alg) = self.algorithms.iter().find(|a| a.is_hmac()) {
+                    return Err(rule(&format!(
+                        "{alg} needs a shared secret, which a JWKS endpoint must not publish"
+                    )));
+                }
             }
         }
         Ok(())
@@ -197,7 +256,8 @@ impl Issuer {
         if now >= (exp.floor() as u64).saturating_add(self.leeway) {
             return Err(invalid("token expired"));
         }
-        if let Some(nbf) = numeric_date(claims, "nbf")?.map(|v| v.ceil() as u64)
+        let nbf = numeric_date(claims, "nbf")?.map(|v| v.ceil() as u64);
+        if let Some(nbf) = nbf
             && nbf > now.saturating_add(self.leeway)
         {
             return Err(invalid("token not yet valid"));
@@ -249,6 +309,7 @@ impl Issuer {
         Ok(Checked {
             subject,
             exp: exp.floor() as u64,
+            nbf,
             actors,
             permissions,
         })
@@ -258,6 +319,7 @@ impl Issuer {
 struct Checked {
     subject: String,
     exp: u64,
+    nbf: Option<u64>,
     actors: Vec<Actor>,
     permissions: crate::Permissions,
 }
@@ -318,12 +380,16 @@ pub(crate) fn unix_now() -> u64 {
 /// Verifies the tokens of one slot against one or more trusted issuers.
 ///
 /// Built once (keys parsed, rules checked), then shared: cloning is cheap.
+/// Tokens that verified are kept in a bounded cache (on by default, see
+/// [`Verifier::with_cache`]); a cached token is still checked for `exp`,
+/// `nbf` and whether its key is still in the key set on every use.
 #[derive(Clone)]
 pub struct Verifier(Arc<VerifierInner>);
 
 struct VerifierInner {
     issuers: Vec<Issuer>,
     max_token_len: usize,
+    cache: Option<TokenCache>,
 }
 
 impl Verifier {
@@ -354,78 +420,220 @@ impl Verifier {
         Ok(Verifier(Arc::new(VerifierInner {
             issuers,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            cache: Some(TokenCache::new(DEFAULT_CACHE_CAPACITY)),
         })))
+    }
+
+    fn rebuild(self, max_token_len: usize, cache: Option<usize>) -> Self {
+        Verifier(Arc::new(VerifierInner {
+            issuers: self.0.issuers.clone(),
+            max_token_len,
+            cache: cache.map(TokenCache::new),
+        }))
+    }
+
+    fn cache_capacity(&self) -> Option<usize> {
+        self.0.cache.as_ref().map(|_| DEFAULT_CACHE_CAPACITY)
     }
 
     /// Refuse tokens longer than `len` bytes before decoding them (default 8 KiB).
     pub fn with_max_token_len(self, len: usize) -> Self {
-        Verifier(Arc::new(VerifierInner {
-            issuers: self.0.issuers.clone(),
-            max_token_len: len,
-        }))
+        let cache = self.cache_capacity();
+        self.rebuild(len, cache)
+    }
+
+    /// Keep up to `capacity` verified tokens (default 10 000; memory is
+    /// about one principal, with its token, per entry).
+    pub fn with_cache(self, capacity: usize) -> Self {
+        let len = self.0.max_token_len;
+        self.rebuild(len, Some(capacity))
+    }
+
+    /// Verify every token in full, every time.
+    pub fn without_cache(self) -> Self {
+        let len = self.0.max_token_len;
+        self.rebuild(len, None)
+    }
+
+    /// Counters of the verified-token cache (zero when it is off).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.0
+            .cache
+            .as_ref()
+            .map(TokenCache::stats)
+            .unwrap_or_default()
     }
 
     pub(crate) fn issuers(&self) -> &[Issuer] {
         &self.0.issuers
     }
 
-    /// Verify a compact JWS and return its principal.
+    /// Verify a compact JWS with the keys at hand and return its principal.
+    /// Never waits: a key that would need a fetch counts as unknown (use
+    /// [`Verifier::verify_async`] to fetch).
     ///
     /// # Errors
     ///
     /// An [`AuthError`] of kind `InvalidToken` naming the first rule the
-    /// token broke.
+    /// token broke, or `KeysUnavailable` when the key source is failing.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        self.verify_at(token, unix_now())
+        match self.verify_step(token, unix_now(), false) {
+            Ok(p) => Ok(p),
+            Err(Step::Refused(e)) => Err(e),
+            #[cfg(feature = "jwks")]
+            Err(Step::Fetch(..)) => Err(AuthError::keys_unavailable("keys unavailable", 1)),
+        }
     }
 
-    pub(crate) fn verify_at(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
+    /// Verify, fetching keys first when the token's key is not known yet
+    /// (bounded by the key source's wait).
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify`].
+    pub async fn verify_async(&self, token: &str) -> Result<Principal, AuthError> {
+        match self.verify_step(token, unix_now(), true) {
+            Ok(p) => Ok(p),
+            Err(Step::Refused(e)) => Err(e),
+            #[cfg(feature = "jwks")]
+            Err(Step::Fetch(source, kid)) => {
+                source.fetch_and_wait().await;
+                self.after_fetch(token, &source, kid.as_deref())
+            }
+        }
+    }
+
+    #[cfg(feature = "jwks")]
+    pub(crate) fn after_fetch(
+        &self,
+        token: &str,
+        source: &JwksSource,
+        kid: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        match self.verify_step(token, unix_now(), false) {
+            Ok(p) => Ok(p),
+            Err(Step::Refused(e)) => {
+                if let Some(kid) = kid
+                    && e.reason() == UNKNOWN_KEY
+                {
+                    source.remember_unknown(kid);
+                }
+                Err(e)
+            }
+            Err(Step::Fetch(..)) => Err(AuthError::keys_unavailable("keys unavailable", 1)),
+        }
+    }
+
+    pub(crate) fn verify_step(
+        &self,
+        token: &str,
+        now: u64,
+        fetch: bool,
+    ) -> Result<Principal, Step> {
         let invalid = AuthError::invalid_token;
         if token.len() > self.0.max_token_len {
-            return Err(invalid("token too large"));
+            return Err(invalid("token too large").into());
         }
+        if let Some(cache) = &self.0.cache {
+            if let Some((principal, index)) = cache.get(token) {
+                let issuer = &self.0.issuers[index];
+                let leeway = issuer.leeway;
+                if now < principal.exp().saturating_add(leeway)
+                    && principal
+                        .nbf()
+                        .is_none_or(|nbf| nbf <= now.saturating_add(leeway))
+                    && issuer.keys.contains_key_id(principal.key_id())
+                {
+                    cache.hit();
+                    return Ok(principal);
+                }
+                cache.remove(token);
+            }
+            cache.miss();
+        }
+        let (principal, index) = self.verify_full(token, now, fetch)?;
+        if let Some(cache) = &self.0.cache {
+            cache.insert(&principal, index);
+        }
+        Ok(principal)
+    }
+
+    fn verify_full(&self, token: &str, now: u64, fetch: bool) -> Result<(Principal, usize), Step> {
+        let invalid = AuthError::invalid_token;
         let compact = jws::split(token)?;
         let header = jws::header(compact.header)?;
         let claims = jws::claims(compact.payload)?;
         // RFC 8725 §3.8: the issuer picks the rules and keys, before the signature.
-        let issuer = match claims.get("iss") {
+        let (index, issuer) = match claims.get("iss") {
             Some(Value::String(iss)) => self
                 .0
                 .issuers
                 .iter()
-                .find(|i| i.name == *iss)
+                .enumerate()
+                .find(|(_, i)| i.name == *iss)
                 .ok_or_else(|| invalid("untrusted issuer"))?,
-            Some(_) => return Err(invalid("claim of wrong type")),
-            None => return Err(invalid("missing iss")),
+            Some(_) => return Err(invalid("claim of wrong type").into()),
+            None => return Err(invalid("missing iss").into()),
         };
         if !issuer.algorithms.contains(header.alg) {
-            return Err(invalid("algorithm not allowed"));
+            return Err(invalid("algorithm not allowed").into());
         }
-        let key = issuer
-            .keys
-            .select(header.kid.as_deref(), header.alg)
-            .map_err(|miss| match miss {
-                KeyMiss::UnknownKid => invalid("unknown key"),
-                KeyMiss::WrongAlgorithm => invalid("key does not allow algorithm"),
-                KeyMiss::Ambiguous => invalid("no unique key for token without kid"),
-            })?;
+        let key = select_key(issuer, &header, fetch)?;
         if !key.verify(
             header.alg,
             compact.signing_input.as_bytes(),
             compact.signature,
         ) {
-            return Err(invalid("bad signature"));
+            return Err(invalid("bad signature").into());
         }
         let checked = issuer.check_claims(&header, &claims, now)?;
-        Ok(Principal::from_parts(PrincipalParts {
+        let principal = Principal::from_parts(PrincipalParts {
             subject: checked.subject,
             issuer: issuer.name.clone(),
             permissions: checked.permissions,
             claims,
             token: token.into(),
             expires_at: checked.exp,
+            not_before: checked.nbf,
             actors: checked.actors,
-        }))
+            key_id: key.id,
+        });
+        Ok((principal, index))
+    }
+}
+
+const UNKNOWN_KEY: &str = "unknown key";
+
+fn key_miss(miss: KeyMiss) -> AuthError {
+    AuthError::invalid_token(match miss {
+        KeyMiss::UnknownKid => UNKNOWN_KEY,
+        KeyMiss::WrongAlgorithm => "key does not allow algorithm",
+        KeyMiss::Ambiguous => "no unique key for token without kid",
+    })
+}
+
+fn select_key(
+    issuer: &Issuer,
+    header: &jws::Header,
+    fetch: bool,
+) -> Result<Arc<VerifyingKey>, Step> {
+    let kid = header.kid.as_deref();
+    match &issuer.keys {
+        Keys::Static(keys) => keys
+            .select(kid, header.alg)
+            .cloned()
+            .map_err(|miss| key_miss(miss).into()),
+        #[cfg(feature = "jwks")]
+        Keys::Jwks(source) => match source.lookup(kid, header.alg, fetch) {
+            Lookup::Found(key) => Ok(key),
+            Lookup::Invalid(miss) => Err(key_miss(miss).into()),
+            Lookup::Fetch => Err(Step::Fetch(source.clone(), header.kid.clone())),
+            Lookup::Unknown {
+                failing: true,
+                retry_after,
+            } => Err(AuthError::keys_unavailable("keys unavailable", retry_after).into()),
+            Lookup::Unknown { failing: false, .. } => Err(key_miss(KeyMiss::UnknownKid).into()),
+        },
     }
 }
 
@@ -448,6 +656,7 @@ impl fmt::Debug for Verifier {
         f.debug_struct("Verifier")
             .field("issuers", &self.0.issuers)
             .field("max_token_len", &self.0.max_token_len)
+            .field("cache", &self.0.cache.as_ref().map(TokenCache::stats))
             .finish()
     }
 }

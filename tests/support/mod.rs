@@ -48,7 +48,13 @@ pub struct Server {
 
 impl Server {
     pub async fn start(app: axum::Router) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0".parse().unwrap(), app)
+            .await
+            .unwrap()
+    }
+
+    pub async fn start_on(addr: SocketAddr, app: axum::Router) -> std::io::Result<Server> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -59,10 +65,10 @@ impl Server {
                 .await
                 .unwrap();
         });
-        Server {
+        Ok(Server {
             addr,
             shutdown: Some(tx),
-        }
+        })
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,796 @@
+//! Keys fetched from a JWKS endpoint or found through OIDC discovery
+//! (feature `jwks`).
+//!
+//! What a [`JwksSource`] guarantees:
+//!
+//! - **Startup never fails** because the identity provider is down: keys are
+//!   fetched on first need (or with [`JwksSource::prefetch`]); a request that
+//!   needs them waits at most [`with_max_wait`](JwksSource::with_max_wait).
+//! - **Lock-free reads**: the request path loads the current key set from an
+//!   `ArcSwap`; no lock is ever held across a fetch.
+//! - **Refresh ahead** of expiry, from `Cache-Control: max-age` clamped to
+//!   configured bounds, with `ETag` / `If-None-Match`.
+//! - **Unknown `kid`**: one refetch shared by every concurrent request
+//!   (single flight), at most once per cooldown; kids that stayed unknown are
+//!   remembered for a cooldown (bounded negative cache). A flood of random
+//!   kids costs at most one fetch per cooldown.
+//! - **Stale-if-error**: while fetches fail, the last good keys keep serving
+//!   for up to [`with_max_staleness`](JwksSource::with_max_staleness).
+//!   Meanwhile a token whose key is unknown is answered 503 with
+//!   `Retry-After`, not 401.
+//! - **Strict, bounded fetches**: connect and read timeouts, a response size
+//!   limit, `https` only unless [`insecure_allow_http`](JwksSource::insecure_allow_http);
+//!   keys that break the rules (short RSA, `use: enc`, secrets) are skipped
+//!   with a warning.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tower_mandate::{Issuer, JwksSource, Verifier};
+//!
+//! let keys = JwksSource::discover("https://id.example.com/realms/main")?
+//!     .with_cooldown(Duration::from_secs(10));
+//! let verifier = Verifier::new([
+//!     Issuer::new("https://id.example.com/realms/main", "image-store").with_jwks(keys),
+//! ])?;
+//! # Ok::<(), tower_mandate::ConfigError>(())
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use super::{KeyMiss, KeySet, VerifyingKey, parse_jwks_document};
+use crate::ConfigError;
+use crate::keys::Algorithm;
+
+const NEGATIVE_CACHE_CAP: usize = 1024;
+
+/// Where the keys come from.
+#[derive(Debug, Clone)]
+enum Location {
+    Jwks(String),
+    Discovery { issuer: String },
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    cooldown: Duration,
+    min_ttl: Duration,
+    max_ttl: Duration,
+    default_ttl: Duration,
+    max_staleness: Duration,
+    max_wait: Duration,
+    connect_timeout: Duration,
+    timeout: Duration,
+    max_size: usize,
+    allow_http: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            cooldown: Duration::from_secs(10),
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(24 * 3600),
+            default_ttl: Duration::from_secs(600),
+            max_staleness: Duration::from_secs(12 * 3600),
+            max_wait: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+            max_size: 256 * 1024,
+            allow_http: false,
+        }
+    }
+}
+
+/// One snapshot of what the source knows; replaced whole, read lock-free.
+struct State {
+    keys: KeySet,
+    /// When the keys were last confirmed by the endpoint.
+    fetched_at: Option<Instant>,
+    refresh_at: Option<Instant>,
+    expires_at: Option<Instant>,
+    etag: Option<String>,
+    jwks_uri: Option<String>,
+    /// The last fetch failed.
+    failing: bool,
+    last_attempt: Option<Instant>,
+}
+
+/// Counters of a [`JwksSource`], for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JwksStats {
+    /// HTTP fetches of the JWKS document started (including discovery-driven ones).
+    pub fetches: u64,
+    /// Fetches that failed (network, status, size, parse, no usable key).
+    pub failures: u64,
+    /// Fetches answered `304 Not Modified`.
+    pub not_modified: u64,
+    /// Lookups that found the key.
+    pub key_hits: u64,
+    /// Lookups whose `kid` was not in the set.
+    pub key_misses: u64,
+    /// Refetches caused by an unknown `kid`.
+    pub refetches_on_miss: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    fetches: AtomicU64,
+    failures: AtomicU64,
+    not_modified: AtomicU64,
+    key_hits: AtomicU64,
+    key_misses: AtomicU64,
+    refetches_on_miss: AtomicU64,
+}
+
+struct Shared {
+    location: Location,
+    settings: Settings,
+    client: reqwest::Client,
+    state: ArcSwap<State>,
+    flight: Mutex<Option<watch::Receiver<bool>>>,
+    last_miss_fetch: Mutex<Option<Instant>>,
+    negative: Mutex<HashMap<String, Instant>>,
+    counters: Counters,
+}
+
+/// Keys from a JWKS URL or OIDC discovery; see the [module docs](self).
+///
+/// Cheap to clone: clones share the keys, the HTTP client and the counters.
+#[derive(Clone)]
+pub struct JwksSource(Arc<Shared>);
+
+/// What a lookup found.
+pub(crate) enum Lookup {
+    Found(Arc<VerifyingKey>),
+    /// A key with that kid exists but may not verify the algorithm, or no
+    /// unique key fits a token without kid.
+    Invalid(KeyMiss),
+    /// Unknown and no refetch allowed now: 401 when healthy, 503 when failing.
+    Unknown {
+        failing: bool,
+        retry_after: u64,
+    },
+    /// A fetch may bring the key: wait for it, then look again.
+    Fetch,
+}
+
+impl JwksSource {
+    /// Keys from the JWKS document at `url`.
+    ///
+    /// # Errors
+    ///
+    /// When `url` is not an absolute `https` URL (`http` needs
+    /// [`insecure_allow_http`](Self::insecure_allow_http), checked when fetching).
+    pub fn new(url: impl Into<String>) -> Result<Self, ConfigError> {
+        Self::with_location(Location::Jwks(url.into()))
+    }
+
+    /// Keys found through OIDC discovery: `{issuer}/.well-known/openid-configuration`,
+    /// whose `issuer` must equal `issuer` exactly, names the `jwks_uri`.
+    /// Discovery happens on the first fetch, not now.
+    ///
+    /// # Errors
+    ///
+    /// When `issuer` is not an absolute URL.
+    pub fn discover(issuer: impl Into<String>) -> Result<Self, ConfigError> {
+        Self::with_location(Location::Discovery {
+            issuer: issuer.into(),
+        })
+    }
+
+    fn with_location(location: Location) -> Result<Self, ConfigError> {
+        let url = match &location {
+            Location::Jwks(u) => u,
+            Location::Discovery { issuer } => issuer,
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|e| ConfigError::InvalidRule {
+            issuer: String::new(),
+            reason: format!("{url:?} is not a URL: {e}"),
+        })?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(ConfigError::InvalidRule {
+                issuer: String::new(),
+                reason: format!("{url:?} is not an https URL"),
+            });
+        }
+        Ok(Self::build(location, Settings::default()))
+    }
+
+    fn build(location: Location, settings: Settings) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        JwksSource(Arc::new(Shared {
+            location,
+            settings,
+            client,
+            state: ArcSwap::from_pointee(State {
+                keys: KeySet::new(),
+                fetched_at: None,
+                refresh_at: None,
+                expires_at: None,
+                etag: None,
+                jwks_uri: None,
+                failing: false,
+                last_attempt: None,
+            }),
+            flight: Mutex::new(None),
+            last_miss_fetch: Mutex::new(None),
+            negative: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        }))
+    }
+
+    fn map_settings(self, f: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.0.settings.clone();
+        f(&mut settings);
+        Self::build(self.0.location.clone(), settings)
+    }
+
+    /// Minimum time between two refetches caused by unknown kids (default 10 s);
+    /// also the retry interval after a failed fetch.
+    pub fn with_cooldown(self, cooldown: Duration) -> Self {
+        self.map_settings(|s| s.cooldown = cooldown)
+    }
+
+    /// Bounds for the `Cache-Control: max-age` of the document (default 60 s to 24 h),
+    /// and the lifetime assumed without one (default 10 min).
+    pub fn with_refresh_bounds(self, min: Duration, max: Duration, default: Duration) -> Self {
+        self.map_settings(|s| {
+            s.min_ttl = min;
+            s.max_ttl = max.max(min);
+            s.default_ttl = default.clamp(min, s.max_ttl);
+        })
+    }
+
+    /// How long past their expiry the last good keys keep serving while the
+    /// endpoint fails (default 12 h).
+    pub fn with_max_staleness(self, max: Duration) -> Self {
+        self.map_settings(|s| s.max_staleness = max)
+    }
+
+    /// How long a request waits for keys being fetched (default 5 s).
+    pub fn with_max_wait(self, max: Duration) -> Self {
+        self.map_settings(|s| s.max_wait = max)
+    }
+
+    /// Connect timeout (default 2 s) and whole-request timeout (default 5 s).
+    pub fn with_timeouts(self, connect: Duration, total: Duration) -> Self {
+        self.map_settings(|s| {
+            s.connect_timeout = connect;
+            s.timeout = total;
+        })
+    }
+
+    /// Largest accepted document, in bytes (default 256 KiB).
+    pub fn with_max_response_size(self, bytes: usize) -> Self {
+        self.map_settings(|s| s.max_size = bytes)
+    }
+
+    /// Allow `http` URLs for the JWKS and discovery documents.
+    ///
+    /// # Security
+    ///
+    /// Keys fetched over plain http can be replaced by anyone on the path,
+    /// who can then mint any token. Use it for loopback test servers only.
+    pub fn insecure_allow_http(self) -> Self {
+        self.map_settings(|s| s.allow_http = true)
+    }
+
+    /// Start fetching now, in the background (needs a Tokio runtime; without
+    /// one, keys are fetched on first need).
+    pub fn prefetch(&self) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            drop(self.start_fetch());
+        }
+    }
+
+    /// Fetch now and wait for the result (at most the configured wait).
+    ///
+    /// # Errors
+    ///
+    /// When the fetch failed or did not finish in time.
+    pub async fn refresh(&self) -> Result<(), ConfigError> {
+        let rx = self.start_fetch();
+        self.wait(rx).await;
+        let state = self.0.state.load();
+        if state.failing || state.keys.is_empty() {
+            Err(ConfigError::InvalidJwks(
+                "the key source could not be fetched".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> JwksStats {
+        let c = &self.0.counters;
+        JwksStats {
+            fetches: c.fetches.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+            not_modified: c.not_modified.load(Ordering::Relaxed),
+            key_hits: c.key_hits.load(Ordering::Relaxed),
+            key_misses: c.key_misses.load(Ordering::Relaxed),
+            refetches_on_miss: c.refetches_on_miss.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The kids currently held.
+    pub fn kids(&self) -> Vec<String> {
+        self.0.state.load().keys.kids().map(str::to_owned).collect()
+    }
+
+    pub(crate) fn contains_key_id(&self, id: u64) -> bool {
+        self.0.state.load().keys.contains_key_id(id)
+    }
+
+    fn usable(&self, state: &State, now: Instant) -> bool {
+        !state.keys.is_empty()
+            && state
+                .expires_at
+                .is_some_and(|e| now <= e + self.0.settings.max_staleness)
+    }
+
+    fn retry_after(&self) -> u64 {
+        self.0.settings.cooldown.as_secs().max(1)
+    }
+
+    /// Find the key for a token; never blocks.
+    pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm, fetch: bool) -> Lookup {
+        let now = Instant::now();
+        let state = self.0.state.load();
+        let usable = self.usable(&state, now);
+        if usable && state.refresh_at.is_some_and(|r| now >= r) {
+            self.refresh_in_background(&state, now);
+        }
+        if usable {
+            match state.keys.select(kid, alg) {
+                Ok(key) => {
+                    self.0.counters.key_hits.fetch_add(1, Ordering::Relaxed);
+                    return Lookup::Found(key.clone());
+                }
+                Err(KeyMiss::UnknownKid) => {}
+                Err(miss) => return Lookup::Invalid(miss),
+            }
+        }
+        self.0.counters.key_misses.fetch_add(1, Ordering::Relaxed);
+        if let Some(kid) = kid {
+            let negative = self.0.negative.lock().expect("negative cache lock");
+            if negative
+                .get(kid)
+                .is_some_and(|at| now.duration_since(*at) < self.0.settings.cooldown)
+            {
+                return Lookup::Unknown {
+                    failing: state.failing || !usable,
+                    retry_after: self.retry_after(),
+                };
+            }
+        }
+        if fetch && self.may_refetch(&state, usable, now) {
+            // Start it now, so that every later lookup joins this flight.
+            drop(self.start_fetch());
+            Lookup::Fetch
+        } else {
+            Lookup::Unknown {
+                failing: state.failing || !usable,
+                retry_after: self.retry_after(),
+            }
+        }
+    }
+
+    /// One refetch per cooldown for misses; a fetch in flight is always
+    /// joinable; without usable keys (first use, or too stale) only the
+    /// failure backoff applies.
+    fn may_refetch(&self, state: &State, usable: bool, now: Instant) -> bool {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return false;
+        }
+        if self.in_flight() {
+            return true;
+        }
+        let cooldown = self.0.settings.cooldown;
+        // After a failure, back off for a cooldown whatever caused the fetch.
+        if state.failing
+            && state
+                .last_attempt
+                .is_some_and(|a| now.duration_since(a) < cooldown)
+        {
+            return false;
+        }
+        if !usable {
+            return true;
+        }
+        let mut last = self.0.last_miss_fetch.lock().expect("cooldown lock");
+        if last.is_some_and(|l| now.duration_since(l) < cooldown) {
+            return false;
+        }
+        *last = Some(now);
+        self.0
+            .counters
+            .refetches_on_miss
+            .fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Remember that a refetch did not bring `kid`.
+    pub(crate) fn remember_unknown(&self, kid: &str) {
+        let now = Instant::now();
+        let cooldown = self.0.settings.cooldown;
+        let mut negative = self.0.negative.lock().expect("negative cache lock");
+        if negative.len() >= NEGATIVE_CACHE_CAP {
+            negative.retain(|_, at| now.duration_since(*at) < cooldown);
+            if negative.len() >= NEGATIVE_CACHE_CAP {
+                negative.clear();
+            }
+        }
+        negative.insert(kid.to_owned(), now);
+        tracing::debug!(target: "tower_mandate::keys", kid_len = kid.len(), "kid still unknown after refetch");
+    }
+
+    fn in_flight(&self) -> bool {
+        self.0
+            .flight
+            .lock()
+            .expect("flight lock")
+            .as_ref()
+            .is_some_and(|rx| !*rx.borrow())
+    }
+
+    fn refresh_in_background(&self, state: &State, now: Instant) {
+        if tokio::runtime::Handle::try_current().is_err() || self.in_flight() {
+            return;
+        }
+        if state.failing
+            && state
+                .last_attempt
+                .is_some_and(|a| now.duration_since(a) < self.0.settings.cooldown)
+        {
+            return;
+        }
+        drop(self.start_fetch());
+    }
+
+    /// Join the fetch in flight or start one (single flight). The fetch runs
+    /// in its own task, so it completes even if every waiter goes away.
+    fn start_fetch(&self) -> watch::Receiver<bool> {
+        let mut flight = self.0.flight.lock().expect("flight lock");
+        if let Some(rx) = flight.as_ref()
+            && !*rx.borrow()
+        {
+            return rx.clone();
+        }
+        let (tx, rx) = watch::channel(false);
+        *flight = Some(rx.clone());
+        drop(flight);
+        let shared = self.0.clone();
+        tokio::spawn(async move {
+            fetch(&shared).await;
+            let _ = tx.send(true);
+        });
+        rx
+    }
+
+    /// Wait (bounded) for the fetch in flight, starting one if needed.
+    pub(crate) async fn fetch_and_wait(&self) {
+        let rx = self.start_fetch();
+        self.wait(rx).await;
+    }
+
+    async fn wait(&self, mut rx: watch::Receiver<bool>) {
+        let _ = tokio::time::timeout(self.0.settings.max_wait, rx.wait_for(|done| *done)).await;
+    }
+}
+
+#[derive(Debug)]
+enum FetchError {
+    Http(String),
+    Status(u16),
+    TooLarge,
+    Parse(String),
+    NoKeys,
+    Insecure(String),
+    Discovery(String),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Http(e) => write!(f, "request failed: {e}"),
+            FetchError::Status(s) => write!(f, "status {s}"),
+            FetchError::TooLarge => f.write_str("document too large"),
+            FetchError::Parse(e) => write!(f, "invalid document: {e}"),
+            FetchError::NoKeys => f.write_str("no usable signing key"),
+            FetchError::Insecure(u) => write!(f, "{u:?} is not https (see insecure_allow_http)"),
+            FetchError::Discovery(e) => write!(f, "discovery: {e}"),
+        }
+    }
+}
+
+fn check_scheme(shared: &Shared, url: &str) -> Result<(), FetchError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| FetchError::Parse(e.to_string()))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if shared.settings.allow_http => Ok(()),
+        _ => Err(FetchError::Insecure(url.to_owned())),
+    }
+}
+
+/// GET `url`, reading at most `max_size` bytes.
+async fn get(
+    shared: &Shared,
+    url: &str,
+    etag: Option<&str>,
+) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>), FetchError> {
+    check_scheme(shared, url)?;
+    let mut req = shared
+        .client
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json");
+    if let Some(etag) = etag {
+        req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+    }
+    let mut res = req
+        .send()
+        .await
+        .map_err(|e| FetchError::Http(e.without_url().to_string()))?;
+    let status = res.status();
+    let headers = res.headers().clone();
+    let max = shared.settings.max_size;
+    if res.content_length().is_some_and(|len| len > max as u64) {
+        return Err(FetchError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| FetchError::Http(e.without_url().to_string()))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(FetchError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, headers, body))
+}
+
+async fn discover(shared: &Shared, issuer: &str) -> Result<String, FetchError> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let (status, _, body) = get(shared, &url, None).await?;
+    if !status.is_success() {
+        return Err(FetchError::Discovery(format!("status {}", status.as_u16())));
+    }
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        issuer: String,
+        jwks_uri: String,
+    }
+    let meta: Metadata =
+        serde_json::from_slice(&body).map_err(|e| FetchError::Discovery(e.to_string()))?;
+    // OpenID Connect Discovery §4.3: the issuer must be identical.
+    if meta.issuer != issuer {
+        return Err(FetchError::Discovery(format!(
+            "the document names issuer {:?}, not {issuer:?}",
+            meta.issuer
+        )));
+    }
+    check_scheme(shared, &meta.jwks_uri)?;
+    tracing::info!(target: "tower_mandate::keys", issuer, jwks_uri = %meta.jwks_uri, "discovered JWKS endpoint");
+    Ok(meta.jwks_uri)
+}
+
+fn max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
+    value.split(',').find_map(|d| {
+        let d = d.trim();
+        let (name, secs) = d.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("max-age")
+            .then(|| {
+                secs.trim()
+                    .trim_matches('"')
+                    .parse()
+                    .ok()
+                    .map(Duration::from_secs)
+            })
+            .flatten()
+    })
+}
+
+async fn fetch(shared: &Shared) {
+    let started = Instant::now();
+    shared.counters.fetches.fetch_add(1, Ordering::Relaxed);
+    let previous = shared.state.load_full();
+    let result = fetch_inner(shared, &previous).await;
+    let now = Instant::now();
+    match result {
+        Ok(Fetched::Keys {
+            keys,
+            ttl,
+            etag,
+            jwks_uri,
+        }) => {
+            tracing::info!(
+                target: "tower_mandate::keys",
+                keys = keys.len(),
+                ttl_secs = ttl.as_secs(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "fetched JWKS"
+            );
+            shared.state.store(Arc::new(State {
+                keys,
+                fetched_at: Some(now),
+                refresh_at: Some(now + ttl.mul_f64(0.75)),
+                expires_at: Some(now + ttl),
+                etag,
+                jwks_uri: Some(jwks_uri),
+                failing: false,
+                last_attempt: Some(now),
+            }));
+            shared.negative.lock().expect("negative cache lock").clear();
+        }
+        Ok(Fetched::NotModified { ttl, jwks_uri }) => {
+            shared.counters.not_modified.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(target: "tower_mandate::keys", "JWKS not modified");
+            shared.state.store(Arc::new(State {
+                keys: previous.keys.clone(),
+                fetched_at: Some(now),
+                refresh_at: Some(now + ttl.mul_f64(0.75)),
+                expires_at: Some(now + ttl),
+                etag: previous.etag.clone(),
+                jwks_uri: Some(jwks_uri),
+                failing: false,
+                last_attempt: Some(now),
+            }));
+        }
+        Err(error) => {
+            shared.counters.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                target: "tower_mandate::keys",
+                %error,
+                serving_stale = !previous.keys.is_empty(),
+                "JWKS fetch failed"
+            );
+            shared.state.store(Arc::new(State {
+                keys: previous.keys.clone(),
+                fetched_at: previous.fetched_at,
+                // Retry in the background after a cooldown.
+                refresh_at: Some(now + shared.settings.cooldown),
+                expires_at: previous.expires_at,
+                etag: previous.etag.clone(),
+                jwks_uri: previous.jwks_uri.clone(),
+                failing: true,
+                last_attempt: Some(now),
+            }));
+        }
+    }
+}
+
+enum Fetched {
+    Keys {
+        keys: KeySet,
+        ttl: Duration,
+        etag: Option<String>,
+        jwks_uri: String,
+    },
+    NotModified {
+        ttl: Duration,
+        jwks_uri: String,
+    },
+}
+
+async fn fetch_inner(shared: &Shared, previous: &State) -> Result<Fetched, FetchError> {
+    let jwks_uri = match (&shared.location, &previous.jwks_uri) {
+        (Location::Jwks(url), _) => url.clone(),
+        (Location::Discovery { .. }, Some(uri)) => uri.clone(),
+        (Location::Discovery { issuer }, None) => discover(shared, issuer).await?,
+    };
+    let etag = (!previous.keys.is_empty())
+        .then_some(previous.etag.as_deref())
+        .flatten();
+    let (status, headers, body) = get(shared, &jwks_uri, etag).await?;
+    let s = &shared.settings;
+    let ttl = max_age(&headers)
+        .unwrap_or(s.default_ttl)
+        .clamp(s.min_ttl, s.max_ttl);
+    if status == reqwest::StatusCode::NOT_MODIFIED && !previous.keys.is_empty() {
+        return Ok(Fetched::NotModified { ttl, jwks_uri });
+    }
+    if !status.is_success() {
+        return Err(FetchError::Status(status.as_u16()));
+    }
+    let text = std::str::from_utf8(&body).map_err(|e| FetchError::Parse(e.to_string()))?;
+    let keys = parse_jwks_document(text, false).map_err(|e| FetchError::Parse(e.to_string()))?;
+    if keys.is_empty() {
+        return Err(FetchError::NoKeys);
+    }
+    let etag = headers
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok(Fetched::Keys {
+        keys,
+        ttl,
+        etag,
+        jwks_uri,
+    })
+}
+
+impl fmt::Debug for JwksSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.0.state.load();
+        f.debug_struct("JwksSource")
+            .field("location", &self.0.location)
+            .field("keys", &state.keys)
+            .field("failing", &state.failing)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control() {
+        struct Case {
+            name: &'static str,
+            value: &'static str,
+            want: Option<u64>,
+        }
+        let cases = [
+            Case {
+                name: "plain",
+                value: "max-age=300",
+                want: Some(300),
+            },
+            Case {
+                name: "with others",
+                value: "public, max-age=60, must-revalidate",
+                want: Some(60),
+            },
+            Case {
+                name: "case",
+                value: "Max-Age=7",
+                want: Some(7),
+            },
+            Case {
+                name: "garbage",
+                value: "max-age=abc",
+                want: None,
+            },
+            Case {
+                name: "none",
+                value: "no-cache",
+                want: None,
+            },
+        ];
+        for c in cases {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(reqwest::header::CACHE_CONTROL, c.value.parse().unwrap());
+            assert_eq!(max_age(&h).map(|d| d.as_secs()), c.want, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(JwksSource::new("not a url").is_err());
+        assert!(JwksSource::new("ftp://x/jwks").is_err());
+        assert!(JwksSource::new("https://id.example/jwks").is_ok());
+        assert!(JwksSource::discover("https://id.example").is_ok());
+    }
+}
