@@ -172,6 +172,7 @@ impl AuthError {
     }
 
     /// Keys cannot be had right now; the client may retry after `secs` seconds.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     pub(crate) fn keys_unavailable(reason: &'static str, retry_after: u64) -> Self {
         AuthError {
             retry_after: Some(retry_after.max(1)),

@@ -70,14 +70,13 @@ impl TokenCache {
 
     pub(crate) fn get(&self, token: &str) -> Option<(Principal, usize)> {
         let (shard, hash) = self.slot(token);
-        let found = shard
+        shard
             .read()
             .ok()?
             .map
             .get(&hash)
             .filter(|e| e.principal.token() == token)
-            .map(|e| (e.principal.clone(), e.issuer));
-        found
+            .map(|e| (e.principal.clone(), e.issuer))
     }
 
     pub(crate) fn insert(&self, principal: &Principal, issuer: usize) {
