@@ -612,6 +612,7 @@ fn key_miss(miss: KeyMiss) -> AuthError {
     })
 }
 
+#[cfg_attr(not(feature = "jwks"), allow(unused_variables))]
 fn select_key(
     issuer: &Issuer,
     header: &jws::Header,
