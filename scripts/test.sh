@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every test of tower-mandate on a fresh machine: installs what the tests
-# need (a Python venv with PyJWT), then runs formatting, lints, each feature
+# need (a Python venv with PyJWT, oidc-provider from npm), then runs formatting, lints, each feature
 # alone, docs, the MSRV check, all tests, and compiles the benches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,10 @@ if ! .venv/bin/python -c 'import jwt, cryptography' 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check -r tests/support/requirements.txt
 fi
 export MANDATE_PYTHON="$PWD/.venv/bin/python"
+# A real identity provider (panva's oidc-provider) for the key tests.
+if [ ! -d tests/support/idp/node_modules/oidc-provider ]; then
+  (cd tests/support/idp && npm install --no-audit --no-fund --silent)
+fi
 
 step "rustfmt"
 cargo fmt --all -- --check

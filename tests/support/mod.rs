@@ -235,3 +235,78 @@ impl Drop for Example {
         let _ = self.child.wait();
     }
 }
+
+/// panva's oidc-provider (tests/support/idp), started with `node` on
+/// 127.0.0.1; stopped on drop.
+pub struct Idp {
+    child: Child,
+    pub issuer: String,
+}
+
+impl Idp {
+    pub fn start() -> Idp {
+        let dir = manifest_dir().join("tests/support/idp");
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "oidc-provider is not installed: run scripts/test.sh (it runs npm install in {})",
+            dir.display()
+        );
+        let node = std::env::var("MANDATE_NODE").unwrap_or_else(|_| "node".into());
+        let mut child = Command::new(node)
+            .arg("server.mjs")
+            .current_dir(&dir)
+            .env("PORT", "0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("the test IdP did not start: {line:?}"));
+        Idp {
+            child,
+            issuer: ready["issuer"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A client_credentials access token (client_secret_basic).
+    pub async fn client_credentials(&self, client: &Client, id: &str, secret: &str, scope: &str) -> String {
+        let body = format!(
+            "grant_type=client_credentials&scope={}&resource=urn%3Aimage-store",
+            scope.replace(' ', "+").replace(':', "%3A")
+        );
+        let res = client
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(id, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let json: Value = res.json().await.unwrap();
+        assert!(status.is_success(), "token endpoint: {status} {json}");
+        json["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn rotate(&self, client: &Client) -> Value {
+        client
+            .post(format!("{}/__rotate", self.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
