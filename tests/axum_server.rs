@@ -6,7 +6,6 @@
 mod app;
 mod support;
 
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -20,8 +19,7 @@ use support::{Server, http_client};
 fn settings() -> app::Settings {
     app::Settings {
         bind: "127.0.0.1:0".into(),
-        algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
-        leeway: Duration::from_secs(60),
+        ..app::Settings::defaults()
     }
 }
 

@@ -94,3 +94,39 @@ fn kid(token: &str) -> String {
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     v["kid"].as_str().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn image_store_binary_with_a_jwks_url_and_discovery() {
+    use tower_mandate::testing::TestIssuer;
+    let idp = support::Idp::start();
+    let client = support::http_client();
+    // Users: keys from a JWKS URL served by a real axum endpoint.
+    let users = TestIssuer::rs256("https://users.example").with_audience("image-store");
+    let jwks = users.jwks();
+    let jwks_server = support::Server::start(
+        axum::Router::new().route("/jwks", axum::routing::get(move || async move { jwks })),
+    )
+    .await;
+    // Services: the oidc-provider, found by discovery from SERVICE_ISSUER.
+    let server = support::Example::spawn(
+        "image_store",
+        &[
+            ("USER_ISSUER", "https://users.example"),
+            ("USER_JWKS_URL", &jwks_server.url("/jwks")),
+            ("SERVICE_ISSUER", &idp.issuer),
+            ("VERIFIED_CACHE", "off"),
+            ("KEY_COOLDOWN_SECS", "1"),
+        ],
+    )
+    .await;
+    let user = users.token("alice").scope("images:read").sign();
+    let service = idp
+        .client_credentials(&client, "relay", RELAY_SECRET, "images:read")
+        .await;
+    let (status, me) = server
+        .call(&client, "GET", "/me", Some(&user), Some(&service))
+        .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["user"]["sub"], "alice");
+    assert_eq!(me["service"]["sub"], "relay");
+}

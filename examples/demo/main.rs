@@ -72,8 +72,7 @@ impl Demo {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = app::Settings {
         bind: "127.0.0.1:0".into(),
-        algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
-        leeway: Duration::from_secs(60),
+        ..app::Settings::defaults()
     };
     let e = app::Embedded::new(app::DEFAULT_AUDIENCE);
     let layer = app::layer(

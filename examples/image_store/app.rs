@@ -17,8 +17,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower_mandate::testing::TestIssuer;
 use tower_mandate::{
-    Algorithm, AuthError, Caller, Issuer, KeySet, MandateLayer, Permission, PermissionMapping,
-    Principal, Require, Slot, Verifier, permission,
+    Algorithm, AuthError, Caller, Issuer, JwksSource, KeySet, MandateLayer, Permission,
+    PermissionMapping, Principal, Require, Slot, Verifier, permission,
 };
 
 permission! {
@@ -125,6 +125,39 @@ pub(crate) struct Settings {
     pub(crate) bind: String,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) leeway: Duration,
+    pub(crate) cache: bool,
+    pub(crate) cooldown: Duration,
+}
+
+/// Where a slot's keys come from.
+pub(crate) enum Keys {
+    Static(KeySet),
+    Remote(JwksSource),
+}
+
+impl From<KeySet> for Keys {
+    fn from(keys: KeySet) -> Self {
+        Keys::Static(keys)
+    }
+}
+
+/// Plain http is accepted for loopback hosts only.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").unwrap_or("");
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+impl Keys {
+    fn remote(source: JwksSource, url: &str, cooldown: Duration) -> Self {
+        let source = source.with_cooldown(cooldown);
+        Keys::Remote(if is_loopback(url) {
+            source.insecure_allow_http()
+        } else {
+            source
+        })
+    }
 }
 
 fn env(name: &str) -> Option<String> {
@@ -139,11 +172,41 @@ impl Settings {
             .map(str::parse)
             .collect::<Result<Vec<Algorithm>, _>>()?;
         let leeway = env("LEEWAY_SECS").map_or(Ok(60), |v| v.parse::<u64>())?;
+        let cooldown = env("KEY_COOLDOWN_SECS").map_or(Ok(10), |v| v.parse::<u64>())?;
+        let cache = match env("VERIFIED_CACHE").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => return Err(format!("VERIFIED_CACHE must be on or off, not {other:?}").into()),
+        };
         Ok(Settings {
             bind: env("BIND").unwrap_or_else(|| "127.0.0.1:3000".into()),
             algorithms,
             leeway: Duration::from_secs(leeway),
+            cache,
+            cooldown: Duration::from_secs(cooldown),
         })
+    }
+
+    /// Defaults, as with an empty environment.
+    pub(crate) fn defaults() -> Self {
+        Settings {
+            bind: "127.0.0.1:3000".into(),
+            algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
+            leeway: Duration::from_secs(60),
+            cache: true,
+            cooldown: Duration::from_secs(10),
+        }
+    }
+
+    /// `{PREFIX}_JWKS_FILE`, else `{PREFIX}_JWKS_URL`, else OIDC discovery from the issuer.
+    fn keys(&self, prefix: &str, issuer: &str) -> Result<Keys, Box<dyn std::error::Error>> {
+        if let Some(path) = env(&format!("{prefix}_JWKS_FILE")) {
+            return Ok(Keys::Static(KeySet::from_jwks_file(path)?));
+        }
+        if let Some(url) = env(&format!("{prefix}_JWKS_URL")) {
+            return Ok(Keys::remote(JwksSource::new(url.clone())?, &url, self.cooldown));
+        }
+        Ok(Keys::remote(JwksSource::discover(issuer)?, issuer, self.cooldown))
     }
 
     /// The rules of one slot for `issuer` with `keys`.
@@ -151,15 +214,27 @@ impl Settings {
         &self,
         issuer: &str,
         audience: &str,
-        keys: KeySet,
+        keys: impl Into<Keys>,
     ) -> Result<Verifier, tower_mandate::ConfigError> {
-        Verifier::new([Issuer::new(issuer, audience)
-            .with_keys(keys)
+        let rules = Issuer::new(issuer, audience)
             .with_algorithms(self.algorithms.iter().copied())
             .with_leeway(self.leeway)
             .with_permissions(
                 PermissionMapping::default().with_permission_claims(["scope", "permissions"]),
-            )])
+            );
+        let rules = match keys.into() {
+            Keys::Static(keys) => rules.with_keys(keys),
+            Keys::Remote(source) => {
+                source.prefetch();
+                rules.with_jwks(source)
+            }
+        };
+        let verifier = Verifier::new([rules])?;
+        Ok(if self.cache {
+            verifier
+        } else {
+            verifier.without_cache()
+        })
     }
 }
 
@@ -186,13 +261,9 @@ pub(crate) fn layer_from_env(
 ) -> Result<(MandateLayer, Option<Embedded>), Box<dyn std::error::Error>> {
     let user_aud = env("USER_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.into());
     let service_aud = env("SERVICE_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.into());
-    let jwks = |var: &str| -> Result<KeySet, Box<dyn std::error::Error>> {
-        let path = env(var).ok_or_else(|| format!("{var} is required with an issuer"))?;
-        Ok(KeySet::from_jwks_file(path)?)
-    };
     let mut embedded = None;
     let user = match env("USER_ISSUER") {
-        Some(iss) => settings.verifier(&iss, &user_aud, jwks("USER_JWKS_FILE")?)?,
+        Some(iss) => settings.verifier(&iss, &user_aud, settings.keys("USER", &iss)?)?,
         None => {
             let e = Embedded::new(&user_aud);
             let v = settings.verifier(e.users.issuer(), &user_aud, e.users.key_set())?;
@@ -203,7 +274,7 @@ pub(crate) fn layer_from_env(
     // Embedded mode embeds a service issuer too, unless SERVICE_ISSUER names one.
     let service = match (env("SERVICE_ISSUER"), &embedded) {
         (Some(iss), _) => {
-            Some(settings.verifier(&iss, &service_aud, jwks("SERVICE_JWKS_FILE")?)?)
+            Some(settings.verifier(&iss, &service_aud, settings.keys("SERVICE", &iss)?)?)
         }
         (None, Some(e)) => {
             Some(settings.verifier(e.services.issuer(), &service_aud, e.services.key_set())?)
