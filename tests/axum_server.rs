@@ -6,7 +6,6 @@
 mod app;
 mod support;
 
-
 use axum::Router;
 use axum::routing::get;
 use reqwest::StatusCode;

@@ -51,7 +51,9 @@ async fn discovery_client_credentials_and_rotation() {
 async fn idp_tokens_through_the_layer() {
     let idp = support::Idp::start();
     let client = support::http_client();
-    let keys = JwksSource::discover(idp.issuer.clone()).unwrap().insecure_allow_http();
+    let keys = JwksSource::discover(idp.issuer.clone())
+        .unwrap()
+        .insecure_allow_http();
     keys.prefetch();
     let service = Verifier::new([Issuer::new(idp.issuer.clone(), "image-store")
         .require_typ("at+jwt")
@@ -64,7 +66,9 @@ async fn idp_tokens_through_the_layer() {
     async fn me(caller: tower_mandate::Caller) -> String {
         caller.service().unwrap().subject().to_owned()
     }
-    let app = axum::Router::new().route("/me", axum::routing::get(me)).route_layer(layer);
+    let app = axum::Router::new()
+        .route("/me", axum::routing::get(me))
+        .route_layer(layer);
     let server = support::Server::start(app).await;
     let token = idp
         .client_credentials(&client, "relay", RELAY_SECRET, "images:read")
@@ -80,7 +84,10 @@ async fn idp_tokens_through_the_layer() {
     // A token whose signature was tampered with is refused.
     let res = client
         .get(server.url("/me"))
-        .header("service-authorization", format!("Bearer {}x", &token[..token.len() - 1]))
+        .header(
+            "service-authorization",
+            format!("Bearer {}x", &token[..token.len() - 1]),
+        )
         .send()
         .await
         .unwrap();
@@ -90,7 +97,9 @@ async fn idp_tokens_through_the_layer() {
 fn kid(token: &str) -> String {
     use base64::Engine as _;
     let header = token.split('.').next().unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     v["kid"].as_str().unwrap().to_owned()
 }

@@ -9,12 +9,74 @@
 #[path = "../image_store/app.rs"]
 mod app;
 
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::routing::get;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use tower_mandate::Algorithm;
-use tower_mandate::testing::TestKey;
+use tower_mandate::testing::{TestIssuer, TestKey};
+use tower_mandate::{Algorithm, JwksSource};
+
+/// The users' identity provider's JWKS endpoint, which the demo stops and
+/// restarts to play an outage.
+struct IdpKeys {
+    addr: SocketAddr,
+    doc: Arc<Mutex<String>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl IdpKeys {
+    async fn start(idp: &TestIssuer) -> std::io::Result<IdpKeys> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let mut keys = IdpKeys {
+            addr: listener.local_addr()?,
+            doc: Arc::new(Mutex::new(idp.jwks())),
+            task: None,
+        };
+        keys.serve(listener);
+        Ok(keys)
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let doc = self.doc.clone();
+        let app = axum::Router::new().route(
+            "/jwks",
+            get(move || {
+                let doc = doc.lock().expect("lock").clone();
+                async move { doc }
+            }),
+        );
+        self.task = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }));
+    }
+
+    fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    async fn restart(&mut self, idp: &TestIssuer) -> std::io::Result<()> {
+        *self.doc.lock().expect("lock") = idp.jwks();
+        for _ in 0..100 {
+            if let Ok(listener) = tokio::net::TcpListener::bind(self.addr).await {
+                self.serve(listener);
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let listener = tokio::net::TcpListener::bind(self.addr).await?;
+        self.serve(listener);
+        Ok(())
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/jwks", self.addr)
+    }
+}
 
 struct Step<'a> {
     name: &'a str,
@@ -75,8 +137,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..app::Settings::defaults()
     };
     let e = app::Embedded::new(app::DEFAULT_AUDIENCE);
+    // The users' keys come from their IdP's JWKS endpoint; the services' are fixed.
+    let mut idp_keys = IdpKeys::start(&e.users).await?;
+    let cooldown = Duration::from_secs(1);
+    let user_keys = JwksSource::new(idp_keys.url())?
+        .insecure_allow_http() // loopback only
+        .with_cooldown(cooldown)
+        .with_timeouts(Duration::from_millis(500), Duration::from_secs(1));
     let layer = app::layer(
-        settings.verifier(e.users.issuer(), app::DEFAULT_AUDIENCE, e.users.key_set())?,
+        settings.verifier(
+            e.users.issuer(),
+            app::DEFAULT_AUDIENCE,
+            app::Keys::Remote(user_keys),
+        )?,
         Some(settings.verifier(
             e.services.issuer(),
             app::DEFAULT_AUDIENCE,
@@ -233,6 +306,69 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("[FAIL] /me names {got}, expected {want}");
         demo.failures += 1;
     }
+
+    println!("\nkeys: the users' identity provider goes down and rotates its key");
+    let keep = e.users.token("alice").scope(all).sign();
+    demo.run(Step {
+        name: "alice's token verifies while the IdP is up",
+        method: Method::GET,
+        path: "/me".into(),
+        user: Some(&keep),
+        service: None,
+        expect: 200,
+    })
+    .await;
+    idp_keys.stop();
+    tokio::time::sleep(cooldown).await;
+    // A new token (not in the verified-token cache) signed with the known key.
+    let fresh = e.users.token("alice").scope(all).sign();
+    demo.run(Step {
+        name: "IdP down: known keys still serve",
+        method: Method::GET,
+        path: "/me".into(),
+        user: Some(&fresh),
+        service: None,
+        expect: 200,
+    })
+    .await;
+    e.users.rotate();
+    let rotated = e.users.token("alice").scope(all).sign();
+    demo.run(Step {
+        name: "IdP down: a token with an unknown kid is 503, not 401",
+        method: Method::GET,
+        path: "/me".into(),
+        user: Some(&rotated),
+        service: None,
+        expect: 503,
+    })
+    .await;
+    idp_keys.restart(&e.users).await?;
+    tokio::time::sleep(cooldown + Duration::from_millis(100)).await;
+    demo.run(Step {
+        name: "IdP back: the rotated key is picked up",
+        method: Method::GET,
+        path: "/me".into(),
+        user: Some(&rotated),
+        service: None,
+        expect: 200,
+    })
+    .await;
+    let stranger = TestKey::generate(Algorithm::RS256, "never-published");
+    let unknown = e
+        .users
+        .token("mallory")
+        .header("kid", json!("never-published"))
+        .sign_with(&stranger);
+    demo.run(Step {
+        name: "IdP healthy: a kid it never published is 401",
+        method: Method::GET,
+        path: "/me".into(),
+        user: Some(&unknown),
+        service: None,
+        expect: 401,
+    })
+    .await;
+
     server.abort();
     if demo.failures > 0 {
         println!("\n{} step(s) differ from what was expected", demo.failures);

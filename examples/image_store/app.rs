@@ -176,7 +176,9 @@ impl Settings {
         let cache = match env("VERIFIED_CACHE").as_deref() {
             None | Some("on") => true,
             Some("off") => false,
-            Some(other) => return Err(format!("VERIFIED_CACHE must be on or off, not {other:?}").into()),
+            Some(other) => {
+                return Err(format!("VERIFIED_CACHE must be on or off, not {other:?}").into());
+            }
         };
         Ok(Settings {
             bind: env("BIND").unwrap_or_else(|| "127.0.0.1:3000".into()),
@@ -204,9 +206,17 @@ impl Settings {
             return Ok(Keys::Static(KeySet::from_jwks_file(path)?));
         }
         if let Some(url) = env(&format!("{prefix}_JWKS_URL")) {
-            return Ok(Keys::remote(JwksSource::new(url.clone())?, &url, self.cooldown));
+            return Ok(Keys::remote(
+                JwksSource::new(url.clone())?,
+                &url,
+                self.cooldown,
+            ));
         }
-        Ok(Keys::remote(JwksSource::discover(issuer)?, issuer, self.cooldown))
+        Ok(Keys::remote(
+            JwksSource::discover(issuer)?,
+            issuer,
+            self.cooldown,
+        ))
     }
 
     /// The rules of one slot for `issuer` with `keys`.

@@ -273,7 +273,13 @@ impl Idp {
     }
 
     /// A client_credentials access token (client_secret_basic).
-    pub async fn client_credentials(&self, client: &Client, id: &str, secret: &str, scope: &str) -> String {
+    pub async fn client_credentials(
+        &self,
+        client: &Client,
+        id: &str,
+        secret: &str,
+        scope: &str,
+    ) -> String {
         let body = format!(
             "grant_type=client_credentials&scope={}&resource=urn%3Aimage-store",
             scope.replace(' ', "+").replace(':', "%3A")
