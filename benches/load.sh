@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The load bench: the load_server example pinned to core 0, wrk pinned to
+# core 1, on 127.0.0.1, each scenario for $DURATION seconds (default 10).
+# Prints requests per second, p50 and p99 per scenario, and each as a ratio
+# to the no-auth route of the same run.
+#
+#   benches/load.sh            # or: DURATION=20 benches/load.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+
+if ! command -v wrk >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk
+fi
+cargo build --quiet --release --example load_server
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+
+work=$(mktemp -d)
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+LOAD_DIR="$work" taskset -c 0 "$target_dir/release/examples/load_server" > "$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 100); do grep -q "listening on" "$work/server.log" && break; sleep 0.1; done
+base=$(sed -n 's/.*listening on //p' "$work/server.log")
+user=$(cat "$work/user.token")
+service=$(cat "$work/service.token")
+
+run() { # name path [headers...]
+  local name=$1 path=$2; shift 2
+  local out
+  out=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$base$path")
+  local rps p50 p99 non2xx
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  echo "$name|$rps|$p50|$p99|${non2xx:-0}" >> "$work/results"
+}
+
+U=(-H "Authorization: Bearer $user")
+S=(-H "Service-Authorization: Bearer $service")
+taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d2s "$base/noauth" > /dev/null # warm-up
+run "no auth" /noauth
+run "no auth, user token header sent" /noauth "${U[@]}"
+run "no auth, both token headers sent" /noauth "${U[@]}" "${S[@]}"
+run "naive jsonwebtoken::decode layer" /naive "${U[@]}"
+run "one RS256 token, cached" /one "${U[@]}"
+run "one RS256 token, uncached" /one-uncached "${U[@]}"
+run "user + service tokens, cached" /two "${U[@]}" "${S[@]}"
+run "user + service tokens, uncached" /two-uncached "${U[@]}" "${S[@]}"
+run "JWKS keys, refreshed every 1 s, uncached" /jwks "${U[@]}"
+curl -s -X POST "$base/jwks-mode/hang" > /dev/null
+run "JWKS keys, endpoint hanging, uncached" /jwks "${U[@]}"
+curl -s -X POST "$base/jwks-mode/down" > /dev/null
+run "JWKS keys, endpoint failing, uncached" /jwks "${U[@]}"
+
+python3 - "$work/results" "$DURATION" "$CONNECTIONS" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1])]
+def us(v):
+    for unit, f in (("us", 1), ("ms", 1000), ("s", 1e6)):
+        if v.endswith(unit):
+            return float(v[: -len(unit)]) * f
+    return float(v)
+base = float(rows[0][1])
+naive = float(rows[3][1])
+print(f"wrk -t1 -c{sys.argv[3]} -d{sys.argv[2]}s, server on core 0, wrk on core 1\n")
+print("| scenario | req/s | vs no auth | vs no auth, same headers | vs naive | p50 | p99 | non-2xx |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for i, (name, rps, p50, p99, bad) in enumerate(rows):
+    r = float(rps)
+    same = float(rows[0 if i == 0 else 2 if "service" in name or "both" in name else 1][1])
+    print(f"| {name} | {r:,.0f} | {r / base:.3f} | {r / same:.3f} | {r / naive:.2f}x "
+          f"| {us(p50):.0f} µs | {us(p99):.0f} µs | {bad} |")
+PY

@@ -1,0 +1,158 @@
+//! The server driven by the load bench (`benches/load.sh`): one process,
+//! several routes that differ only in how they authenticate.
+//!
+//! | route | authentication |
+//! |---|---|
+//! | `/noauth` | none |
+//! | `/naive` | a naive layer calling `jsonwebtoken::decode` on every request |
+//! | `/one` | `MandateLayer`, user slot, verified-token cache on |
+//! | `/one-uncached` | the same, cache off |
+//! | `/two` | user and service slots, cache on |
+//! | `/two-uncached` | the same, cache off |
+//! | `/jwks` | user slot with keys from a JWKS endpoint, cache off |
+//!
+//! The JWKS endpoint is served by this process too, on another port, with
+//! `Cache-Control: max-age=1` so that keys are refreshed every second;
+//! `POST /jwks-mode/{normal|hang|down}` changes how it answers.
+//!
+//! Writes the tokens to `$LOAD_DIR/{user,service}.token` and prints
+//! `listening on http://ADDR` when ready.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use jsonwebtoken::{DecodingKey, Validation};
+use tower_mandate::testing::TestIssuer;
+use tower_mandate::{Issuer, JwksSource, MandateLayer, Slot, Verifier};
+
+const AUD: &str = "image-store";
+
+#[derive(Clone)]
+struct Naive {
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+}
+
+/// What a team writes on a first try: decode every token, every time.
+async fn naive(State(naive): State<Naive>, req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match token.map(|t| jsonwebtoken::decode::<serde_json::Value>(t, &naive.key, &naive.validation)) {
+        Some(Ok(_)) => next.run(req).await,
+        _ => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+    );
+    let users = TestIssuer::rs256("https://users.example").with_audience(AUD);
+    let services = TestIssuer::rs256("https://services.example").with_audience(AUD);
+    let day = Duration::from_secs(24 * 3600);
+    let user_token = users.token("alice").scope("images:read").expires_in(day).sign();
+    let service_token = services.token("svc").scope("images:read").expires_in(day).sign();
+    let dir = std::env::var("LOAD_DIR").unwrap_or_else(|_| ".".into());
+    std::fs::write(format!("{dir}/user.token"), &user_token)?;
+    std::fs::write(format!("{dir}/service.token"), &service_token)?;
+
+    // The JWKS endpoint, with a switch for outages.
+    let mode = Arc::new(AtomicU8::new(0));
+    let jwks_doc = users.jwks();
+    let jwks_mode = mode.clone();
+    let jwks_app = Router::new().route(
+        "/jwks",
+        get(move || {
+            let mode = jwks_mode.load(Ordering::Relaxed);
+            let doc = jwks_doc.clone();
+            async move {
+                match mode {
+                    1 => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        StatusCode::GATEWAY_TIMEOUT.into_response()
+                    }
+                    2 => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                    _ => ([(header::CACHE_CONTROL, "max-age=1")], doc).into_response(),
+                }
+            }
+        }),
+    );
+    let jwks_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let jwks_url = format!("http://{}/jwks", jwks_listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(jwks_listener, jwks_app).await });
+
+    let rules = |idp: &TestIssuer| Issuer::new(idp.issuer(), AUD).with_keys(idp.key_set());
+    let user = Verifier::new([rules(&users)])?;
+    let service = Verifier::new([rules(&services)])?;
+    let both = |user: Verifier, service: Verifier| {
+        MandateLayer::builder()
+            .user(Slot::required(user))
+            .service(Slot::required(service))
+            .build()
+    };
+    let source = JwksSource::new(jwks_url)?
+        .insecure_allow_http()
+        .with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(60), Duration::from_secs(1))
+        .with_cooldown(Duration::from_secs(1));
+    source.refresh().await?;
+    let remote = Verifier::new([Issuer::new(users.issuer(), AUD).with_jwks(source)])?.without_cache();
+
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(users.current_key().jwk())?;
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[users.issuer()]);
+    validation.set_audience(&[AUD]);
+    let naive_state = Naive {
+        key: Arc::new(DecodingKey::from_jwk(&jwk)?),
+        validation: Arc::new(validation),
+    };
+
+    let route = |layer: MandateLayer| Router::new().route("/", get(ok)).route_layer(layer);
+    let app = Router::new()
+        .route("/noauth", get(ok))
+        .nest(
+            "/naive",
+            Router::new()
+                .route("/", get(ok))
+                .route_layer(middleware::from_fn_with_state(naive_state, naive)),
+        )
+        .nest("/one", route(MandateLayer::new(user.clone())))
+        .nest("/one-uncached", route(MandateLayer::new(user.clone().without_cache())))
+        .nest("/two", route(both(user.clone(), service.clone())?))
+        .nest("/two-uncached", route(both(user.without_cache(), service.without_cache())?))
+        .nest("/jwks", route(MandateLayer::new(remote)))
+        .route(
+            "/jwks-mode/{mode}",
+            post(move |Path(m): Path<String>| async move {
+                let value = match m.as_str() {
+                    "hang" => 1,
+                    "down" => 2,
+                    _ => 0,
+                };
+                mode.store(value, Ordering::Relaxed);
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .with_state(());
+    let listener = tokio::net::TcpListener::bind(
+        std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:0".into()),
+    )
+    .await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
