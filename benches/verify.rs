@@ -43,7 +43,8 @@ fn decode_verify(c: &mut Criterion) {
         let ours = Verifier::new([Issuer::new(ISS, AUD)
             .with_keys(idp.key_set())
             .with_algorithms([alg])])
-        .unwrap();
+        .unwrap()
+        .without_cache();
         assert!(ours.verify(&token).is_ok());
 
         let jwk: Jwk = serde_json::from_value(idp.current_key().jwk()).unwrap();
@@ -63,6 +64,17 @@ fn decode_verify(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+fn cache_hit(c: &mut Criterion) {
+    let idp = TestIssuer::rs256(ISS).with_audience(AUD);
+    let token = idp.token("alice").scope("images:read images:write").sign();
+    let cached = Verifier::new([Issuer::new(ISS, AUD).with_keys(idp.key_set())]).unwrap();
+    cached.verify(&token).unwrap();
+    c.bench_function("verified_token_cache/hit_RS256", |b| {
+        b.iter(|| cached.verify(black_box(&token)).unwrap())
+    });
+    assert!(cached.cache_stats().hits > 0);
 }
 
 fn permission_check(c: &mut Criterion) {
@@ -91,5 +103,5 @@ fn permission_check(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode_verify, permission_check);
+criterion_group!(benches, decode_verify, cache_hit, permission_check);
 criterion_main!(benches);

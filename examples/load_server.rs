@@ -18,16 +18,16 @@
 //! Writes the tokens to `$LOAD_DIR/{user,service}.token` and prints
 //! `listening on http://ADDR` when ready.
 
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use jsonwebtoken::{DecodingKey, Validation};
 use tower_mandate::testing::TestIssuer;
 use tower_mandate::{Issuer, JwksSource, MandateLayer, Slot, Verifier};
@@ -47,7 +47,8 @@ async fn naive(State(naive): State<Naive>, req: Request, next: Next) -> Response
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match token.map(|t| jsonwebtoken::decode::<serde_json::Value>(t, &naive.key, &naive.validation)) {
+    match token.map(|t| jsonwebtoken::decode::<serde_json::Value>(t, &naive.key, &naive.validation))
+    {
         Some(Ok(_)) => next.run(req).await,
         _ => StatusCode::UNAUTHORIZED.into_response(),
     }
@@ -65,8 +66,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let users = TestIssuer::rs256("https://users.example").with_audience(AUD);
     let services = TestIssuer::rs256("https://services.example").with_audience(AUD);
     let day = Duration::from_secs(24 * 3600);
-    let user_token = users.token("alice").scope("images:read").expires_in(day).sign();
-    let service_token = services.token("svc").scope("images:read").expires_in(day).sign();
+    let user_token = users
+        .token("alice")
+        .scope("images:read")
+        .expires_in(day)
+        .sign();
+    let service_token = services
+        .token("svc")
+        .scope("images:read")
+        .expires_in(day)
+        .sign();
     let dir = std::env::var("LOAD_DIR").unwrap_or_else(|_| ".".into());
     std::fs::write(format!("{dir}/user.token"), &user_token)?;
     std::fs::write(format!("{dir}/service.token"), &service_token)?;
@@ -107,10 +116,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let source = JwksSource::new(jwks_url)?
         .insecure_allow_http()
-        .with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(60), Duration::from_secs(1))
+        .with_refresh_bounds(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        )
         .with_cooldown(Duration::from_secs(1));
     source.refresh().await?;
-    let remote = Verifier::new([Issuer::new(users.issuer(), AUD).with_jwks(source)])?.without_cache();
+    let remote =
+        Verifier::new([Issuer::new(users.issuer(), AUD).with_jwks(source)])?.without_cache();
 
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(users.current_key().jwk())?;
     let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
@@ -131,9 +145,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .route_layer(middleware::from_fn_with_state(naive_state, naive)),
         )
         .nest("/one", route(MandateLayer::new(user.clone())))
-        .nest("/one-uncached", route(MandateLayer::new(user.clone().without_cache())))
+        .nest(
+            "/one-uncached",
+            route(MandateLayer::new(user.clone().without_cache())),
+        )
         .nest("/two", route(both(user.clone(), service.clone())?))
-        .nest("/two-uncached", route(both(user.without_cache(), service.without_cache())?))
+        .nest(
+            "/two-uncached",
+            route(both(user.without_cache(), service.without_cache())?),
+        )
         .nest("/jwks", route(MandateLayer::new(remote)))
         .route(
             "/jwks-mode/{mode}",

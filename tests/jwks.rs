@@ -51,10 +51,12 @@ async fn jwks(State(ctl): State<Arc<Ctl>>, headers: HeaderMap) -> Response {
         }
         Mode::Normal => {
             let doc = ctl.doc.lock().unwrap().clone();
-            let etag = format!(
-                "\"{:x}\"",
-                doc.len() * 31 + doc.as_bytes()[doc.len() / 2] as usize
-            );
+            let etag = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                doc.hash(&mut h);
+                format!("\"{:x}\"", h.finish())
+            };
             if headers
                 .get(header::IF_NONE_MATCH)
                 .is_some_and(|v| v.to_str().unwrap() == etag)

@@ -1,39 +1,4 @@
-//! Keys fetched from a JWKS endpoint or found through OIDC discovery
-//! (feature `jwks`).
-//!
-//! What a [`JwksSource`] guarantees:
-//!
-//! - **Startup never fails** because the identity provider is down: keys are
-//!   fetched on first need (or with [`JwksSource::prefetch`]); a request that
-//!   needs them waits at most [`with_max_wait`](JwksSource::with_max_wait).
-//! - **Lock-free reads**: the request path loads the current key set from an
-//!   `ArcSwap`; no lock is ever held across a fetch.
-//! - **Refresh ahead** of expiry, from `Cache-Control: max-age` clamped to
-//!   configured bounds, with `ETag` / `If-None-Match`.
-//! - **Unknown `kid`**: one refetch shared by every concurrent request
-//!   (single flight), at most once per cooldown; kids that stayed unknown are
-//!   remembered for a cooldown (bounded negative cache). A flood of random
-//!   kids costs at most one fetch per cooldown.
-//! - **Stale-if-error**: while fetches fail, the last good keys keep serving
-//!   for up to [`with_max_staleness`](JwksSource::with_max_staleness).
-//!   Meanwhile a token whose key is unknown is answered 503 with
-//!   `Retry-After`, not 401.
-//! - **Strict, bounded fetches**: connect and read timeouts, a response size
-//!   limit, `https` only unless [`insecure_allow_http`](JwksSource::insecure_allow_http);
-//!   keys that break the rules (short RSA, `use: enc`, secrets) are skipped
-//!   with a warning.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use tower_mandate::{Issuer, JwksSource, Verifier};
-//!
-//! let keys = JwksSource::discover("https://id.example.com/realms/main")?
-//!     .with_cooldown(Duration::from_secs(10));
-//! let verifier = Verifier::new([
-//!     Issuer::new("https://id.example.com/realms/main", "image-store").with_jwks(keys),
-//! ])?;
-//! # Ok::<(), tower_mandate::ConfigError>(())
-//! ```
+//! Keys fetched from a JWKS endpoint or found through OIDC discovery.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -141,7 +106,43 @@ struct Shared {
     counters: Counters,
 }
 
-/// Keys from a JWKS URL or OIDC discovery; see the [module docs](self).
+/// Keys from a JWKS URL or OIDC discovery (feature `jwks`), for
+/// [`Issuer::with_jwks`](crate::Issuer::with_jwks).
+///
+///
+/// What a [`JwksSource`] guarantees:
+///
+/// - **Startup never fails** because the identity provider is down: keys are
+///   fetched on first need (or with [`JwksSource::prefetch`]); a request that
+///   needs them waits at most [`with_max_wait`](JwksSource::with_max_wait).
+/// - **Lock-free reads**: the request path loads the current key set from an
+///   `ArcSwap`; no lock is ever held across a fetch.
+/// - **Refresh ahead** of expiry, from `Cache-Control: max-age` clamped to
+///   configured bounds, with `ETag` / `If-None-Match`.
+/// - **Unknown `kid`**: one refetch shared by every concurrent request
+///   (single flight), at most once per cooldown; kids that stayed unknown are
+///   remembered for a cooldown (bounded negative cache). A flood of random
+///   kids costs at most one fetch per cooldown.
+/// - **Stale-if-error**: while fetches fail, the last good keys keep serving
+///   for up to [`with_max_staleness`](JwksSource::with_max_staleness).
+///   Meanwhile a token whose key is unknown is answered 503 with
+///   `Retry-After`, not 401.
+/// - **Strict, bounded fetches**: connect and read timeouts, a response size
+///   limit, `https` only unless [`insecure_allow_http`](JwksSource::insecure_allow_http);
+///   keys that break the rules (short RSA, `use: enc`, secrets) are skipped
+///   with a warning.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_mandate::{Issuer, JwksSource, Verifier};
+///
+/// let keys = JwksSource::discover("https://id.example.com/realms/main")?
+///     .with_cooldown(Duration::from_secs(10));
+/// let verifier = Verifier::new([
+///     Issuer::new("https://id.example.com/realms/main", "image-store").with_jwks(keys),
+/// ])?;
+/// # Ok::<(), tower_mandate::ConfigError>(())
+/// ```
 ///
 /// Cheap to clone: clones share the keys, the HTTP client and the counters.
 #[derive(Clone)]
