@@ -2,7 +2,7 @@
 //! [`Principal`]s and the actor chain of a delegated token.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
@@ -18,9 +18,11 @@ pub struct Principal(Arc<Inner>);
 
 struct Inner {
     subject: String,
-    issuer: String,
+    issuer: Arc<str>,
     permissions: Permissions,
-    claims: Map<String, Value>,
+    /// The verified payload, as JSON text; parsed only when asked for.
+    payload: Box<str>,
+    claims: OnceLock<Map<String, Value>>,
     token: Box<str>,
     expires_at: u64,
     not_before: Option<u64>,
@@ -30,9 +32,9 @@ struct Inner {
 
 pub(crate) struct PrincipalParts {
     pub(crate) subject: String,
-    pub(crate) issuer: String,
+    pub(crate) issuer: Arc<str>,
     pub(crate) permissions: Permissions,
-    pub(crate) claims: Map<String, Value>,
+    pub(crate) payload: Box<str>,
     pub(crate) token: Box<str>,
     pub(crate) expires_at: u64,
     pub(crate) not_before: Option<u64>,
@@ -46,7 +48,8 @@ impl Principal {
             subject: p.subject,
             issuer: p.issuer,
             permissions: p.permissions,
-            claims: p.claims,
+            payload: p.payload,
+            claims: OnceLock::new(),
             token: p.token,
             expires_at: p.expires_at,
             not_before: p.not_before,
@@ -91,24 +94,24 @@ impl Principal {
     /// # Ok(()) }
     /// ```
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde::Deserialize::deserialize(serde::de::value::MapDeserializer::new(
-            self.0.claims.iter().map(|(k, v)| (k.as_str(), v)),
-        ))
+        serde_json::from_str(&self.0.payload)
     }
 
     /// One verified claim.
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        self.0.claims.get(name)
+        self.claims_map().get(name)
     }
 
     /// All verified claims.
     pub fn claims_map(&self) -> &Map<String, Value> {
-        &self.0.claims
+        self.0
+            .claims
+            .get_or_init(|| serde_json::from_str(&self.0.payload).unwrap_or_default())
     }
 
     /// The `jti` claim, when present.
     pub fn token_id(&self) -> Option<&str> {
-        self.0.claims.get("jti").and_then(Value::as_str)
+        self.claim("jti").and_then(Value::as_str)
     }
 
     /// When the token expires (`exp`).
@@ -338,7 +341,7 @@ pub(crate) mod tests {
             subject: sub.into(),
             issuer: "https://issuer".into(),
             permissions: perms.iter().copied().collect(),
-            claims: Map::new(),
+            payload: "{}".into(),
             token: "header.payload.signature-secret".into(),
             expires_at: 4_000_000_000,
             not_before: None,
@@ -435,14 +438,11 @@ pub(crate) mod tests {
         struct Mine {
             tenant: String,
         }
-        let mut claims = Map::new();
-        claims.insert("tenant".into(), Value::String("t1".into()));
-        claims.insert("sub".into(), Value::String("a".into()));
         let p = Principal::from_parts(PrincipalParts {
             subject: "a".into(),
             issuer: "i".into(),
             permissions: Permissions::default(),
-            claims,
+            payload: r#"{"tenant":"t1","sub":"a"}"#.into(),
             token: "t".into(),
             expires_at: 1,
             not_before: None,
@@ -450,6 +450,7 @@ pub(crate) mod tests {
             key_id: 0,
         });
         assert_eq!(p.claims::<Mine>().unwrap().tenant, "t1");
+        assert_eq!(p.claim("sub"), Some(&Value::String("a".into())));
         assert!(p.claims::<Vec<String>>().is_err());
     }
 }

@@ -299,6 +299,16 @@ impl PermissionMapping {
         self
     }
 
+    /// The top-level claim names this mapping reads.
+    pub(crate) fn top_level_claims(&self) -> impl Iterator<Item = &str> {
+        let roles = (!self.roles.is_empty()).then_some(&self.role_claims);
+        self.claims
+            .iter()
+            .map(|(path, _)| path)
+            .chain(roles.into_iter().flatten())
+            .filter_map(|path| path.first().map(String::as_str))
+    }
+
     /// Compute the permissions of verified claims.
     ///
     /// # Errors

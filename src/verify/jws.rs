@@ -3,11 +3,13 @@
 //! parameter the crate does not understand in `crit`, no key-bearing or
 //! key-locating parameters, and a claims object without duplicate members.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use base64::Engine as _;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::AuthError;
@@ -124,42 +126,184 @@ pub(crate) fn header(segment: &str) -> Result<Header, AuthError> {
     })
 }
 
-/// A JSON object whose top-level members are unique (RFC 7519 §4: a
-/// duplicate claim name must be rejected or handled consistently; this crate
-/// rejects).
-struct StrictObject(Map<String, Value>);
+/// A string claim, borrowed from the payload when it has no escapes.
+#[derive(Deserialize)]
+struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for StrictObject {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StrictObject;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
-                let mut map = Map::new();
-                while let Some(key) = access.next_key::<String>()? {
-                    if map.contains_key(&key) {
-                        return Err(de::Error::custom("duplicate member"));
-                    }
-                    let value: Value = access.next_value()?;
-                    map.insert(key, value);
-                }
-                Ok(StrictObject(map))
-            }
-        }
-        d.deserialize_map(V)
+/// Skips a JSON value, refusing nesting deeper than [`MAX_DEPTH`] (serde's
+/// own skipping has no limit).
+struct Skip(usize);
+
+const MAX_DEPTH: usize = 32;
+const TOO_DEEP: &str = "nesting too deep";
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-pub(crate) fn claims(segment: &str) -> Result<Map<String, Value>, AuthError> {
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.0 >= MAX_DEPTH {
+            return Err(de::Error::custom(TOO_DEEP));
+        }
+        while seq.next_element_seed(Skip(self.0 + 1))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.0 >= MAX_DEPTH {
+            return Err(de::Error::custom(TOO_DEEP));
+        }
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            map.next_value_seed(Skip(self.0 + 1))?;
+        }
+        Ok(())
+    }
+}
+
+/// The claims of a token, read in one pass: the registered claims the
+/// verifier checks, typed; the members named in `capture` (audience, actor
+/// chain, permission and role claims, required claims) as JSON values; every
+/// other member skipped after its name was checked for duplicates
+/// (RFC 7519 §4: this crate refuses duplicate claim names).
+pub(crate) struct Claims<'a> {
+    pub(crate) iss: Option<Cow<'a, str>>,
+    pub(crate) sub: Option<Cow<'a, str>>,
+    pub(crate) exp: Option<f64>,
+    pub(crate) nbf: Option<f64>,
+    pub(crate) iat: Option<f64>,
+    pub(crate) captured: Map<String, Value>,
+}
+
+struct ClaimsSeed<'c> {
+    capture: &'c dyn Fn(&str) -> bool,
+}
+
+const DUPLICATE: &str = "duplicate member";
+
+impl<'de> DeserializeSeed<'de> for ClaimsSeed<'_> {
+    type Value = Claims<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Claims<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClaimsSeed<'_> {
+    type Value = Claims<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Claims<'de>, A::Error> {
+        let mut claims = Claims {
+            iss: None,
+            sub: None,
+            exp: None,
+            nbf: None,
+            iat: None,
+            captured: Map::new(),
+        };
+        let mut seen: Vec<Cow<'de, str>> = Vec::new();
+        let mut seen_set: Option<HashSet<Cow<'de, str>>> = None;
+        while let Some(Str(key)) = access.next_key::<Str<'de>>()? {
+            let duplicate = match &mut seen_set {
+                Some(set) => !set.insert(key.clone()),
+                None => {
+                    let dup = seen.contains(&key);
+                    seen.push(key.clone());
+                    if seen.len() > 32 {
+                        seen_set = Some(seen.drain(..).collect());
+                    }
+                    dup
+                }
+            };
+            if duplicate {
+                return Err(de::Error::custom(DUPLICATE));
+            }
+            match &*key {
+                "iss" => claims.iss = Some(access.next_value::<Str<'de>>()?.0),
+                "sub" => claims.sub = Some(access.next_value::<Str<'de>>()?.0),
+                // A NumericDate is a JSON number; `f64` refuses strings, booleans and null.
+                "exp" => claims.exp = Some(access.next_value::<f64>()?),
+                "nbf" => claims.nbf = Some(access.next_value::<f64>()?),
+                "iat" => claims.iat = Some(access.next_value::<f64>()?),
+                "jti" | "client_id" | "azp" if !(self.capture)(&key) => {
+                    access.next_value::<Str<'de>>()?;
+                }
+                name if (self.capture)(name) => {
+                    let value: Value = access.next_value()?;
+                    claims.captured.insert(key.into_owned(), value);
+                }
+                _ => access.next_value_seed(Skip(1))?,
+            }
+        }
+        Ok(claims)
+    }
+}
+
+/// Decode the payload segment to its JSON text.
+pub(crate) fn payload(segment: &str) -> Result<String, AuthError> {
     let bytes = B64
         .decode(segment)
         .map_err(|_| AuthError::invalid_token("malformed claims"))?;
-    serde_json::from_slice::<StrictObject>(&bytes)
-        .map(|o| o.0)
-        .map_err(|_| AuthError::invalid_token("malformed claims"))
+    String::from_utf8(bytes).map_err(|_| AuthError::invalid_token("malformed claims"))
+}
+
+/// Read the claims of a decoded payload; see [`Claims`].
+pub(crate) fn claims<'a>(
+    json: &'a str,
+    capture: &dyn Fn(&str) -> bool,
+) -> Result<Claims<'a>, AuthError> {
+    if !json.trim_start().starts_with('{') {
+        return Err(AuthError::invalid_token("malformed claims"));
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    let parsed = ClaimsSeed { capture }.deserialize(&mut de).and_then(|c| {
+        de.end()?;
+        Ok(c)
+    });
+    parsed.map_err(|e| {
+        let message = e.to_string();
+        if e.classify() == serde_json::error::Category::Data
+            && !message.starts_with(DUPLICATE)
+            && !message.starts_with(TOO_DEEP)
+        {
+            AuthError::invalid_token("claim of wrong type")
+        } else {
+            AuthError::invalid_token("malformed claims")
+        }
+    })
 }
 
 #[cfg(test)]
@@ -342,17 +486,63 @@ mod tests {
 
     #[test]
     fn claims_table() {
-        assert!(claims(&b64(r#"{"sub":"a","exp":1}"#)).is_ok());
-        assert!(
-            claims(&b64(r#"{"sub":"a","sub":"b"}"#)).is_err(),
-            "duplicate"
-        );
-        assert!(claims(&b64(r#"[1]"#)).is_err(), "array");
-        assert!(claims(&b64(r#"{"a":1} x"#)).is_err(), "trailing");
+        struct Case {
+            name: &'static str,
+            json: String,
+            reason: Option<&'static str>,
+        }
+        let many: String = (0..100).map(|i| format!(r#""c{i}":{i},"#)).collect();
         let deep = "[".repeat(200) + &"]".repeat(200);
-        assert!(
-            claims(&b64(&format!(r#"{{"a":{deep}}}"#))).is_err(),
-            "deep nesting"
+        let case = |name, json: &str, reason| Case {
+            name,
+            json: json.to_owned(),
+            reason,
+        };
+        let cases = [
+            case("plain", r#"{"sub":"a","exp":1}"#, None),
+            case("escaped", r#"{"s\u0075b":"\u0061"}"#, None),
+            case(
+                "dup registered",
+                r#"{"sub":"a","sub":"b"}"#,
+                Some("malformed claims"),
+            ),
+            case("dup other", r#"{"x":1,"x":2}"#, Some("malformed claims")),
+            case(
+                "dup escaped",
+                r#"{"x":1,"\u0078":2}"#,
+                Some("malformed claims"),
+            ),
+            case("many", &format!(r#"{{{many}"sub":"a"}}"#), None),
+            case(
+                "many dup",
+                &format!(r#"{{{many}"c7":1}}"#),
+                Some("malformed claims"),
+            ),
+            case("array", "[1]", Some("malformed claims")),
+            case("trailing", r#"{"a":1} x"#, Some("malformed claims")),
+            case(
+                "deep",
+                &format!(r#"{{"a":{deep}}}"#),
+                Some("malformed claims"),
+            ),
+            case("exp string", r#"{"exp":"1"}"#, Some("claim of wrong type")),
+            case("exp null", r#"{"exp":null}"#, Some("claim of wrong type")),
+            case("exp bool", r#"{"exp":true}"#, Some("claim of wrong type")),
+            case("sub number", r#"{"sub":1}"#, Some("claim of wrong type")),
+            case("jti object", r#"{"jti":{}}"#, Some("claim of wrong type")),
+        ];
+        for c in cases {
+            let got = claims(&c.json, &|n| n == "aud").err().map(|e| e.reason());
+            assert_eq!(got, c.reason, "{}", c.name);
+        }
+        let json = r#"{"iss":"i","sub":"s","exp":1.5,"aud":["a"],"other":{"x":1}}"#;
+        let c = claims(json, &|n| n == "aud").unwrap();
+        assert_eq!(
+            (c.iss.as_deref(), c.sub.as_deref(), c.exp),
+            (Some("i"), Some("s"), Some(1.5))
         );
+        assert_eq!(c.captured.len(), 1);
+        assert!(payload("e30=").is_err(), "padding");
+        assert_eq!(payload("e30").unwrap(), "{}");
     }
 }

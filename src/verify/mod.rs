@@ -96,7 +96,7 @@ const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
 /// the asymmetric set, `exp` is required, leeway is 60 s.
 #[derive(Clone)]
 pub struct Issuer {
-    name: String,
+    name: Arc<str>,
     audiences: Vec<String>,
     algorithms: AlgSet,
     leeway: u64,
@@ -111,7 +111,7 @@ impl Issuer {
     /// Trust tokens whose `iss` is exactly `issuer` and whose `aud` holds `audience`.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Issuer {
-            name: issuer.into(),
+            name: Arc::from(issuer.into()),
             audiences: vec![audience.into()],
             algorithms: AlgSet::of(Algorithm::ASYMMETRIC),
             leeway: DEFAULT_LEEWAY.as_secs(),
@@ -197,7 +197,7 @@ impl Issuer {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let rule = |reason: &str| ConfigError::InvalidRule {
-            issuer: self.name.clone(),
+            issuer: self.name.to_string(),
             reason: reason.to_owned(),
         };
         if self.name.is_empty() {
@@ -238,11 +238,19 @@ impl Issuer {
         Ok(())
     }
 
+    /// The top-level claims this issuer needs as JSON values.
+    fn captured_claims(&self) -> impl Iterator<Item = &str> {
+        ["aud", "act"]
+            .into_iter()
+            .chain(self.permissions.top_level_claims())
+            .chain(self.required_claims.iter().map(String::as_str))
+    }
+
     /// Check the claims of a token whose signature verified.
     fn check_claims(
         &self,
         header: &jws::Header,
-        claims: &Map<String, Value>,
+        claims: &jws::Claims<'_>,
         now: u64,
     ) -> Result<Checked, AuthError> {
         let invalid = AuthError::invalid_token;
@@ -252,22 +260,23 @@ impl Issuer {
                 _ => return Err(invalid("wrong token type")),
             }
         }
-        let exp = numeric_date(claims, "exp")?.ok_or_else(|| invalid("missing exp"))?;
+        let exp = numeric_date(claims.exp)?.ok_or_else(|| invalid("missing exp"))?;
         if now >= (exp.floor() as u64).saturating_add(self.leeway) {
             return Err(invalid("token expired"));
         }
-        let nbf = numeric_date(claims, "nbf")?.map(|v| v.ceil() as u64);
+        let nbf = numeric_date(claims.nbf)?.map(|v| v.ceil() as u64);
         if let Some(nbf) = nbf
             && nbf > now.saturating_add(self.leeway)
         {
             return Err(invalid("token not yet valid"));
         }
-        if let Some(iat) = numeric_date(claims, "iat")?
+        if let Some(iat) = numeric_date(claims.iat)?
             && iat.ceil() as u64 > now.saturating_add(self.leeway)
         {
             return Err(invalid("token issued in the future"));
         }
-        match claims.get("aud") {
+        let captured = &claims.captured;
+        match captured.get("aud") {
             None => return Err(invalid("missing aud")),
             Some(Value::String(aud)) => {
                 if !self.audiences.iter().any(|a| a == aud) {
@@ -286,25 +295,32 @@ impl Issuer {
             }
             Some(_) => return Err(invalid("claim of wrong type")),
         }
-        let subject = match claims.get("sub") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(Value::String(_)) | None => return Err(invalid("missing sub")),
-            Some(_) => return Err(invalid("claim of wrong type")),
+        let subject = match &claims.sub {
+            Some(s) if !s.is_empty() => s.clone().into_owned(),
+            _ => return Err(invalid("missing sub")),
         };
-        for name in ["jti", "client_id", "azp"] {
-            if claims.get(name).is_some_and(|v| !v.is_string()) {
+        for name in &self.required_claims {
+            let present = match name.as_str() {
+                "iss" => claims.iss.is_some(),
+                "sub" => claims.sub.is_some(),
+                "exp" => claims.exp.is_some(),
+                "nbf" => claims.nbf.is_some(),
+                "iat" => claims.iat.is_some(),
+                other => captured.get(other).is_some_and(|v| !v.is_null()),
+            };
+            if !present {
+                return Err(invalid("missing required claim"));
+            }
+            if matches!(name.as_str(), "jti" | "client_id" | "azp")
+                && captured.get(name.as_str()).is_some_and(|v| !v.is_string())
+            {
                 return Err(invalid("claim of wrong type"));
             }
         }
-        for name in &self.required_claims {
-            if claims.get(name).is_none_or(Value::is_null) {
-                return Err(invalid("missing required claim"));
-            }
-        }
-        let actors = actor_chain(claims, self.max_actor_depth)?;
+        let actors = actor_chain(captured, self.max_actor_depth)?;
         let permissions = self
             .permissions
-            .extract(claims)
+            .extract(captured)
             .map_err(|_| invalid("claim of wrong type"))?;
         Ok(Checked {
             subject,
@@ -332,16 +348,13 @@ fn normalize_typ(typ: &str) -> String {
     }
 }
 
-/// A NumericDate (RFC 7519 §2): a JSON number, integer or not, finite,
-/// between 0 and year 9999. Anything else refuses the token.
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, AuthError> {
-    match claims.get(name) {
+/// A NumericDate (RFC 7519 §2): a JSON number (its type was checked when
+/// parsing), integer or not, finite, between 0 and year 9999.
+fn numeric_date(value: Option<f64>) -> Result<Option<f64>, AuthError> {
+    match value {
         None => Ok(None),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(v) if v.is_finite() && (0.0..=MAX_NUMERIC_DATE).contains(&v) => Ok(Some(v)),
-            _ => Err(AuthError::invalid_token("date claim out of range")),
-        },
-        Some(_) => Err(AuthError::invalid_token("claim of wrong type")),
+        Some(v) if v.is_finite() && (0.0..=MAX_NUMERIC_DATE).contains(&v) => Ok(Some(v)),
+        Some(_) => Err(AuthError::invalid_token("date claim out of range")),
     }
 }
 
@@ -388,8 +401,21 @@ pub struct Verifier(Arc<VerifierInner>);
 
 struct VerifierInner {
     issuers: Vec<Issuer>,
+    /// Top-level claims any issuer needs as JSON values.
+    captured: Vec<String>,
     max_token_len: usize,
     cache: Option<TokenCache>,
+}
+
+fn captured_claims(issuers: &[Issuer]) -> Vec<String> {
+    let mut names: Vec<String> = issuers
+        .iter()
+        .flat_map(Issuer::captured_claims)
+        .map(str::to_owned)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 impl Verifier {
@@ -412,12 +438,13 @@ impl Verifier {
             issuer.validate()?;
             if issuers[..i].iter().any(|o| o.name == issuer.name) {
                 return Err(ConfigError::InvalidRule {
-                    issuer: issuer.name.clone(),
+                    issuer: issuer.name.to_string(),
                     reason: "listed twice".into(),
                 });
             }
         }
         Ok(Verifier(Arc::new(VerifierInner {
+            captured: captured_claims(&issuers),
             issuers,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             cache: Some(TokenCache::new(DEFAULT_CACHE_CAPACITY)),
@@ -427,6 +454,7 @@ impl Verifier {
     fn rebuild(self, max_token_len: usize, cache: Option<usize>) -> Self {
         Verifier(Arc::new(VerifierInner {
             issuers: self.0.issuers.clone(),
+            captured: self.0.captured.clone(),
             max_token_len,
             cache: cache.map(TokenCache::new),
         }))
@@ -562,19 +590,21 @@ impl Verifier {
         let invalid = AuthError::invalid_token;
         let compact = jws::split(token)?;
         let header = jws::header(compact.header)?;
-        let claims = jws::claims(compact.payload)?;
+        let json = jws::payload(compact.payload)?;
+        let captured = &self.0.captured;
+        let claims = jws::claims(&json, &|name| captured.iter().any(|c| c == name))?;
         // RFC 8725 §3.8: the issuer picks the rules and keys, before the signature.
-        let (index, issuer) = match claims.get("iss") {
-            Some(Value::String(iss)) => self
-                .0
-                .issuers
-                .iter()
-                .enumerate()
-                .find(|(_, i)| i.name == *iss)
-                .ok_or_else(|| invalid("untrusted issuer"))?,
-            Some(_) => return Err(invalid("claim of wrong type").into()),
-            None => return Err(invalid("missing iss").into()),
-        };
+        let iss = claims
+            .iss
+            .as_deref()
+            .ok_or_else(|| invalid("missing iss"))?;
+        let (index, issuer) = self
+            .0
+            .issuers
+            .iter()
+            .enumerate()
+            .find(|(_, i)| *i.name == *iss)
+            .ok_or_else(|| invalid("untrusted issuer"))?;
         if !issuer.algorithms.contains(header.alg) {
             return Err(invalid("algorithm not allowed").into());
         }
@@ -587,11 +617,12 @@ impl Verifier {
             return Err(invalid("bad signature").into());
         }
         let checked = issuer.check_claims(&header, &claims, now)?;
+        drop(claims);
         let principal = Principal::from_parts(PrincipalParts {
             subject: checked.subject,
             issuer: issuer.name.clone(),
             permissions: checked.permissions,
-            claims,
+            payload: json.into_boxed_str(),
             token: token.into(),
             expires_at: checked.exp,
             not_before: checked.nbf,
