@@ -21,7 +21,7 @@ struct Inner {
     issuer: Arc<str>,
     permissions: Permissions,
     /// The verified payload, as JSON text; parsed only when asked for.
-    payload: Box<str>,
+    payload: String,
     claims: OnceLock<Map<String, Value>>,
     token: Box<str>,
     expires_at: u64,
@@ -34,7 +34,7 @@ pub(crate) struct PrincipalParts {
     pub(crate) subject: String,
     pub(crate) issuer: Arc<str>,
     pub(crate) permissions: Permissions,
-    pub(crate) payload: Box<str>,
+    pub(crate) payload: String,
     pub(crate) token: Box<str>,
     pub(crate) expires_at: u64,
     pub(crate) not_before: Option<u64>,

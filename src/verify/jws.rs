@@ -50,14 +50,15 @@ pub(crate) fn split(token: &str) -> Result<Compact<'_>, AuthError> {
 
 /// The protected header. Members of the wrong JSON type fail deserialisation.
 #[derive(Deserialize)]
-struct RawHeader {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    typ: Option<String>,
-    #[serde(default)]
-    cty: Option<String>,
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    cty: Option<Cow<'a, str>>,
     #[serde(default)]
     crit: Option<IgnoredAny>,
     #[serde(default)]
@@ -78,20 +79,25 @@ struct RawHeader {
 
 /// A checked header.
 #[derive(Debug)]
-pub(crate) struct Header {
+pub(crate) struct Header<'a> {
     pub(crate) alg: Algorithm,
-    pub(crate) kid: Option<String>,
-    pub(crate) typ: Option<String>,
+    pub(crate) kid: Option<Cow<'a, str>>,
+    pub(crate) typ: Option<Cow<'a, str>>,
 }
 
-pub(crate) fn header(segment: &str) -> Result<Header, AuthError> {
+/// Decode the header segment to its JSON text.
+pub(crate) fn header_json(segment: &str) -> Result<String, AuthError> {
     let bytes = B64
         .decode(segment)
         .map_err(|_| AuthError::invalid_token("malformed header"))?;
     // RFC 7515 §4: UTF-8 JSON. serde would skip unknown members without
-    // checking them, and read a struct from a JSON array: refuse both.
-    let text =
-        std::str::from_utf8(&bytes).map_err(|_| AuthError::invalid_token("malformed header"))?;
+    // checking them, so the whole text is checked here.
+    String::from_utf8(bytes).map_err(|_| AuthError::invalid_token("malformed header"))
+}
+
+/// Read and check a decoded header.
+pub(crate) fn header(text: &str) -> Result<Header<'_>, AuthError> {
+    // serde would read a struct from a JSON array too: a header is an object.
     if !text.trim_start().starts_with('{') {
         return Err(AuthError::invalid_token("malformed header"));
     }
@@ -473,13 +479,16 @@ mod tests {
             },
         ];
         for c in cases {
-            let got = header(&b64(c.json)).err().map(|e| e.reason());
+            let got = header_json(&b64(c.json))
+                .and_then(|text| header(&text).map(|_| ()))
+                .err()
+                .map(|e| e.reason());
             assert_eq!(got, c.reason, "{}", c.name);
         }
-        assert!(header("eyJhbGciOiJSUzI1NiJ9=").is_err(), "padding");
-        assert!(header("!!!").is_err(), "not base64");
+        assert!(header_json("eyJhbGciOiJSUzI1NiJ9=").is_err(), "padding");
+        assert!(header_json("!!!").is_err(), "not base64");
         assert!(
-            header(&B64.encode(b"{\"alg\":\"RS256\",\"x\":\"\xff\"}")).is_err(),
+            header_json(&B64.encode(b"{\"alg\":\"RS256\",\"x\":\"\xff\"}")).is_err(),
             "invalid utf-8"
         );
     }

@@ -249,7 +249,7 @@ impl Issuer {
     /// Check the claims of a token whose signature verified.
     fn check_claims(
         &self,
-        header: &jws::Header,
+        header: &jws::Header<'_>,
         claims: &jws::Claims<'_>,
         now: u64,
     ) -> Result<Checked, AuthError> {
@@ -402,20 +402,38 @@ pub struct Verifier(Arc<VerifierInner>);
 struct VerifierInner {
     issuers: Vec<Issuer>,
     /// Top-level claims any issuer needs as JSON values.
-    captured: Vec<String>,
+    captured: Captured,
     max_token_len: usize,
     cache: Option<TokenCache>,
 }
 
-fn captured_claims(issuers: &[Issuer]) -> Vec<String> {
-    let mut names: Vec<String> = issuers
-        .iter()
-        .flat_map(Issuer::captured_claims)
-        .map(str::to_owned)
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names
+/// The top-level claim names to keep as JSON values, with a bit mask of
+/// their lengths so that most other names are passed over without a compare.
+#[derive(Clone)]
+struct Captured {
+    names: Vec<String>,
+    lengths: u64,
+}
+
+impl Captured {
+    fn new(issuers: &[Issuer]) -> Self {
+        let mut names: Vec<String> = issuers
+            .iter()
+            .flat_map(Issuer::captured_claims)
+            .map(str::to_owned)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let lengths = names
+            .iter()
+            .fold(0u64, |m, n| m | (1u64 << n.len().min(63)));
+        Captured { names, lengths }
+    }
+
+    #[inline]
+    fn contains(&self, name: &str) -> bool {
+        self.lengths & (1u64 << name.len().min(63)) != 0 && self.names.iter().any(|n| n == name)
+    }
 }
 
 impl Verifier {
@@ -444,7 +462,7 @@ impl Verifier {
             }
         }
         Ok(Verifier(Arc::new(VerifierInner {
-            captured: captured_claims(&issuers),
+            captured: Captured::new(&issuers),
             issuers,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             cache: Some(TokenCache::new(DEFAULT_CACHE_CAPACITY)),
@@ -589,10 +607,11 @@ impl Verifier {
     fn verify_full(&self, token: &str, now: u64, fetch: bool) -> Result<(Principal, usize), Step> {
         let invalid = AuthError::invalid_token;
         let compact = jws::split(token)?;
-        let header = jws::header(compact.header)?;
+        let header_json = jws::header_json(compact.header)?;
+        let header = jws::header(&header_json)?;
         let json = jws::payload(compact.payload)?;
         let captured = &self.0.captured;
-        let claims = jws::claims(&json, &|name| captured.iter().any(|c| c == name))?;
+        let claims = jws::claims(&json, &|name| captured.contains(name))?;
         // RFC 8725 §3.8: the issuer picks the rules and keys, before the signature.
         let iss = claims
             .iss
@@ -622,7 +641,7 @@ impl Verifier {
             subject: checked.subject,
             issuer: issuer.name.clone(),
             permissions: checked.permissions,
-            payload: json.into_boxed_str(),
+            payload: json,
             token: token.into(),
             expires_at: checked.exp,
             not_before: checked.nbf,
@@ -646,7 +665,7 @@ fn key_miss(miss: KeyMiss) -> AuthError {
 #[cfg_attr(not(feature = "jwks"), allow(unused_variables))]
 fn select_key(
     issuer: &Issuer,
-    header: &jws::Header,
+    header: &jws::Header<'_>,
     fetch: bool,
 ) -> Result<Arc<VerifyingKey>, Step> {
     let kid = header.kid.as_deref();
@@ -659,7 +678,7 @@ fn select_key(
         Keys::Jwks(source) => match source.lookup(kid, header.alg, fetch) {
             Lookup::Found(key) => Ok(key),
             Lookup::Invalid(miss) => Err(key_miss(miss).into()),
-            Lookup::Fetch => Err(Step::Fetch(source.clone(), header.kid.clone())),
+            Lookup::Fetch => Err(Step::Fetch(source.clone(), kid.map(str::to_owned))),
             Lookup::Unknown {
                 failing: true,
                 retry_after,
