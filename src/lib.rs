@@ -44,6 +44,7 @@
 //! | bad, expired, wrong iss/aud, unknown key | 401 | `Bearer error="invalid_token"` |
 //! | duplicate or malformed credential header | 400 | `Bearer error="invalid_request"` |
 //! | permission missing | 403 | `Bearer error="insufficient_scope", scope="…"` |
+//! | keys cannot be obtained (JWKS down, `kid` unknown) | 503 + `Retry-After` | — |
 //!
 //! # Features
 //!
@@ -51,6 +52,7 @@
 //! |---|---|---|
 //! | `axum` | yes | extractors: `Caller`, `Require<P>`, `RequireUser<P>`, `RequireService<P>` |
 //! | `aws-lc-rs` | yes | signatures checked by aws-lc-rs on keys parsed once |
+//! | `jwks` | yes | [`JwksSource`]: keys from JWKS endpoints and OIDC discovery |
 //! | `rust-crypto` | no | signatures checked by the RustCrypto crates (via jsonwebtoken) |
 //! | `test-util` | no | [`testing`]: generate keys, mint tokens, publish JWKS |
 //!
