@@ -135,26 +135,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         validation: Arc::new(validation),
     };
 
-    let route = |layer: MandateLayer| Router::new().route("/", get(ok)).route_layer(layer);
+    // Each scenario is one route; the layer sits on the route's method
+    // router, as `route_layer` would put it.
     let app = Router::new()
         .route("/noauth", get(ok))
-        .nest(
+        .route(
             "/naive",
-            Router::new()
-                .route("/", get(ok))
-                .route_layer(middleware::from_fn_with_state(naive_state, naive)),
+            get(ok).route_layer(middleware::from_fn_with_state(naive_state, naive)),
         )
-        .nest("/one", route(MandateLayer::new(user.clone())))
-        .nest(
+        .route("/one", get(ok).route_layer(MandateLayer::new(user.clone())))
+        .route(
             "/one-uncached",
-            route(MandateLayer::new(user.clone().without_cache())),
+            get(ok).route_layer(MandateLayer::new(user.clone().without_cache())),
         )
-        .nest("/two", route(both(user.clone(), service.clone())?))
-        .nest(
+        .route(
+            "/two",
+            get(ok).route_layer(both(user.clone(), service.clone())?),
+        )
+        .route(
             "/two-uncached",
-            route(both(user.without_cache(), service.without_cache())?),
+            get(ok).route_layer(both(user.without_cache(), service.without_cache())?),
         )
-        .nest("/jwks", route(MandateLayer::new(remote)))
+        .route("/jwks", get(ok).route_layer(MandateLayer::new(remote)))
         .route(
             "/jwks-mode/{mode}",
             post(move |Path(m): Path<String>| async move {
