@@ -4,6 +4,7 @@
 //! | route | authentication |
 //! |---|---|
 //! | `/noauth` | none |
+//! | `/noop-layer` | none, but a no-op `route_layer` (what any layer costs in axum) |
 //! | `/naive` | a naive layer calling `jsonwebtoken::decode` on every request |
 //! | `/one` | `MandateLayer`, user slot, verified-token cache on |
 //! | `/one-uncached` | the same, cache off |
@@ -139,6 +140,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // router, as `route_layer` would put it.
     let app = Router::new()
         .route("/noauth", get(ok))
+        // The cost of any route_layer in axum (boxing, a clone per call).
+        .route(
+            "/noop-layer",
+            get(ok).route_layer(tower::util::MapRequestLayer::new(|r: Request| r)),
+        )
         .route(
             "/naive",
             get(ok).route_layer(middleware::from_fn_with_state(naive_state, naive)),

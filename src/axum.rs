@@ -45,7 +45,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 
-use crate::server::{LayerRan, Renderer};
+use crate::server::Renderer;
 use crate::{AuthError, Caller, PermissionCheck, Principal};
 
 const MISSING_LAYER: &str = "tower_mandate: no MandateLayer ran for this request; add \
@@ -168,28 +168,35 @@ fn refuse(parts: &Parts, renderer: &Renderer, error: AuthError) -> MandateReject
     })))
 }
 
-/// The caller and the layer's renderer, or the matching rejection.
-fn lookup(parts: &Parts) -> Result<(Option<&Caller>, &Renderer), MandateRejection> {
-    let ran = parts
+/// The caller the layer put there, or the missing-layer rejection.
+fn lookup(parts: &Parts) -> Result<&Caller, MandateRejection> {
+    parts
         .extensions
-        .get::<LayerRan>()
-        .ok_or(MandateRejection::MissingLayer(MissingMandateLayer))?;
-    Ok((parts.extensions.get::<Caller>(), &ran.0))
+        .get::<Caller>()
+        .ok_or(MandateRejection::MissingLayer(MissingMandateLayer))
 }
 
-fn authenticated(parts: &Parts) -> Result<(&Caller, &Renderer), MandateRejection> {
-    let (caller, renderer) = lookup(parts)?;
-    match caller {
-        Some(caller) => Ok((caller, renderer)),
-        None => Err(refuse(parts, renderer, AuthError::missing_credentials())),
+fn renderer(caller: &Caller) -> Renderer {
+    caller.renderer.clone().unwrap_or_default()
+}
+
+fn authenticated(parts: &Parts) -> Result<&Caller, MandateRejection> {
+    let caller = lookup(parts)?;
+    if caller.is_anonymous() {
+        return Err(refuse(
+            parts,
+            &renderer(caller),
+            AuthError::missing_credentials(),
+        ));
     }
+    Ok(caller)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = MandateRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        authenticated(parts).map(|(caller, _)| caller.clone())
+        authenticated(parts).cloned()
     }
 }
 
@@ -200,7 +207,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
         match lookup(parts) {
-            Ok((caller, _)) => Ok(caller.cloned()),
+            Ok(caller) => Ok((!caller.is_anonymous()).then(|| caller.clone())),
             Err(_) => Err(MissingMandateLayer),
         }
     }
@@ -253,7 +260,7 @@ macro_rules! guard {
             type Rejection = MandateRejection;
 
             async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-                let (caller, renderer) = authenticated(parts)?;
+                let caller = authenticated(parts)?;
                 match caller.$check::<P>() {
                     Ok(_) => Ok($name(caller.clone(), PhantomData)),
                     Err(error) => {
@@ -263,7 +270,7 @@ macro_rules! guard {
                             scope = %P::scope(),
                             "permission missing"
                         );
-                        Err(refuse(parts, renderer, error))
+                        Err(refuse(parts, &renderer(caller), error))
                     }
                 }
             }

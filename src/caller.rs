@@ -186,20 +186,27 @@ impl Actor {
 /// Everyone verified on a request: the end user, the calling service, and
 /// the actor chain.
 ///
-/// The layer puts a `Caller` into the request extensions when at least one
-/// principal verified. Guards use [`Caller::require`]: **every** verified
+/// The layer puts a `Caller` into the extensions of every request it lets
+/// through — an [anonymous](Caller::is_anonymous) one when every slot is
+/// optional and empty. Guards use [`Caller::require`]: **every** verified
 /// principal must hold the permission, so a powerful user token cannot lift
 /// a weak service token and the other way round.
 #[derive(Clone, Default)]
 pub struct Caller {
     user: Option<Principal>,
     service: Option<Principal>,
+    /// How the layer that made this caller renders refusals.
+    pub(crate) renderer: Option<crate::server::Renderer>,
 }
 
 impl Caller {
     /// A caller from its principals (for tests and custom layers).
     pub fn new(user: Option<Principal>, service: Option<Principal>) -> Self {
-        Caller { user, service }
+        Caller {
+            user,
+            service,
+            renderer: None,
+        }
     }
 
     /// The end user, when a user token verified.

@@ -396,3 +396,40 @@ async fn embedded_mode_prints_working_tokens() {
     assert_eq!(me["user"]["sub"], "alice");
     assert_eq!(me["service"]["sub"], "archiver");
 }
+
+#[tokio::test]
+async fn optional_caller_is_none_for_anonymous_requests() {
+    use tower_mandate::{Issuer, MandateLayer, Slot, Verifier};
+    async fn maybe(caller: Option<Caller>) -> String {
+        caller.map_or("anonymous".into(), |c| {
+            c.user().unwrap().subject().to_owned()
+        })
+    }
+    let idp = tower_mandate::testing::TestIssuer::eddsa("https://id.example").with_audience("a");
+    let verifier =
+        Verifier::new([Issuer::new("https://id.example", "a").with_keys(idp.key_set())]).unwrap();
+    let layer = MandateLayer::builder()
+        .user(Slot::optional(verifier))
+        .build()
+        .unwrap();
+    let server = Server::start(Router::new().route("/maybe", get(maybe)).route_layer(layer)).await;
+    let client = http_client();
+    let res = client.get(server.url("/maybe")).send().await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "anonymous");
+    let token = idp.token("alice").sign();
+    let res = client
+        .get(server.url("/maybe"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "alice");
+    // A bad token in an optional slot is still refused.
+    let res = client
+        .get(server.url("/maybe"))
+        .header("authorization", "Bearer not.a.token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}

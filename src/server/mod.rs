@@ -204,12 +204,9 @@ impl Config {
         Ok(Caller::new(user, service))
     }
 
-    fn accept<B>(&self, req: &mut Request<B>, caller: Caller) {
-        let extensions = req.extensions_mut();
-        extensions.insert(LayerRan(self.renderer.clone()));
-        if !caller.is_anonymous() {
-            extensions.insert(caller);
-        }
+    fn accept<B>(&self, req: &mut Request<B>, mut caller: Caller) {
+        caller.renderer = Some(self.renderer.clone());
+        req.extensions_mut().insert(caller);
     }
 
     fn refuse<B: From<String>>(&self, error: AuthError, headers: &HeaderMap) -> Response<B> {
@@ -223,12 +220,6 @@ impl Config {
         self.renderer.render(error, headers)
     }
 }
-
-/// Put into request extensions by the layer, so extractors know it ran and
-/// render rejections the same way.
-#[derive(Clone, Debug)]
-#[cfg_attr(not(feature = "axum"), allow(dead_code))]
-pub(crate) struct LayerRan(pub(crate) Renderer);
 
 /// Builds a [`MandateLayer`] with a user slot, a service slot, or both.
 #[must_use]
