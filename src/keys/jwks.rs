@@ -380,6 +380,12 @@ impl JwksSource {
             }
         }
         if fetch && self.may_refetch(&state, usable, now) {
+            tracing::info!(
+                target: "tower_mandate::keys",
+                kid = ?kid.map(shorten),
+                have_keys = usable,
+                "key not in the set: refetching"
+            );
             // Start it now, so that every later lookup joins this flight.
             drop(self.start_fetch());
             Lookup::Fetch
@@ -437,7 +443,11 @@ impl JwksSource {
             }
         }
         negative.insert(kid.to_owned(), now);
-        tracing::debug!(target: "tower_mandate::keys", kid_len = kid.len(), "kid still unknown after refetch");
+        tracing::info!(
+            target: "tower_mandate::keys",
+            kid = ?shorten(kid),
+            "kid still unknown after refetch"
+        );
     }
 
     fn in_flight(&self) -> bool {
@@ -492,6 +502,15 @@ impl JwksSource {
     async fn wait(&self, mut rx: watch::Receiver<bool>) {
         let _ = tokio::time::timeout(self.0.settings.max_wait, rx.wait_for(|done| *done)).await;
     }
+}
+
+/// At most 64 bytes of an attacker-chosen `kid`, cut on a char boundary, for logs.
+fn shorten(kid: &str) -> &str {
+    let mut end = kid.len().min(64);
+    while !kid.is_char_boundary(end) {
+        end -= 1;
+    }
+    &kid[..end]
 }
 
 #[derive(Debug)]
@@ -785,6 +804,14 @@ mod tests {
             h.insert(reqwest::header::CACHE_CONTROL, c.value.parse().unwrap());
             assert_eq!(max_age(&h).map(|d| d.as_secs()), c.want, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn kids_are_shortened_on_char_boundaries() {
+        assert_eq!(shorten("abc"), "abc");
+        assert_eq!(shorten(&"a".repeat(100)).len(), 64);
+        let multi = format!("{}é", "a".repeat(63));
+        assert_eq!(shorten(&multi), "a".repeat(63));
     }
 
     #[test]
