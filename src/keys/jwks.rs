@@ -98,7 +98,9 @@ struct Counters {
 struct Shared {
     location: Location,
     settings: Settings,
-    client: reqwest::Client,
+    /// Built on first fetch, so that setting options costs nothing and a
+    /// TLS set-up failure is a failed fetch, not a panic.
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     state: ArcSwap<State>,
     flight: Mutex<Option<watch::Receiver<bool>>>,
     last_miss_fetch: Mutex<Option<Instant>>,
@@ -206,16 +208,10 @@ impl JwksSource {
     }
 
     fn build(location: Location, settings: Settings) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
         JwksSource(Arc::new(Shared {
             location,
             settings,
-            client,
+            client: std::sync::OnceLock::new(),
             state: ArcSwap::from_pointee(State {
                 keys: KeySet::new(),
                 fetched_at: None,
@@ -554,8 +550,19 @@ async fn get(
     etag: Option<&str>,
 ) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>), FetchError> {
     check_scheme(shared, url)?;
-    let mut req = shared
+    let client = shared
         .client
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(shared.settings.connect_timeout)
+                .timeout(shared.settings.timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| FetchError::Http(e.clone()))?;
+    let mut req = client
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json");
     if let Some(etag) = etag {
