@@ -478,11 +478,15 @@ impl JwksSource {
         {
             return rx.clone();
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Not inside a Tokio runtime: nothing can be fetched; waiters see it done.
+            return watch::channel(true).1;
+        };
         let (tx, rx) = watch::channel(false);
         *flight = Some(rx.clone());
         drop(flight);
         let shared = self.0.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             fetch(&shared).await;
             let _ = tx.send(true);
         });
