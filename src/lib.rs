@@ -65,6 +65,7 @@ mod caller;
 mod error;
 mod keys;
 pub mod permission;
+pub mod propagate;
 pub mod server;
 mod token;
 pub mod verify;

@@ -433,3 +433,42 @@ async fn optional_caller_is_none_for_anonymous_requests() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test]
+async fn the_current_caller_is_set_for_the_handler_and_carried_by_spawn() {
+    use tower_mandate::{Issuer, MandateLayer, Verifier};
+    async fn who() -> String {
+        let direct = Caller::current().map(|c| c.user().unwrap().subject().to_owned());
+        let carried = tower_mandate::propagate::spawn(async {
+            Caller::current().map(|c| c.user().unwrap().subject().to_owned())
+        })
+        .await
+        .unwrap();
+        let lost = tokio::spawn(async { Caller::current().is_some() })
+            .await
+            .unwrap();
+        format!("{direct:?} {carried:?} {lost}")
+    }
+    let idp = tower_mandate::testing::TestIssuer::es256("https://id.example").with_audience("a");
+    let verifier =
+        Verifier::new([Issuer::new("https://id.example", "a").with_keys(idp.key_set())]).unwrap();
+    let server = Server::start(
+        Router::new()
+            .route("/who", get(who))
+            .route_layer(MandateLayer::new(verifier)),
+    )
+    .await;
+    let res = http_client()
+        .get(server.url("/who"))
+        .header(
+            "authorization",
+            format!("Bearer {}", idp.token("alice").sign()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.text().await.unwrap(),
+        r#"Some("alice") Some("alice") false"#
+    );
+}

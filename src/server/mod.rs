@@ -56,6 +56,7 @@ use tower_service::Service;
 pub(crate) use reject::Renderer;
 pub use reject::{DefaultRejection, MakeRejection};
 
+use crate::propagate::Scoped;
 use crate::verify::{Step, unix_now};
 use crate::{AuthError, Caller, ConfigError, Principal, SlotKind, TokenSource, Verifier};
 
@@ -204,9 +205,11 @@ impl Config {
         Ok(Caller::new(user, service))
     }
 
-    fn accept<B>(&self, req: &mut Request<B>, mut caller: Caller) {
+    /// Put the caller into the request; returns it for the task-local scope.
+    fn accept<B>(&self, req: &mut Request<B>, mut caller: Caller) -> Caller {
         caller.renderer = Some(self.renderer.clone());
-        req.extensions_mut().insert(caller);
+        req.extensions_mut().insert(caller.clone());
+        caller
     }
 
     fn refuse<B: From<String>>(&self, error: AuthError, headers: &HeaderMap) -> Response<B> {
@@ -439,9 +442,9 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let kind = match self.config.authenticate(req.headers()) {
             Ok(caller) => {
-                self.config.accept(&mut req, caller);
+                let caller = self.config.accept(&mut req, caller);
                 Kind::Inner {
-                    future: self.inner.call(req),
+                    future: caller.scope(self.inner.call(req)),
                 }
             }
             Err(Step::Refused(error)) => Kind::Reject {
@@ -457,8 +460,8 @@ where
                     future: Box::pin(async move {
                         match config.authenticate_async(req.headers()).await {
                             Ok(caller) => {
-                                config.accept(&mut req, caller);
-                                inner.call(req).await
+                                let caller = config.accept(&mut req, caller);
+                                caller.scope(inner.call(req)).await
                             }
                             Err(error) => Ok(config.refuse(error, req.headers())),
                         }
@@ -473,8 +476,8 @@ where
 type SlowFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
 pin_project! {
-    /// The response future of [`Mandate`]: the inner service's future, a
-    /// ready rejection, or (only while keys are being fetched) a boxed
+    /// The response future of [`Mandate`]: the inner service's future
+    /// (running with the [`Caller`] as [`Caller::current`]), a ready rejection, or (only while keys are being fetched) a boxed
     /// future that verifies and then calls the inner service.
     pub struct ResponseFuture<F, B, E> {
         #[pin]
@@ -485,7 +488,7 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F, B, E> {
-        Inner { #[pin] future: F },
+        Inner { #[pin] future: Scoped<F> },
         Reject { response: Option<Response<B>> },
         Slow { future: SlowFuture<B, E> },
     }
