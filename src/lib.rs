@@ -64,6 +64,8 @@
 mod caller;
 mod error;
 mod keys;
+#[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+pub mod mint;
 pub mod permission;
 pub mod propagate;
 pub mod server;
