@@ -68,6 +68,7 @@ mod keys;
 pub mod mint;
 pub mod permission;
 pub mod propagate;
+pub mod provider;
 pub mod server;
 mod token;
 pub mod verify;

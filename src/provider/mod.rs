@@ -1,0 +1,363 @@
+//! Token providers: where a service gets the tokens it sends downstream.
+//!
+//! Every provider caches its tokens and refreshes them before they expire
+//! (by the smaller of 30 s and a tenth of their lifetime), fetches **once**
+//! for any number of concurrent callers asking for the same token (single
+//! flight), and retries transient failures with backoff.
+//!
+//! - [`SelfSigned`]: the service signs short-lived tokens with its own key
+//!   (`iss` = `sub` = the service, `aud` = the destination) and publishes its
+//!   JWKS for its peers.
+//! - [`ClientCredentials`] (feature `oauth`): RFC 6749 §4.4 with
+//!   `client_secret_basic`, `client_secret_post` or `private_key_jwt`
+//!   (RFC 7523) client authentication.
+//! - [`TokenExchange`] (feature `oauth`): RFC 8693; the user's token as
+//!   `subject_token`, optionally this service's own token as `actor_token`.
+
+#[cfg(feature = "oauth")]
+mod oauth;
+#[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+mod self_signed;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[cfg(feature = "oauth")]
+pub use oauth::{ClientAuth, ClientCredentials, TokenExchange};
+#[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+pub use self_signed::SelfSigned;
+
+/// A bearer token and when it stops being usable. `Debug` never prints it.
+#[derive(Clone)]
+pub struct AccessToken {
+    value: Arc<str>,
+    obtained_at: Instant,
+    expires_at: Instant,
+}
+
+impl AccessToken {
+    /// A token valid for `lifetime` from now.
+    pub fn new(value: impl Into<Arc<str>>, lifetime: Duration) -> Self {
+        let now = Instant::now();
+        AccessToken {
+            value: value.into(),
+            obtained_at: now,
+            expires_at: now + lifetime,
+        }
+    }
+
+    /// The token text.
+    ///
+    /// # Security
+    ///
+    /// A bearer credential: never log it.
+    pub fn secret(&self) -> &str {
+        &self.value
+    }
+
+    /// When the token expires.
+    pub fn expires_at(&self) -> Instant {
+        self.expires_at
+    }
+
+    /// When a cached copy should be replaced: before expiry by the smaller of
+    /// 30 s and a tenth of the lifetime.
+    fn refresh_at(&self) -> Instant {
+        let lifetime = self.expires_at.saturating_duration_since(self.obtained_at);
+        self.expires_at - (lifetime / 10).min(Duration::from_secs(30))
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("value", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// What a token is asked for.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct TokenRequest {
+    /// The audience (`aud`) the token is for.
+    pub audience: Option<String>,
+    /// The `resource` indicator (RFC 8707).
+    pub resource: Option<String>,
+    /// The scopes, space-delimited.
+    pub scope: Option<String>,
+    /// For token exchange: the token being exchanged (the user's).
+    pub subject_token: Option<Arc<str>>,
+}
+
+impl TokenRequest {
+    /// A request for a token whose audience is `audience`.
+    pub fn for_audience(audience: impl Into<String>) -> Self {
+        TokenRequest {
+            audience: Some(audience.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Ask for these scopes.
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Ask with this resource indicator.
+    pub fn with_resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// Exchange this token (RFC 8693 `subject_token`).
+    pub fn with_subject_token(mut self, token: impl Into<Arc<str>>) -> Self {
+        self.subject_token = Some(token.into());
+        self
+    }
+}
+
+impl fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("audience", &self.audience)
+            .field("resource", &self.resource)
+            .field("scope", &self.scope)
+            .field(
+                "subject_token",
+                &self.subject_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// The class of a [`ProviderError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProviderErrorKind {
+    /// The token endpoint could not be reached or timed out (retried).
+    Network,
+    /// The token endpoint answered 5xx (retried).
+    Unavailable,
+    /// The token endpoint refused the request (4xx, an OAuth error).
+    Rejected,
+    /// The answer was not a usable token response.
+    InvalidResponse,
+    /// The request cannot be made (e.g. a token exchange without a subject token).
+    InvalidRequest,
+}
+
+/// Why a token could not be obtained. Never contains token text.
+#[derive(Debug, Clone)]
+pub struct ProviderError {
+    kind: ProviderErrorKind,
+    message: String,
+}
+
+impl ProviderError {
+    pub(crate) fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
+        ProviderError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The class of the error.
+    pub fn kind(&self) -> ProviderErrorKind {
+        self.kind
+    }
+
+    fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            ProviderErrorKind::Network | ProviderErrorKind::Unavailable
+        )
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot obtain a token: {}", self.message)
+    }
+}
+
+impl std::error::Error for ProviderError {}
+
+/// The future a [`TokenProvider`] returns.
+pub type TokenFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<AccessToken, ProviderError>> + Send + 'a>>;
+
+/// Supplies tokens for outgoing calls.
+pub trait TokenProvider: Send + Sync + 'static {
+    /// A token for `request`, from the cache when a fresh one is there.
+    fn token(&self, request: TokenRequest) -> TokenFuture<'_>;
+}
+
+impl<P: TokenProvider + ?Sized> TokenProvider for Arc<P> {
+    fn token(&self, request: TokenRequest) -> TokenFuture<'_> {
+        (**self).token(request)
+    }
+}
+
+const MAX_CACHED: usize = 10_000;
+const ATTEMPTS: u32 = 3;
+
+struct Entry {
+    token: Option<AccessToken>,
+    flight: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Cache, single flight and retries, shared by the providers.
+#[derive(Default)]
+pub(crate) struct Cache {
+    entries: Mutex<HashMap<TokenRequest, Entry>>,
+}
+
+impl Cache {
+    fn fresh(&self, request: &TokenRequest) -> Option<AccessToken> {
+        let entries = self.entries.lock().expect("token cache lock");
+        entries
+            .get(request)
+            .and_then(|e| e.token.clone())
+            .filter(|t| Instant::now() < t.refresh_at())
+    }
+
+    fn flight(&self, request: &TokenRequest) -> Arc<tokio::sync::Mutex<()>> {
+        let mut entries = self.entries.lock().expect("token cache lock");
+        if entries.len() >= MAX_CACHED && !entries.contains_key(request) {
+            let now = Instant::now();
+            entries.retain(|_, e| e.token.as_ref().is_some_and(|t| now < t.expires_at));
+            if entries.len() >= MAX_CACHED {
+                entries.clear();
+            }
+        }
+        entries
+            .entry(request.clone())
+            .or_insert_with(|| Entry {
+                token: None,
+                flight: Arc::default(),
+            })
+            .flight
+            .clone()
+    }
+
+    /// The cached token, or one fetched by exactly one of the concurrent
+    /// callers asking for it.
+    pub(crate) async fn get<F, Fut>(
+        &self,
+        request: TokenRequest,
+        fetch: F,
+    ) -> Result<AccessToken, ProviderError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<AccessToken, ProviderError>>,
+    {
+        if let Some(token) = self.fresh(&request) {
+            return Ok(token);
+        }
+        let flight = self.flight(&request);
+        let _guard = flight.lock().await;
+        if let Some(token) = self.fresh(&request) {
+            return Ok(token);
+        }
+        let mut attempt = 0;
+        let token = loop {
+            match fetch().await {
+                Ok(token) => break token,
+                Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    let backoff = Duration::from_millis(100 << attempt);
+                    tracing::warn!(target: "tower_mandate::provider", error = %e, attempt, "retrying token request");
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if let Some(entry) = self
+            .entries
+            .lock()
+            .expect("token cache lock")
+            .get_mut(&request)
+        {
+            entry.token = Some(token.clone());
+        }
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn refresh_skew() {
+        let long = AccessToken::new("t", Duration::from_secs(3600));
+        assert_eq!(long.expires_at - long.refresh_at(), Duration::from_secs(30));
+        let short = AccessToken::new("t", Duration::from_secs(60));
+        assert_eq!(
+            short.expires_at - short.refresh_at(),
+            Duration::from_secs(6)
+        );
+        assert!(!format!("{long:?}").contains("\"t\""));
+    }
+
+    #[tokio::test]
+    async fn single_flight_and_retries() {
+        let cache = Arc::new(Cache::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..1000 {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get(TokenRequest::for_audience("b"), || {
+                        let calls = calls.clone();
+                        async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Ok(AccessToken::new("tok", Duration::from_secs(300)))
+                        }
+                    })
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().secret(), "tok");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let fails = Arc::new(AtomicUsize::new(0));
+        let got = cache
+            .get(TokenRequest::for_audience("c"), || {
+                let fails = fails.clone();
+                async move {
+                    if fails.fetch_add(1, Ordering::SeqCst) < 2 {
+                        Err(ProviderError::new(ProviderErrorKind::Network, "down"))
+                    } else {
+                        Ok(AccessToken::new("late", Duration::from_secs(300)))
+                    }
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.secret(), "late");
+        let rejected = cache
+            .get(TokenRequest::for_audience("d"), || async {
+                Err(ProviderError::new(
+                    ProviderErrorKind::Rejected,
+                    "invalid_client",
+                ))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(rejected.kind(), ProviderErrorKind::Rejected);
+    }
+}

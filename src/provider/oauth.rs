@@ -1,0 +1,425 @@
+//! Token providers that call an authorization server's token endpoint
+//! (feature `oauth`): client credentials (RFC 6749 §4.4) and token exchange
+//! (RFC 8693).
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{
+    AccessToken, Cache, ProviderError, ProviderErrorKind, TokenFuture, TokenProvider, TokenRequest,
+};
+
+const MAX_RESPONSE: usize = 64 * 1024;
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// How the client authenticates to the token endpoint.
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// `client_secret_basic`: HTTP Basic with the client id and secret.
+    SecretBasic(String),
+    /// `client_secret_post`: the secret in the form body.
+    SecretPost(String),
+    /// `private_key_jwt` (RFC 7523): a short JWT assertion signed with the
+    /// client's key, whose public key the server knows.
+    #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+    PrivateKeyJwt(crate::mint::SigningKey),
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClientAuth::SecretBasic(_) => "SecretBasic(<redacted>)",
+            ClientAuth::SecretPost(_) => "SecretPost(<redacted>)",
+            #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+            ClientAuth::PrivateKeyJwt(_) => "PrivateKeyJwt(<redacted>)",
+        })
+    }
+}
+
+/// A token endpoint and the client's credentials for it.
+struct Endpoint {
+    url: String,
+    client_id: String,
+    auth: ClientAuth,
+    allow_http: bool,
+    timeout: Duration,
+    client: OnceLock<Result<reqwest::Client, String>>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    error: String,
+}
+
+fn err(kind: ProviderErrorKind, message: impl Into<String>) -> ProviderError {
+    ProviderError::new(kind, message)
+}
+
+impl Endpoint {
+    fn new(url: String, client_id: String, auth: ClientAuth) -> Self {
+        Endpoint {
+            url,
+            client_id,
+            auth,
+            allow_http: false,
+            timeout: Duration::from_secs(5),
+            client: OnceLock::new(),
+        }
+    }
+
+    async fn request(&self, mut form: Vec<(&str, String)>) -> Result<AccessToken, ProviderError> {
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| err(ProviderErrorKind::InvalidRequest, format!("token URL: {e}")))?;
+        if url.scheme() != "https" && !(url.scheme() == "http" && self.allow_http) {
+            return Err(err(
+                ProviderErrorKind::InvalidRequest,
+                "the token endpoint is not https (see insecure_allow_http)",
+            ));
+        }
+        let client = self
+            .client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .timeout(self.timeout)
+                    .connect_timeout(self.timeout.min(Duration::from_secs(2)))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| err(ProviderErrorKind::Network, e.clone()))?;
+        let mut req = client
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        match &self.auth {
+            ClientAuth::SecretBasic(secret) => {
+                req = req.basic_auth(form_encode(&self.client_id), Some(form_encode(secret)));
+            }
+            ClientAuth::SecretPost(secret) => {
+                form.push(("client_id", self.client_id.clone()));
+                form.push(("client_secret", secret.clone()));
+            }
+            #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+            ClientAuth::PrivateKeyJwt(key) => {
+                form.push(("client_id", self.client_id.clone()));
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push(("client_assertion", self.assertion(key)));
+            }
+        }
+        let mut res = req
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| err(ProviderErrorKind::Network, e.without_url().to_string()))?;
+        let status = res.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| err(ProviderErrorKind::Network, e.without_url().to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_RESPONSE {
+                return Err(err(
+                    ProviderErrorKind::InvalidResponse,
+                    "response too large",
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if status.is_server_error() {
+            return Err(err(
+                ProviderErrorKind::Unavailable,
+                format!("token endpoint answered {}", status.as_u16()),
+            ));
+        }
+        if !status.is_success() {
+            let code = serde_json::from_slice::<ErrorResponse>(&body)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| "unknown error".into());
+            // Only the OAuth error code: an error description may echo input.
+            let code: String = code
+                .chars()
+                .filter(char::is_ascii_graphic)
+                .take(64)
+                .collect();
+            return Err(err(
+                ProviderErrorKind::Rejected,
+                format!("token endpoint answered {}: {code}", status.as_u16()),
+            ));
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|_| err(ProviderErrorKind::InvalidResponse, "not a token response"))?;
+        if parsed.access_token.is_empty() {
+            return Err(err(
+                ProviderErrorKind::InvalidResponse,
+                "empty access_token",
+            ));
+        }
+        let lifetime = parsed
+            .expires_in
+            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        tracing::debug!(
+            target: "tower_mandate::provider",
+            client_id = %self.client_id,
+            lifetime_secs = lifetime.as_secs(),
+            "obtained a token"
+        );
+        Ok(AccessToken::new(parsed.access_token, lifetime))
+    }
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+    fn assertion(&self, key: &crate::mint::SigningKey) -> String {
+        use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+        use base64::Engine as _;
+        let now = crate::verify::unix_now();
+        let mut jti = [0u8; 16];
+        let _ = SystemRandom::new().fill(&mut jti);
+        key.sign_claims(&serde_json::json!({
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": self.url,
+            "iat": now,
+            "exp": now + 60,
+            "jti": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jti),
+        }))
+    }
+}
+
+/// RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic.
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*') {
+            out.push(b as char);
+        } else if b == b' ' {
+            out.push('+');
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn add_request(form: &mut Vec<(&str, String)>, request: &TokenRequest) {
+    if let Some(scope) = &request.scope {
+        form.push(("scope", scope.clone()));
+    }
+    if let Some(resource) = &request.resource {
+        form.push(("resource", resource.clone()));
+    }
+    if let Some(audience) = &request.audience {
+        form.push(("audience", audience.clone()));
+    }
+}
+
+/// The client credentials grant (RFC 6749 §4.4): this service's own token.
+///
+/// ```no_run
+/// use tower_mandate::provider::{ClientAuth, ClientCredentials, TokenProvider, TokenRequest};
+///
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// let idp = ClientCredentials::new(
+///     "https://id.example.com/oauth/token",
+///     "relay",
+///     ClientAuth::SecretBasic(std::env::var("CLIENT_SECRET")?),
+/// );
+/// let token = idp
+///     .token(TokenRequest::default().with_scope("images:read").with_resource("urn:image-store"))
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ClientCredentials(Arc<(Endpoint, Cache)>);
+
+impl ClientCredentials {
+    /// A client `client_id` of the token endpoint `token_url`.
+    pub fn new(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        auth: ClientAuth,
+    ) -> Self {
+        ClientCredentials(Arc::new((
+            Endpoint::new(token_url.into(), client_id.into(), auth),
+            Cache::default(),
+        )))
+    }
+
+    /// Allow a plain `http` token endpoint.
+    ///
+    /// # Security
+    ///
+    /// The client secret and the tokens cross the network in clear text.
+    /// Loopback test servers only.
+    ///
+    /// # Panics
+    ///
+    /// If the provider was already cloned.
+    pub fn insecure_allow_http(self) -> Self {
+        let mut inner = Arc::try_unwrap(self.0)
+            .unwrap_or_else(|_| panic!("configure the provider before cloning it"));
+        inner.0.allow_http = true;
+        ClientCredentials(Arc::new(inner))
+    }
+}
+
+impl TokenProvider for ClientCredentials {
+    fn token(&self, request: TokenRequest) -> TokenFuture<'_> {
+        Box::pin(async move {
+            let (endpoint, cache) = &*self.0;
+            cache
+                .get(request.clone(), || {
+                    let mut form = vec![("grant_type", "client_credentials".to_owned())];
+                    add_request(&mut form, &request);
+                    endpoint.request(form)
+                })
+                .await
+        })
+    }
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("token_url", &self.0.0.url)
+            .field("client_id", &self.0.0.client_id)
+            .field("auth", &self.0.0.auth)
+            .finish()
+    }
+}
+
+/// Token exchange (RFC 8693): trade the user's token (the request's
+/// `subject_token`) for one meant for a destination, optionally naming this
+/// service as the actor (`actor_token`), so the new token's `act` claim
+/// records who acts on the user's behalf. Results are cached per (subject
+/// token, audience, resource, scope).
+#[derive(Clone)]
+pub struct TokenExchange(Arc<ExchangeInner>);
+
+struct ExchangeInner {
+    endpoint: Endpoint,
+    cache: Cache,
+    actor: Option<(Arc<dyn TokenProvider>, TokenRequest)>,
+}
+
+impl TokenExchange {
+    /// A client `client_id` of the token endpoint `token_url`.
+    pub fn new(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        auth: ClientAuth,
+    ) -> Self {
+        TokenExchange(Arc::new(ExchangeInner {
+            endpoint: Endpoint::new(token_url.into(), client_id.into(), auth),
+            cache: Cache::default(),
+            actor: None,
+        }))
+    }
+
+    fn edit(self, f: impl FnOnce(&mut ExchangeInner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.0)
+            .unwrap_or_else(|_| panic!("configure the provider before cloning it"));
+        f(&mut inner);
+        TokenExchange(Arc::new(inner))
+    }
+
+    /// Send this service's own token, from `provider`, as the `actor_token`.
+    ///
+    /// # Panics
+    ///
+    /// If the provider was already cloned.
+    pub fn with_actor(self, provider: impl TokenProvider, request: TokenRequest) -> Self {
+        self.edit(|i| i.actor = Some((Arc::new(provider), request)))
+    }
+
+    /// Allow a plain `http` token endpoint (see [`ClientCredentials::insecure_allow_http`]).
+    ///
+    /// # Panics
+    ///
+    /// If the provider was already cloned.
+    pub fn insecure_allow_http(self) -> Self {
+        self.edit(|i| i.endpoint.allow_http = true)
+    }
+}
+
+impl TokenProvider for TokenExchange {
+    fn token(&self, request: TokenRequest) -> TokenFuture<'_> {
+        Box::pin(async move {
+            let inner = &*self.0;
+            let Some(subject) = request.subject_token.clone() else {
+                return Err(err(
+                    ProviderErrorKind::InvalidRequest,
+                    "token exchange needs a subject token",
+                ));
+            };
+            inner
+                .cache
+                .get(request.clone(), || {
+                    let subject = subject.clone();
+                    let request = request.clone();
+                    async move {
+                        let mut form = vec![
+                            ("grant_type", TOKEN_EXCHANGE.to_owned()),
+                            ("subject_token", subject.to_string()),
+                            ("subject_token_type", ACCESS_TOKEN_TYPE.to_owned()),
+                            ("requested_token_type", ACCESS_TOKEN_TYPE.to_owned()),
+                        ];
+                        if let Some((actor, actor_request)) = &inner.actor {
+                            let actor_token = actor.token(actor_request.clone()).await?;
+                            form.push(("actor_token", actor_token.secret().to_owned()));
+                            form.push(("actor_token_type", ACCESS_TOKEN_TYPE.to_owned()));
+                        }
+                        add_request(&mut form, &request);
+                        inner.endpoint.request(form).await
+                    }
+                })
+                .await
+        })
+    }
+}
+
+impl fmt::Debug for TokenExchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenExchange")
+            .field("token_url", &self.0.endpoint.url)
+            .field("client_id", &self.0.endpoint.client_id)
+            .field("auth", &self.0.endpoint.auth)
+            .field("actor", &self.0.actor.as_ref().map(|(_, r)| r))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_encoded() {
+        assert_eq!(form_encode("relay"), "relay");
+        assert_eq!(form_encode("a b:c/%"), "a+b%3Ac%2F%25");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let cc = ClientCredentials::new(
+            "https://x/token",
+            "relay",
+            ClientAuth::SecretPost("hunter2".into()),
+        );
+        assert!(!format!("{cc:?}").contains("hunter2"));
+    }
+}

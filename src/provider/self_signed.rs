@@ -1,0 +1,157 @@
+//! Tokens the service signs itself.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine as _;
+use serde_json::json;
+
+use super::{
+    AccessToken, Cache, ProviderError, ProviderErrorKind, TokenFuture, TokenProvider, TokenRequest,
+};
+use crate::mint::SigningKey;
+use crate::verify::unix_now;
+
+/// A [`TokenProvider`] that signs short-lived tokens with the service's own
+/// key: `iss` and `sub` are the service, `aud` is the destination
+/// ([`TokenRequest::audience`], required), with `iat`, `exp` and a random
+/// `jti`. Peers trust it through the JWKS document of [`SelfSigned::jwks`]
+/// (served by [`SelfSigned::jwks_route`] with axum).
+///
+/// ```
+/// use tower_mandate::provider::{SelfSigned, TokenProvider, TokenRequest};
+/// use tower_mandate::{Algorithm, mint::SigningKey};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let relay = SelfSigned::new("https://relay.internal", SigningKey::generate(Algorithm::ES256, "relay-1"));
+/// let token = relay.token(TokenRequest::for_audience("image-store")).await.unwrap();
+/// assert_eq!(token.secret().split('.').count(), 3);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SelfSigned(Arc<Inner>);
+
+struct Inner {
+    issuer: String,
+    subject: String,
+    key: Arc<SigningKey>,
+    lifetime: Duration,
+    cache: Cache,
+}
+
+impl SelfSigned {
+    /// Sign as `issuer` (also the subject) with `key`; tokens live 5 minutes.
+    pub fn new(issuer: impl Into<String>, key: SigningKey) -> Self {
+        let issuer = issuer.into();
+        SelfSigned(Arc::new(Inner {
+            subject: issuer.clone(),
+            issuer,
+            key: Arc::new(key),
+            lifetime: Duration::from_secs(300),
+            cache: Cache::default(),
+        }))
+    }
+
+    fn rebuild(self, f: impl FnOnce(&mut String, &mut Duration)) -> Self {
+        let mut subject = self.0.subject.clone();
+        let mut lifetime = self.0.lifetime;
+        f(&mut subject, &mut lifetime);
+        SelfSigned(Arc::new(Inner {
+            issuer: self.0.issuer.clone(),
+            subject,
+            key: self.0.key.clone(),
+            lifetime,
+            cache: Cache::default(),
+        }))
+    }
+
+    /// Use another `sub` than the issuer.
+    pub fn with_subject(self, subject: impl Into<String>) -> Self {
+        let subject = subject.into();
+        self.rebuild(|s, _| *s = subject)
+    }
+
+    /// How long minted tokens live (default 5 minutes).
+    pub fn with_lifetime(self, lifetime: Duration) -> Self {
+        self.rebuild(|_, l| *l = lifetime)
+    }
+
+    /// The JWKS document with the public key, for peers to trust.
+    pub fn jwks(&self) -> String {
+        self.0.key.jwks()
+    }
+
+    /// An axum route answering the JWKS document (e.g. at
+    /// `/.well-known/jwks.json`).
+    #[cfg(feature = "axum")]
+    pub fn jwks_route<S: Clone + Send + Sync + 'static>(&self) -> axum::routing::MethodRouter<S> {
+        let body = self.jwks();
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move {
+                (
+                    [
+                        (http::header::CONTENT_TYPE, "application/jwk-set+json"),
+                        (http::header::CACHE_CONTROL, "max-age=300"),
+                    ],
+                    body,
+                )
+            }
+        })
+    }
+
+    fn mint(&self, request: &TokenRequest) -> Result<AccessToken, ProviderError> {
+        let audience = request.audience.as_deref().ok_or_else(|| {
+            ProviderError::new(
+                ProviderErrorKind::InvalidRequest,
+                "a self-signed token needs an audience",
+            )
+        })?;
+        let now = unix_now();
+        let mut jti = [0u8; 16];
+        SystemRandom::new()
+            .fill(&mut jti)
+            .map_err(|_| ProviderError::new(ProviderErrorKind::InvalidRequest, "no randomness"))?;
+        let mut claims = json!({
+            "iss": self.0.issuer,
+            "sub": self.0.subject,
+            "aud": audience,
+            "iat": now,
+            "exp": now + self.0.lifetime.as_secs(),
+            "jti": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jti),
+        });
+        if let Some(scope) = &request.scope {
+            claims["scope"] = json!(scope);
+        }
+        Ok(AccessToken::new(
+            self.0.key.sign_claims(&claims),
+            self.0.lifetime,
+        ))
+    }
+}
+
+impl TokenProvider for SelfSigned {
+    fn token(&self, request: TokenRequest) -> TokenFuture<'_> {
+        Box::pin(async move {
+            let key = request.clone();
+            self.0
+                .cache
+                .get(key, || async { self.mint(&request) })
+                .await
+        })
+    }
+}
+
+impl fmt::Debug for SelfSigned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelfSigned")
+            .field("issuer", &self.0.issuer)
+            .field("subject", &self.0.subject)
+            .field("key", &self.0.key)
+            .field("lifetime", &self.0.lifetime)
+            .finish()
+    }
+}
