@@ -14,6 +14,13 @@
 //! - [`TokenExchange`] (feature `oauth`): RFC 8693; the user's token as
 //!   `subject_token`, optionally this service's own token as `actor_token`.
 
+// With no provider compiled in (no `oauth`, no signing backend) the shared
+// cache has no user.
+#![cfg_attr(
+    not(any(feature = "oauth", feature = "aws-lc-rs", feature = "test-util")),
+    allow(dead_code)
+)]
+
 #[cfg(feature = "oauth")]
 mod oauth;
 #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
