@@ -1,4 +1,7 @@
-//! Propagation of identity to downstream services.
+//! Propagation of identity to downstream services: [`PropagateLayer`] on any
+//! tower client of `http::Request` (hyper-util's client, tonic's `Channel`)
+//! attaches the current user's token (forwarded or exchanged) and this
+//! service's own token to allowed destinations only.
 //!
 //! # The current caller
 //!
@@ -40,5 +43,7 @@
 //! ```
 
 mod context;
+mod layer;
 
 pub use context::{Scoped, spawn};
+pub use layer::{BoxError, Destination, Propagate, PropagateLayer, ResponseFuture};

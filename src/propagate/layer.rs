@@ -1,0 +1,514 @@
+//! [`PropagateLayer`]: attach identity to outgoing `http::Request`s.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::AUTHORIZATION;
+use http::{HeaderName, HeaderValue, Request, Uri};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::Caller;
+use crate::provider::{ProviderError, TokenProvider, TokenRequest};
+
+/// The error type of [`Propagate`]: the inner client's error, or a token
+/// that could not be obtained.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What happens to the user's token on the way to a destination.
+#[derive(Clone)]
+enum UserToken {
+    Forward,
+    Exchange(Arc<dyn TokenProvider>, TokenRequest),
+    Drop,
+}
+
+/// A destination that may receive tokens, and which ones.
+///
+/// Matched on scheme, host and port of the request URI. `https` only,
+/// unless created with [`Destination::insecure_http`].
+#[derive(Clone)]
+pub struct Destination {
+    scheme: &'static str,
+    host: String,
+    port: u16,
+    user: UserToken,
+    service: Option<(Arc<dyn TokenProvider>, TokenRequest)>,
+}
+
+impl Destination {
+    /// `https://host` on port 443. By default the user's token is forwarded
+    /// as received and no service token is attached.
+    pub fn https(host: impl Into<String>) -> Self {
+        Destination {
+            scheme: "https",
+            host: host.into().to_ascii_lowercase(),
+            port: 443,
+            user: UserToken::Forward,
+            service: None,
+        }
+    }
+
+    /// `http://host:port`.
+    ///
+    /// # Security
+    ///
+    /// Tokens cross the network in clear text: anyone on the path can
+    /// replay them. Loopback hosts in tests only.
+    pub fn insecure_http(host: impl Into<String>, port: u16) -> Self {
+        Destination {
+            scheme: "http",
+            port,
+            ..Self::https(host)
+        }
+    }
+
+    /// Use another port than the scheme's default.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Send the user's token as received (the default).
+    pub fn forward_user_token(mut self) -> Self {
+        self.user = UserToken::Forward;
+        self
+    }
+
+    /// Exchange the user's token (RFC 8693) for one made for this
+    /// destination: `request` names its audience, resource and scope; the
+    /// user's token is added as the subject token.
+    pub fn exchange_user_token(
+        mut self,
+        provider: impl TokenProvider,
+        request: TokenRequest,
+    ) -> Self {
+        self.user = UserToken::Exchange(Arc::new(provider), request);
+        self
+    }
+
+    /// Send no user token to this destination.
+    pub fn drop_user_token(mut self) -> Self {
+        self.user = UserToken::Drop;
+        self
+    }
+
+    /// Attach this service's own token from `provider`.
+    pub fn with_service_token(
+        mut self,
+        provider: impl TokenProvider,
+        request: TokenRequest,
+    ) -> Self {
+        self.service = Some((Arc::new(provider), request));
+        self
+    }
+
+    fn matches(&self, uri: &Uri) -> bool {
+        let Some(scheme) = uri.scheme_str() else {
+            return false;
+        };
+        let default_port = match scheme {
+            "https" => 443,
+            "http" => 80,
+            _ => return false,
+        };
+        scheme == self.scheme
+            && uri
+                .host()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
+            && uri.port_u16().unwrap_or(default_port) == self.port
+    }
+}
+
+impl fmt::Debug for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = match self.user {
+            UserToken::Forward => "forward",
+            UserToken::Exchange(..) => "exchange",
+            UserToken::Drop => "drop",
+        };
+        f.debug_struct("Destination")
+            .field("scheme", &self.scheme)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user_token", &user)
+            .field("service_token", &self.service.as_ref().map(|(_, r)| r))
+            .finish()
+    }
+}
+
+struct Policy {
+    destinations: Vec<Destination>,
+    user_header: HeaderName,
+    service_header: HeaderName,
+    overwrite: bool,
+}
+
+/// Attaches the current user's token and this service's own token to
+/// outgoing requests, for allowed destinations only.
+///
+/// The user comes from [`Caller::current`] (set by the server layer for the
+/// request being handled). A request to a destination that is not on the
+/// list leaves without any token added. A header the application set
+/// itself is kept unless [`PropagateLayer::overwrite_existing`]. Values are
+/// marked sensitive, so HTTP/2 never indexes them and `Debug` hides them.
+///
+/// ```
+/// use tower_mandate::propagate::{Destination, PropagateLayer};
+/// use tower_mandate::provider::{SelfSigned, TokenRequest};
+/// use tower_mandate::{Algorithm, mint::SigningKey};
+///
+/// let me = SelfSigned::new("https://relay.internal", SigningKey::generate(Algorithm::ES256, "relay-1"));
+/// let layer = PropagateLayer::new().add_destination(
+///     Destination::https("images.internal")
+///         .forward_user_token()
+///         .with_service_token(me, TokenRequest::for_audience("image-store")),
+/// );
+/// # let _ = layer;
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct PropagateLayer {
+    policy: Arc<Policy>,
+}
+
+impl Default for PropagateLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PropagateLayer {
+    /// No destination yet: nothing is attached until one is added.
+    pub fn new() -> Self {
+        PropagateLayer {
+            policy: Arc::new(Policy {
+                destinations: Vec::new(),
+                user_header: AUTHORIZATION,
+                service_header: HeaderName::from_static("service-authorization"),
+                overwrite: false,
+            }),
+        }
+    }
+
+    fn edit(self, f: impl FnOnce(&mut Policy)) -> Self {
+        let mut policy = Arc::try_unwrap(self.policy).unwrap_or_else(|shared| Policy {
+            destinations: shared.destinations.clone(),
+            user_header: shared.user_header.clone(),
+            service_header: shared.service_header.clone(),
+            overwrite: shared.overwrite,
+        });
+        f(&mut policy);
+        PropagateLayer {
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// Allow a destination.
+    pub fn add_destination(self, destination: Destination) -> Self {
+        self.edit(|p| p.destinations.push(destination))
+    }
+
+    /// Headers for the user's and the service's token (defaults:
+    /// `Authorization`, `Service-Authorization`), each `Bearer <token>`.
+    pub fn with_headers(self, user: HeaderName, service: HeaderName) -> Self {
+        self.edit(|p| {
+            p.user_header = user;
+            p.service_header = service;
+        })
+    }
+
+    /// Replace token headers the application set itself.
+    pub fn overwrite_existing(self) -> Self {
+        self.edit(|p| p.overwrite = true)
+    }
+}
+
+impl fmt::Debug for PropagateLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PropagateLayer")
+            .field("destinations", &self.policy.destinations)
+            .field("overwrite", &self.policy.overwrite)
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for PropagateLayer {
+    type Service = Propagate<S>;
+
+    fn layer(&self, inner: S) -> Propagate<S> {
+        Propagate {
+            inner,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// The service made by [`PropagateLayer`].
+#[derive(Clone)]
+pub struct Propagate<S> {
+    inner: S,
+    policy: Arc<Policy>,
+}
+
+impl<S> Propagate<S> {
+    /// The inner client.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner client, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwrap the inner client.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Propagate<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Propagate")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bearer(token: &str) -> Result<HeaderValue, BoxError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| "a token is not a valid header value")?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn set(
+    headers: &mut http::HeaderMap,
+    name: &HeaderName,
+    token: &str,
+    overwrite: bool,
+) -> Result<(), BoxError> {
+    if overwrite || !headers.contains_key(name) {
+        headers.insert(name.clone(), bearer(token)?);
+    }
+    Ok(())
+}
+
+impl<S, B> Service<Request<B>> for Propagate<S>
+where
+    S: Service<Request<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, S::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let policy = &self.policy;
+        let Some(destination) = policy.destinations.iter().find(|d| d.matches(req.uri())) else {
+            // Off the list: leaves without any token added.
+            return ResponseFuture::direct(self.inner.call(req));
+        };
+        let user = Caller::current().and_then(|c| c.user().map(|u| u.token().to_owned()));
+        let needs_io = destination.service.is_some()
+            || (user.is_some() && matches!(destination.user, UserToken::Exchange(..)));
+        if !needs_io {
+            if let (Some(token), UserToken::Forward) = (&user, &destination.user)
+                && let Err(e) = set(
+                    req.headers_mut(),
+                    &policy.user_header,
+                    token,
+                    policy.overwrite,
+                )
+            {
+                return ResponseFuture::error(e);
+            }
+            return ResponseFuture::direct(self.inner.call(req));
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let policy = policy.clone();
+        let destination = destination.clone();
+        ResponseFuture::boxed(Box::pin(async move {
+            let p = &policy;
+            if let Some(token) = user {
+                match &destination.user {
+                    UserToken::Forward => {
+                        set(req.headers_mut(), &p.user_header, &token, p.overwrite)?
+                    }
+                    UserToken::Exchange(provider, request) => {
+                        let request = request.clone().with_subject_token(token);
+                        let exchanged = provider.token(request).await.map_err(box_provider)?;
+                        set(
+                            req.headers_mut(),
+                            &p.user_header,
+                            exchanged.secret(),
+                            p.overwrite,
+                        )?;
+                    }
+                    UserToken::Drop => {}
+                }
+            }
+            if let Some((provider, request)) = &destination.service {
+                let own = provider
+                    .token(request.clone())
+                    .await
+                    .map_err(box_provider)?;
+                set(
+                    req.headers_mut(),
+                    &p.service_header,
+                    own.secret(),
+                    p.overwrite,
+                )?;
+            }
+            inner.call(req).await.map_err(Into::into)
+        }))
+    }
+}
+
+fn box_provider(e: ProviderError) -> BoxError {
+    Box::new(e)
+}
+
+type Boxed<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
+
+pin_project! {
+    /// The response future of [`Propagate`].
+    pub struct ResponseFuture<F, R> {
+        #[pin]
+        kind: Kind<F, R>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, R> {
+        Direct { #[pin] future: F },
+        Boxed { future: Boxed<R> },
+        Error { error: Option<BoxError> },
+    }
+}
+
+impl<F, R> ResponseFuture<F, R> {
+    fn direct(future: F) -> Self {
+        ResponseFuture {
+            kind: Kind::Direct { future },
+        }
+    }
+
+    fn boxed(future: Boxed<R>) -> Self {
+        ResponseFuture {
+            kind: Kind::Boxed { future },
+        }
+    }
+
+    fn error(error: BoxError) -> Self {
+        ResponseFuture {
+            kind: Kind::Error { error: Some(error) },
+        }
+    }
+}
+
+impl<F, R, E> Future for ResponseFuture<F, R>
+where
+    F: Future<Output = Result<R, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<R, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Direct { future } => future.poll(cx).map_err(Into::into),
+            KindProj::Boxed { future } => future.as_mut().poll(cx),
+            KindProj::Error { error } => {
+                Poll::Ready(Err(error.take().expect("future polled after completion")))
+            }
+        }
+    }
+}
+
+impl<F, R> fmt::Debug for ResponseFuture<F, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_match_scheme_host_and_port() {
+        struct Case {
+            name: &'static str,
+            uri: &'static str,
+            ok: bool,
+        }
+        let d = Destination::https("Images.Internal");
+        let cases = [
+            Case {
+                name: "exact",
+                uri: "https://images.internal/x",
+                ok: true,
+            },
+            Case {
+                name: "explicit port",
+                uri: "https://images.internal:443/x",
+                ok: true,
+            },
+            Case {
+                name: "case",
+                uri: "https://IMAGES.internal/x",
+                ok: true,
+            },
+            Case {
+                name: "http",
+                uri: "http://images.internal/x",
+                ok: false,
+            },
+            Case {
+                name: "other port",
+                uri: "https://images.internal:8443/x",
+                ok: false,
+            },
+            Case {
+                name: "suffix",
+                uri: "https://images.internal.evil.com/x",
+                ok: false,
+            },
+            Case {
+                name: "userinfo trick",
+                uri: "https://images.internal@evil.com/x",
+                ok: false,
+            },
+            Case {
+                name: "relative",
+                uri: "/x",
+                ok: false,
+            },
+        ];
+        for c in cases {
+            assert_eq!(d.matches(&c.uri.parse().unwrap()), c.ok, "{}", c.name);
+        }
+        let local = Destination::insecure_http("127.0.0.1", 8080);
+        assert!(local.matches(&"http://127.0.0.1:8080/".parse().unwrap()));
+        assert!(!local.matches(&"http://127.0.0.1:8081/".parse().unwrap()));
+    }
+
+    #[test]
+    fn header_values_are_sensitive() {
+        assert!(bearer("abc").unwrap().is_sensitive());
+        assert!(bearer("a\nb").is_err());
+    }
+}
