@@ -139,3 +139,201 @@ async fn image_store_binary_with_a_jwks_url_and_discovery() {
     assert_eq!(me["user"]["sub"], "alice");
     assert_eq!(me["service"]["sub"], "relay");
 }
+
+const EXCHANGE_SECRET: &str = "relay-exchange-secret-0123456789abcdef01234567";
+
+#[tokio::test]
+async fn client_credentials_and_token_exchange_with_an_actor() {
+    use tower_mandate::provider::{
+        ClientAuth, ClientCredentials, TokenExchange, TokenProvider, TokenRequest,
+    };
+    let idp = support::Idp::start();
+    let client = support::http_client();
+    let token_url = format!("{}/token", idp.issuer);
+    // This service's own token, by client credentials (client_secret_basic).
+    let own = ClientCredentials::new(
+        token_url.clone(),
+        "relay",
+        ClientAuth::SecretBasic(RELAY_SECRET.into()),
+    )
+    .insecure_allow_http();
+    let own_request = TokenRequest::default()
+        .with_scope("images:read")
+        .with_resource("urn:image-store");
+    // client_secret_post works too, for another client.
+    let archiver = ClientCredentials::new(
+        token_url.clone(),
+        "archiver",
+        ClientAuth::SecretPost("archiver-secret-0123456789abcdef0123456789ab".into()),
+    )
+    .insecure_allow_http();
+    let keys = JwksSource::discover(idp.issuer.clone())
+        .unwrap()
+        .insecure_allow_http();
+    let verifier = |aud: &str| {
+        Verifier::new([Issuer::new(idp.issuer.clone(), aud)
+            .require_typ("at+jwt")
+            .with_jwks(keys.clone())])
+        .unwrap()
+    };
+    let p = verifier("image-store")
+        .verify_async(archiver.token(own_request.clone()).await.unwrap().secret())
+        .await
+        .unwrap();
+    assert_eq!(p.subject(), "archiver");
+
+    // The user's token, exchanged for one meant for service-b, with this
+    // service as the actor.
+    let user = idp
+        .user_token(&client, "alice", "image-store", "images:read")
+        .await;
+    let exchange = TokenExchange::new(
+        token_url,
+        "relay-exchange",
+        ClientAuth::SecretBasic(EXCHANGE_SECRET.into()),
+    )
+    .insecure_allow_http()
+    .with_actor(own, own_request);
+    let request = TokenRequest::for_audience("service-b").with_scope("images:read");
+    let exchanged = exchange
+        .token(request.clone().with_subject_token(user.as_str()))
+        .await
+        .unwrap();
+    let p = verifier("service-b")
+        .verify_async(exchanged.secret())
+        .await
+        .unwrap();
+    assert_eq!(p.subject(), "alice");
+    assert_eq!(
+        p.actors().iter().map(|a| a.subject()).collect::<Vec<_>>(),
+        ["relay"]
+    );
+    // The original token is not for service-b.
+    assert!(verifier("service-b").verify_async(&user).await.is_err());
+    // Cached per subject token and audience: the same exchange is not repeated.
+    let again = exchange
+        .token(request.with_subject_token(user.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(again.secret(), exchanged.secret());
+    // Without a subject token there is nothing to exchange.
+    assert!(
+        exchange
+            .token(TokenRequest::for_audience("x"))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn three_hops_with_token_exchange_show_the_actor_at_the_end() {
+    use axum::Json;
+    use axum::routing::get;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use tower::{Service, ServiceBuilder, ServiceExt};
+    use tower_mandate::propagate::{Destination, PropagateLayer};
+    use tower_mandate::provider::{ClientAuth, ClientCredentials, TokenExchange, TokenRequest};
+
+    let idp = support::Idp::start();
+    let client = support::http_client();
+    let token_url = format!("{}/token", idp.issuer);
+    let keys = JwksSource::discover(idp.issuer.clone())
+        .unwrap()
+        .insecure_allow_http();
+    let verifier = |aud: &str| {
+        Verifier::new([Issuer::new(idp.issuer.clone(), aud)
+            .require_typ("at+jwt")
+            .with_jwks(keys.clone())])
+        .unwrap()
+    };
+
+    // B: accepts only tokens for service-b, and shows who acts for whom.
+    async fn me(caller: tower_mandate::Caller) -> Json<serde_json::Value> {
+        Json(serde_json::json!({
+            "user": caller.user().map(|u| u.subject().to_owned()),
+            "actors": caller.actors().iter().map(|a| a.subject().to_owned()).collect::<Vec<_>>(),
+        }))
+    }
+    let b = support::Server::start(
+        axum::Router::new()
+            .route("/me", get(me))
+            .route_layer(MandateLayer::new(verifier("service-b"))),
+    )
+    .await;
+
+    // A: accepts the user's token for image-store, exchanges it for B.
+    let own = ClientCredentials::new(
+        token_url.clone(),
+        "relay",
+        ClientAuth::SecretBasic(RELAY_SECRET.into()),
+    )
+    .insecure_allow_http();
+    let exchange = TokenExchange::new(
+        token_url,
+        "relay-exchange",
+        ClientAuth::SecretBasic(EXCHANGE_SECRET.into()),
+    )
+    .insecure_allow_http()
+    .with_actor(
+        own,
+        TokenRequest::default()
+            .with_scope("images:read")
+            .with_resource("urn:image-store"),
+    );
+    let outgoing = ServiceBuilder::new()
+        .layer(PropagateLayer::new().add_destination(
+            Destination::insecure_http("127.0.0.1", b.addr.port()).exchange_user_token(
+                exchange,
+                TokenRequest::for_audience("service-b").with_scope("images:read"),
+            ),
+        ))
+        .service(
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>(),
+        );
+    let b_url = b.url("/me");
+    let a = support::Server::start(
+        axum::Router::new()
+            .route(
+                "/me",
+                get(move || {
+                    let mut outgoing = outgoing.clone();
+                    let url = b_url.clone();
+                    async move {
+                        let req = http::Request::get(url)
+                            .body(Full::new(Bytes::new()))
+                            .unwrap();
+                        let res = outgoing.ready().await.unwrap().call(req).await.unwrap();
+                        let status = res.status();
+                        let body = res.into_body().collect().await.unwrap().to_bytes();
+                        (status, body)
+                    }
+                }),
+            )
+            .route_layer(MandateLayer::new(verifier("image-store"))),
+    )
+    .await;
+
+    let user = idp
+        .user_token(&client, "alice", "image-store", "images:read")
+        .await;
+    let res = client
+        .get(a.url("/me"))
+        .header("authorization", format!("Bearer {user}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["user"], "alice", "{body}");
+    assert_eq!(body["actors"], serde_json::json!(["relay"]), "{body}");
+    // Sent as received, the user's token would not be accepted by B.
+    let res = client
+        .get(b.url("/me"))
+        .header("authorization", format!("Bearer {user}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}

@@ -298,6 +298,20 @@ impl Idp {
         json["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// An access token for a user, as if they had logged in.
+    pub async fn user_token(&self, client: &Client, sub: &str, aud: &str, scope: &str) -> String {
+        let json: Value = client
+            .get(format!("{}/__user_token", self.issuer))
+            .query(&[("sub", sub), ("aud", aud), ("scope", scope)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        json["access_token"].as_str().unwrap().to_owned()
+    }
+
     pub async fn rotate(&self, client: &Client) -> Value {
         client
             .post(format!("{}/__rotate", self.issuer))

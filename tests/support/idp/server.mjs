@@ -5,7 +5,14 @@
 // Prints one JSON line {"issuer": ...} when ready. POST /__rotate puts a new
 // signing key first and keeps the old one published.
 //
+// oidc-provider has no token exchange (RFC 8693) built in; this adds the
+// grant: the subject token must be an access token of this provider; the
+// result records the actor (the actor token's `sub`, else the client) in a
+// nested `act` claim. GET /__user_token?sub=alice&aud=...&scope=... stands in
+// for a user's login: it returns an access token for that user.
+//
 // Usage: node server.mjs   (PORT=0 picks a free port)
+import crypto from 'node:crypto';
 import http from 'node:http';
 
 import * as jose from 'jose';
@@ -35,6 +42,15 @@ export const CLIENTS = [
     scope: 'images:read images:write',
   },
   {
+    client_id: 'relay-exchange',
+    client_secret: 'relay-exchange-secret-0123456789abcdef01234567',
+    grant_types: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
+    redirect_uris: [],
+    response_types: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: 'images:read images:write',
+  },
+  {
     client_id: 'archiver',
     client_secret: 'archiver-secret-0123456789abcdef0123456789ab',
     grant_types: ['client_credentials'],
@@ -44,6 +60,67 @@ export const CLIENTS = [
     scope: 'images:read images:read:any',
   },
 ];
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+
+function publicKeys() {
+  return keys.map(({ kty, n, e, kid, alg, use }) => ({ kty, n, e, kid, alg, use }));
+}
+
+async function signAccessToken(claims) {
+  const [key] = keys;
+  const privateKey = await jose.importJWK(key, 'RS256');
+  return new jose.SignJWT({ jti: crypto.randomUUID(), ...claims })
+    .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: key.kid })
+    .setIssuer(issuer)
+    .setIssuedAt()
+    .setExpirationTime('10m')
+    .sign(privateKey);
+}
+
+async function verifyAccessToken(token) {
+  const jwks = jose.createLocalJWKSet({ keys: publicKeys() });
+  const { payload } = await jose.jwtVerify(token, jwks, { issuer, typ: 'at+jwt' });
+  return payload;
+}
+
+async function tokenExchange(ctx) {
+  const { params, client } = ctx.oidc;
+  const fail = (error) => {
+    ctx.status = 400;
+    ctx.body = { error };
+  };
+  if (params.subject_token_type !== ACCESS_TOKEN) return fail('invalid_request');
+  let subject;
+  try {
+    subject = await verifyAccessToken(params.subject_token);
+  } catch {
+    return fail('invalid_grant');
+  }
+  let actor = client.clientId;
+  if (params.actor_token) {
+    try {
+      actor = (await verifyAccessToken(params.actor_token)).sub;
+    } catch {
+      return fail('invalid_grant');
+    }
+  }
+  const act = subject.act ? { sub: actor, act: subject.act } : { sub: actor };
+  const token = await signAccessToken({
+    sub: subject.sub,
+    aud: params.audience || 'image-store',
+    scope: params.scope || subject.scope,
+    client_id: client.clientId,
+    act,
+  });
+  ctx.body = {
+    access_token: token,
+    issued_token_type: ACCESS_TOKEN,
+    token_type: 'Bearer',
+    expires_in: 600,
+  };
+}
 
 function makeProvider() {
   const p = new Provider(issuer, {
@@ -67,6 +144,11 @@ function makeProvider() {
       },
     },
   });
+  if (process.env.IDP_DEBUG) p.on('server_error', (_ctx, err) => console.error(err));
+  p.registerGrantType(TOKEN_EXCHANGE, tokenExchange, [
+    'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type',
+    'audience', 'resource', 'scope', 'requested_token_type',
+  ]);
   return p;
 }
 
@@ -77,6 +159,19 @@ const server = http.createServer((req, res) => {
       provider = makeProvider();
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ kids: keys.map((k) => k.kid) }));
+    });
+    return;
+  }
+  if (req.method === 'GET' && req.url.startsWith('/__user_token')) {
+    const q = new URL(req.url, issuer).searchParams;
+    signAccessToken({
+      sub: q.get('sub'),
+      aud: q.get('aud') || 'image-store',
+      scope: q.get('scope') || 'images:read',
+      client_id: 'web',
+    }).then((token) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ access_token: token }));
     });
     return;
   }
