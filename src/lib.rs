@@ -53,6 +53,7 @@
 //! | `axum` | yes | extractors: `Caller`, `Require<P>`, `RequireUser<P>`, `RequireService<P>` |
 //! | `aws-lc-rs` | yes | signatures checked by aws-lc-rs on keys parsed once |
 //! | `jwks` | yes | [`JwksSource`]: keys from JWKS endpoints and OIDC discovery |
+//! | `oauth` | yes | [`provider::ClientCredentials`], [`provider::TokenExchange`] |
 //! | `rust-crypto` | no | signatures checked by the RustCrypto crates (via jsonwebtoken) |
 //! | `test-util` | no | [`testing`]: generate keys, mint tokens, publish JWKS |
 //!
