@@ -333,3 +333,54 @@ async fn provider_errors_are_clear_and_tokens_are_not_echoed() {
     );
     assert!(strict.token(TokenRequest::default()).await.is_err());
 }
+
+#[tokio::test]
+async fn the_reqwest_middleware_applies_the_same_policy() {
+    use tower_mandate::propagate::PropagateMiddleware;
+    let users = TestIssuer::rs256("https://users.example").with_audience(AUD);
+    let verifier =
+        Verifier::new([Issuer::new(users.issuer(), AUD).with_keys(users.key_set())]).unwrap();
+    let principal = verifier.verify(&users.token("alice").sign()).unwrap();
+    let me = SelfSigned::new(
+        "https://me.internal",
+        SigningKey::generate(Algorithm::ES256, "me-1"),
+    );
+    let (allowed_addr, allowed) = recording_listener().await;
+    let (other_addr, other) = recording_listener().await;
+    let policy = PropagateLayer::new().add_destination(
+        Destination::insecure_http("127.0.0.1", allowed_addr.port())
+            .drop_user_token()
+            .with_service_token(me, TokenRequest::for_audience("allowed")),
+    );
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(PropagateMiddleware::new(&policy))
+        .build();
+    Caller::new(Some(principal), None)
+        .scope(async move {
+            let res = client
+                .get(format!("http://{allowed_addr}/x"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let res = client
+                .get(format!("http://{other_addr}/x"))
+                .header("x-app", "1")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        })
+        .await;
+    let allowed = allowed.await.unwrap().to_ascii_lowercase();
+    let other = other.await.unwrap().to_ascii_lowercase();
+    assert!(
+        allowed.contains("service-authorization: bearer "),
+        "{allowed}"
+    );
+    assert!(
+        !allowed.contains("\r\nauthorization:"),
+        "the user token was to be dropped: {allowed}"
+    );
+    assert!(!other.contains("authorization"), "{other}");
+}

@@ -141,7 +141,7 @@ impl fmt::Debug for Destination {
     }
 }
 
-struct Policy {
+pub(crate) struct Policy {
     destinations: Vec<Destination>,
     user_header: HeaderName,
     service_header: HeaderName,
@@ -173,7 +173,7 @@ struct Policy {
 #[derive(Clone)]
 #[must_use]
 pub struct PropagateLayer {
-    policy: Arc<Policy>,
+    pub(crate) policy: Arc<Policy>,
 }
 
 impl Default for PropagateLayer {
@@ -316,7 +316,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let policy = &self.policy;
-        let Some(destination) = policy.destinations.iter().find(|d| d.matches(req.uri())) else {
+        let Some(destination) = policy.destination_for(req.uri()) else {
             // Off the list: leaves without any token added.
             return ResponseFuture::direct(self.inner.call(req));
         };
@@ -341,40 +341,44 @@ where
         let policy = policy.clone();
         let destination = destination.clone();
         ResponseFuture::boxed(Box::pin(async move {
-            let p = &policy;
-            if let Some(token) = user {
-                match &destination.user {
-                    UserToken::Forward => {
-                        set(req.headers_mut(), &p.user_header, &token, p.overwrite)?
-                    }
-                    UserToken::Exchange(provider, request) => {
-                        let request = request.clone().with_subject_token(token);
-                        let exchanged = provider.token(request).await.map_err(box_provider)?;
-                        set(
-                            req.headers_mut(),
-                            &p.user_header,
-                            exchanged.secret(),
-                            p.overwrite,
-                        )?;
-                    }
-                    UserToken::Drop => {}
-                }
-            }
-            if let Some((provider, request)) = &destination.service {
-                let own = provider
-                    .token(request.clone())
-                    .await
-                    .map_err(box_provider)?;
-                set(
-                    req.headers_mut(),
-                    &p.service_header,
-                    own.secret(),
-                    p.overwrite,
-                )?;
-            }
+            attach(&policy, &destination, user, req.headers_mut()).await?;
             inner.call(req).await.map_err(Into::into)
         }))
     }
+}
+
+impl Policy {
+    pub(crate) fn destination_for(&self, uri: &Uri) -> Option<&Destination> {
+        self.destinations.iter().find(|d| d.matches(uri))
+    }
+}
+
+/// Add the tokens `destination` gets to `headers`.
+pub(crate) async fn attach(
+    p: &Policy,
+    destination: &Destination,
+    user: Option<String>,
+    headers: &mut http::HeaderMap,
+) -> Result<(), BoxError> {
+    if let Some(token) = user {
+        match &destination.user {
+            UserToken::Forward => set(headers, &p.user_header, &token, p.overwrite)?,
+            UserToken::Exchange(provider, request) => {
+                let request = request.clone().with_subject_token(token);
+                let exchanged = provider.token(request).await.map_err(box_provider)?;
+                set(headers, &p.user_header, exchanged.secret(), p.overwrite)?;
+            }
+            UserToken::Drop => {}
+        }
+    }
+    if let Some((provider, request)) = &destination.service {
+        let own = provider
+            .token(request.clone())
+            .await
+            .map_err(box_provider)?;
+        set(headers, &p.service_header, own.secret(), p.overwrite)?;
+    }
+    Ok(())
 }
 
 fn box_provider(e: ProviderError) -> BoxError {

@@ -44,6 +44,10 @@
 
 mod context;
 mod layer;
+#[cfg(feature = "reqwest")]
+mod reqwest;
 
+#[cfg(feature = "reqwest")]
+pub use self::reqwest::PropagateMiddleware;
 pub use context::{Scoped, spawn};
 pub use layer::{BoxError, Destination, Propagate, PropagateLayer, ResponseFuture};
