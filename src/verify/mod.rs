@@ -105,6 +105,7 @@ pub struct Issuer {
     keys: Keys,
     permissions: PermissionMapping,
     max_actor_depth: usize,
+    check_may_act: bool,
 }
 
 impl Issuer {
@@ -120,6 +121,7 @@ impl Issuer {
             keys: Keys::Static(KeySet::new()),
             permissions: PermissionMapping::default(),
             max_actor_depth: DEFAULT_MAX_ACTOR_DEPTH,
+            check_may_act: false,
         }
     }
 
@@ -187,6 +189,14 @@ impl Issuer {
         self
     }
 
+    /// Refuse a delegated token (one with `act`) unless its `may_act` claim
+    /// (RFC 8693 §4.4) names the current actor: same `sub`, and same `iss`
+    /// when `may_act` gives one.
+    pub fn require_may_act(mut self) -> Self {
+        self.check_may_act = true;
+        self
+    }
+
     pub(crate) fn audiences(&self) -> &[String] {
         &self.audiences
     }
@@ -240,7 +250,7 @@ impl Issuer {
 
     /// The top-level claims this issuer needs as JSON values.
     fn captured_claims(&self) -> impl Iterator<Item = &str> {
-        ["aud", "act"]
+        ["aud", "act", "may_act"]
             .into_iter()
             .chain(self.permissions.top_level_claims())
             .chain(self.required_claims.iter().map(String::as_str))
@@ -318,6 +328,12 @@ impl Issuer {
             }
         }
         let actors = actor_chain(captured, self.max_actor_depth)?;
+        if self.check_may_act
+            && let Some(actor) = actors.first()
+            && !may_act_allows(captured.get("may_act"), actor)
+        {
+            return Err(invalid("actor not allowed by may_act"));
+        }
         let permissions = self
             .permissions
             .extract(captured)
@@ -382,6 +398,19 @@ fn actor_chain(claims: &Map<String, Value>, max_depth: usize) -> Result<Vec<Acto
         current = act.get("act");
     }
     Ok(actors)
+}
+
+fn may_act_allows(may_act: Option<&Value>, actor: &Actor) -> bool {
+    let Some(Value::Object(may)) = may_act else {
+        return false;
+    };
+    let sub_ok = may.get("sub").and_then(Value::as_str) == Some(actor.subject());
+    let iss_ok = match may.get("iss") {
+        None => true,
+        Some(Value::String(iss)) => actor.issuer() == Some(iss.as_str()),
+        Some(_) => false,
+    };
+    sub_ok && iss_ok
 }
 
 pub(crate) fn unix_now() -> u64 {

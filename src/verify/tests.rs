@@ -465,3 +465,62 @@ fn pem_keys() {
     }
     assert!(KeySet::new().add_pem(None, "not a pem").is_err());
 }
+
+#[test]
+fn may_act_names_the_current_actor() {
+    let idp = TestIssuer::rs256(ISS).with_audience(AUD);
+    let v = verifier_for(&idp, |i| i.require_may_act());
+    struct Case {
+        name: &'static str,
+        token: String,
+        ok: bool,
+    }
+    let t = || idp.token("alice");
+    let cases = [
+        Case {
+            name: "not delegated",
+            token: t().sign(),
+            ok: true,
+        },
+        Case {
+            name: "allowed",
+            token: t()
+                .actor("relay")
+                .claim("may_act", json!({"sub": "relay"}))
+                .sign(),
+            ok: true,
+        },
+        Case {
+            name: "other actor",
+            token: t()
+                .actor("mallory")
+                .claim("may_act", json!({"sub": "relay"}))
+                .sign(),
+            ok: false,
+        },
+        Case {
+            name: "no may_act",
+            token: t().actor("relay").sign(),
+            ok: false,
+        },
+        Case {
+            name: "issuer differs",
+            token: t()
+                .actor("relay")
+                .claim("may_act", json!({"sub": "relay", "iss": "x"}))
+                .sign(),
+            ok: false,
+        },
+        Case {
+            name: "wrong type",
+            token: t().actor("relay").claim("may_act", json!("relay")).sign(),
+            ok: false,
+        },
+    ];
+    for c in cases {
+        assert_eq!(v.verify(&c.token).is_ok(), c.ok, "{}", c.name);
+    }
+    // Off by default.
+    let plain = verifier_for(&idp, |i| i);
+    assert!(plain.verify(&t().actor("relay").sign()).is_ok());
+}
