@@ -49,6 +49,10 @@ cargo test --all-features
 step "unit tests with the rust-crypto backend"
 cargo test --lib --no-default-features --features rust-crypto,axum
 
+step "examples run"
+cargo run --quiet --example demo > /dev/null
+cargo run --quiet --example jobs
+
 step "benches compile"
 cargo bench --all-features --no-run --quiet
 

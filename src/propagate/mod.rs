@@ -43,6 +43,7 @@
 //! ```
 
 mod context;
+mod job;
 mod layer;
 #[cfg(feature = "reqwest")]
 mod reqwest;
@@ -50,4 +51,5 @@ mod reqwest;
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::PropagateMiddleware;
 pub use context::{Scoped, spawn};
+pub use job::{AsService, OnBehalfOf};
 pub use layer::{BoxError, Destination, Propagate, PropagateLayer, ResponseFuture};
