@@ -148,7 +148,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let url = format!("{reports_base}/whoami");
         async move {
             let res = http.get(url).bearer_auth(token).send().await?;
-            Ok::<Value, reqwest::Error>(res.json().await?)
+            res.json::<Value>().await
         }
     };
     let token_url = format!("{sts_base}/token");
