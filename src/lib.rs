@@ -54,6 +54,7 @@
 //! | `aws-lc-rs` | yes | signatures checked by aws-lc-rs on keys parsed once |
 //! | `jwks` | yes | [`JwksSource`]: keys from JWKS endpoints and OIDC discovery |
 //! | `oauth` | yes | [`provider::ClientCredentials`], [`provider::TokenExchange`] |
+//! | `reqwest` | no | `propagate::PropagateMiddleware` for reqwest-middleware |
 //! | `rust-crypto` | no | signatures checked by the RustCrypto crates (via jsonwebtoken) |
 //! | `test-util` | no | [`testing`]: generate keys, mint tokens, publish JWKS |
 //!

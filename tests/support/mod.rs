@@ -169,14 +169,27 @@ impl Example {
         let mut cmd = Command::new(&bin);
         for var in [
             "USER_ISSUER",
+            "USER_AUDIENCE",
             "USER_JWKS_FILE",
+            "USER_JWKS_URL",
             "SERVICE_ISSUER",
+            "SERVICE_AUDIENCE",
             "SERVICE_JWKS_FILE",
+            "SERVICE_JWKS_URL",
             "ALGORITHMS",
+            "UPSTREAM",
+            "TOKEN_URL",
+            "CLIENT_ID",
+            "CLIENT_SECRET",
+            "PROPAGATION",
+            "ALLOWED_HOSTS",
+            "RELAY_ISSUER",
+            "RELAY_SIGNING_KEY",
         ] {
             cmd.env_remove(var);
         }
         cmd.env("BIND", "127.0.0.1:0")
+            .env("KEY_COOLDOWN_SECS", "1")
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

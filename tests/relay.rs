@@ -1,0 +1,128 @@
+//! The relay example against the image_store example, both as real
+//! binaries on 127.0.0.1: forward with a self-signed service token, the
+//! allow-list, and token exchange with client credentials against
+//! oidc-provider.
+
+mod support;
+
+use serde_json::Value;
+use tower_mandate::testing::TestIssuer;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn relay_forwards_the_user_and_signs_its_own_token() {
+    let users = TestIssuer::rs256("https://users.example").with_audience("image-store");
+    let dir = support::temp_dir("relay");
+    let jwks = dir.join("users.json");
+    std::fs::write(&jwks, users.jwks()).unwrap();
+    let jwks = jwks.to_str().unwrap();
+    let relay_port = free_port();
+    let relay_issuer = format!("http://127.0.0.1:{relay_port}");
+    let relay_jwks = format!("{relay_issuer}/.well-known/jwks.json");
+
+    // The relay starts first, so that image_store finds its JWKS at once.
+    let upstream_bind = format!("127.0.0.1:{}", free_port());
+    let upstream_url = format!("http://{upstream_bind}");
+    let bind = format!("127.0.0.1:{relay_port}");
+    let relay = support::Example::spawn(
+        "relay",
+        &[
+            ("BIND", &bind),
+            ("USER_ISSUER", "https://users.example"),
+            ("USER_JWKS_FILE", jwks),
+            ("UPSTREAM", &upstream_url),
+        ],
+    )
+    .await;
+    let upstream = support::Example::spawn(
+        "image_store",
+        &[
+            ("BIND", &upstream_bind),
+            ("USER_ISSUER", "https://users.example"),
+            ("USER_JWKS_FILE", jwks),
+            ("SERVICE_ISSUER", &relay_issuer),
+            ("SERVICE_JWKS_URL", &relay_jwks),
+        ],
+    )
+    .await;
+    let client = support::http_client();
+    let alice = users.token("alice").scope("images:read").sign();
+    let (status, me) = relay.call(&client, "GET", "/me", Some(&alice), None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["user"]["sub"], "alice");
+    assert_eq!(me["service"]["sub"], Value::String(relay_issuer.clone()));
+    let (status, _) = relay.call(&client, "GET", "/me", None, None).await;
+    assert_eq!(status, 401, "relay verifies its callers");
+
+    // An upstream off ALLOWED_HOSTS gets no token, so it refuses.
+    let strict_port = free_port();
+    let strict_bind = format!("127.0.0.1:{strict_port}");
+    let strict = support::Example::spawn(
+        "relay",
+        &[
+            ("BIND", &strict_bind),
+            ("USER_ISSUER", "https://users.example"),
+            ("USER_JWKS_FILE", jwks),
+            ("UPSTREAM", &upstream.base),
+            ("ALLOWED_HOSTS", "images.internal"),
+        ],
+    )
+    .await;
+    let (status, _) = strict.call(&client, "GET", "/me", Some(&alice), None).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn relay_exchanges_the_user_token_at_a_real_idp() {
+    let idp = support::Idp::start();
+    let client = support::http_client();
+    let upstream = support::Example::spawn(
+        "image_store",
+        &[
+            ("USER_ISSUER", &idp.issuer),
+            ("SERVICE_ISSUER", &idp.issuer),
+            ("SERVICE_AUDIENCE", "urn:image-store-internal"),
+            ("ALGORITHMS", "RS256"),
+        ],
+    )
+    .await;
+    let token_url = format!("{}/token", idp.issuer);
+    let relay_bind = format!("127.0.0.1:{}", free_port());
+    let relay = support::Example::spawn(
+        "relay",
+        &[
+            ("BIND", &relay_bind),
+            ("USER_ISSUER", &idp.issuer),
+            ("USER_AUDIENCE", "relay"),
+            ("ALGORITHMS", "RS256"),
+            ("UPSTREAM", &upstream.base),
+            ("PROPAGATION", "exchange"),
+            ("EXCHANGE_AUDIENCE", "image-store"),
+            ("TOKEN_URL", &token_url),
+            ("CLIENT_ID", "relay-exchange"),
+            (
+                "CLIENT_SECRET",
+                "relay-exchange-secret-0123456789abcdef01234567",
+            ),
+            ("SCOPE", "images:read"),
+            ("RESOURCE", "urn:image-store-internal"),
+        ],
+    )
+    .await;
+    // alice's token is for the relay, not for image_store.
+    let alice = idp
+        .user_token(&client, "alice", "relay", "images:read")
+        .await;
+    let (status, me) = relay.call(&client, "GET", "/me", Some(&alice), None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["user"]["sub"], "alice");
+    assert_eq!(me["actors"], serde_json::json!(["relay-exchange"]));
+    assert_eq!(me["service"]["sub"], "relay-exchange");
+}
