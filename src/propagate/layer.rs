@@ -143,6 +143,9 @@ impl fmt::Debug for Destination {
 
 pub(crate) struct Policy {
     destinations: Vec<Destination>,
+    /// The client talks to one destination only (a tonic `Channel`): requests
+    /// without scheme and authority are meant for it.
+    single: bool,
     user_header: HeaderName,
     service_header: HeaderName,
     overwrite: bool,
@@ -188,6 +191,7 @@ impl PropagateLayer {
         PropagateLayer {
             policy: Arc::new(Policy {
                 destinations: Vec::new(),
+                single: false,
                 user_header: AUTHORIZATION,
                 service_header: HeaderName::from_static("service-authorization"),
                 overwrite: false,
@@ -198,6 +202,7 @@ impl PropagateLayer {
     fn edit(self, f: impl FnOnce(&mut Policy)) -> Self {
         let mut policy = Arc::try_unwrap(self.policy).unwrap_or_else(|shared| Policy {
             destinations: shared.destinations.clone(),
+            single: shared.single,
             user_header: shared.user_header.clone(),
             service_header: shared.service_header.clone(),
             overwrite: shared.overwrite,
@@ -206,6 +211,23 @@ impl PropagateLayer {
         PropagateLayer {
             policy: Arc::new(policy),
         }
+    }
+
+    /// For a client bound to one destination, such as a tonic `Channel`
+    /// (whose requests carry only a path): every request goes to
+    /// `destination`. Requests with an absolute URI must still match it.
+    ///
+    /// ```
+    /// use tower_mandate::propagate::{Destination, PropagateLayer};
+    ///
+    /// let layer = PropagateLayer::single_destination(Destination::https("images.internal"));
+    /// // let channel = tower::ServiceBuilder::new().layer(layer).service(channel);
+    /// # let _ = layer;
+    /// ```
+    pub fn single_destination(destination: Destination) -> Self {
+        Self::new()
+            .add_destination(destination)
+            .edit(|p| p.single = true)
     }
 
     /// Allow a destination.
@@ -349,6 +371,9 @@ where
 
 impl Policy {
     pub(crate) fn destination_for(&self, uri: &Uri) -> Option<&Destination> {
+        if self.single && uri.scheme().is_none() && uri.authority().is_none() {
+            return self.destinations.first();
+        }
         self.destinations.iter().find(|d| d.matches(uri))
     }
 }
