@@ -231,6 +231,13 @@ impl Caller {
 
     /// The actor chain of the user's token (or of the service's token when
     /// there is no user): current actor first.
+    ///
+    /// RFC 8693 §4.1: only the token's top-level claims and the current
+    /// actor count for access control — permissions are read from the
+    /// top-level claims, never from `act` — and earlier actors are for audit.
+    /// Chains deeper than [`Issuer::with_max_actor_depth`](crate::Issuer::with_max_actor_depth)
+    /// are refused, and [`Issuer::require_may_act`](crate::Issuer::require_may_act)
+    /// checks the current actor against `may_act`.
     pub fn actors(&self) -> &[Actor] {
         self.user
             .as_ref()
