@@ -8,7 +8,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::{AuthError, PermissionCheck, Permissions};
+use crate::{AuthError, PermissionCheck, Permissions, audit};
+
+fn held_reason(held: bool, who: &'static str) -> &'static str {
+    match (held, who) {
+        (true, _) => "permission held",
+        (false, "user") => "user lacks permission",
+        (false, _) => "service lacks permission",
+    }
+}
 
 /// One verified token's identity: subject, issuer, permissions and claims.
 ///
@@ -256,14 +264,19 @@ impl Caller {
     /// # Errors
     ///
     /// 401 when no principal verified; 403 `insufficient_scope` otherwise.
+    ///
+    /// Each call is one audit decision (see [`audit`](crate::audit)).
     #[inline]
     pub fn require<P: PermissionCheck>(&self) -> Result<(), AuthError> {
         if self.is_anonymous() {
+            audit::decision(Some(self), false, "no credentials", &P::scope(), None);
             return Err(AuthError::missing_credentials());
         }
         if self.principals().all(Principal::holds::<P>) {
+            audit::decision(Some(self), true, "permission held", &P::scope(), None);
             Ok(())
         } else {
+            audit::decision(Some(self), false, "permission missing", &P::scope(), None);
             Err(AuthError::insufficient_scope(P::scope()))
         }
     }
@@ -291,11 +304,19 @@ impl Caller {
     ///
     /// 401 without a service; 403 when the service lacks `P`.
     pub fn require_service<P: PermissionCheck>(&self) -> Result<&Principal, AuthError> {
-        let service = self
-            .service
-            .as_ref()
-            .ok_or_else(AuthError::missing_credentials)?;
-        if service.holds::<P>() {
+        let Some(service) = self.service.as_ref() else {
+            audit::decision(Some(self), false, "no service", &P::scope(), None);
+            return Err(AuthError::missing_credentials());
+        };
+        let held = service.holds::<P>();
+        audit::decision(
+            Some(self),
+            held,
+            held_reason(held, "service"),
+            &P::scope(),
+            None,
+        );
+        if held {
             Ok(service)
         } else {
             Err(AuthError::insufficient_scope(P::scope()))
@@ -319,14 +340,47 @@ impl Caller {
     /// # Ok(()) }
     /// ```
     pub fn require_owner<P: crate::Permission>(&self, owner: &str) -> Result<(), AuthError> {
-        self.require::<P>()?;
+        self.owner_check::<P>(None, owner)
+    }
+
+    /// [`Caller::require_owner`] for the resource `resource`, whose id goes
+    /// into the audit event.
+    ///
+    /// # Errors
+    ///
+    /// As [`Caller::require_owner`].
+    pub fn require_owner_of<P: crate::Permission>(
+        &self,
+        resource: &str,
+        owner: &str,
+    ) -> Result<(), AuthError> {
+        self.owner_check::<P>(Some(resource), owner)
+    }
+
+    fn owner_check<P: crate::Permission>(
+        &self,
+        resource: Option<&str>,
+        owner: &str,
+    ) -> Result<(), AuthError> {
+        let deny = |reason, error| {
+            audit::decision(Some(self), false, reason, P::NAME, resource);
+            Err(error)
+        };
+        if self.is_anonymous() {
+            return deny("no credentials", AuthError::missing_credentials());
+        }
+        if !self.principals().all(Principal::holds::<P>) {
+            return deny("permission missing", AuthError::insufficient_scope(P::NAME));
+        }
         if self.user.as_ref().is_some_and(|u| u.subject() == owner) {
+            audit::decision(Some(self), true, "owner", P::NAME, resource);
             return Ok(());
         }
         if self.principals().all(|p| p.permissions().contains(P::ANY)) {
+            audit::decision(Some(self), true, "any permission held", P::ANY, resource);
             Ok(())
         } else {
-            Err(AuthError::insufficient_scope(P::ANY))
+            deny("not owner", AuthError::insufficient_scope(P::ANY))
         }
     }
 }

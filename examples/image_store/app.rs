@@ -102,7 +102,7 @@ async fn read(
     let Some(image) = find(&store, &id) else {
         return Ok(StatusCode::NOT_FOUND.into_response());
     };
-    caller.require_owner::<ImagesRead>(&image.owner)?;
+    caller.require_owner_of::<ImagesRead>(&id, &image.owner)?;
     Ok(Json(json!({"id": id, "owner": image.owner, "size": image.size})).into_response())
 }
 
@@ -115,7 +115,7 @@ async fn remove(
         return Ok(StatusCode::NOT_FOUND.into_response());
     };
     // Checked before the mutation.
-    caller.require_owner::<ImagesDelete>(&image.owner)?;
+    caller.require_owner_of::<ImagesDelete>(&id, &image.owner)?;
     store.images.lock().unwrap().remove(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -207,12 +207,14 @@ impl Config {
 
     /// Put the caller into the request; returns it for the task-local scope.
     fn accept<B>(&self, req: &mut Request<B>, mut caller: Caller) -> Caller {
+        crate::audit::decision(Some(&caller), true, "authenticated", "authenticate", None);
         caller.renderer = Some(self.renderer.clone());
         req.extensions_mut().insert(caller.clone());
         caller
     }
 
     fn refuse<B: From<String>>(&self, error: AuthError, headers: &HeaderMap) -> Response<B> {
+        crate::audit::decision(None, false, error.reason(), "authenticate", None);
         tracing::debug!(
             target: "tower_mandate::server",
             kind = ?error.kind(),
