@@ -32,7 +32,7 @@ step "clippy"
 cargo clippy --all-targets --all-features -- -D warnings
 
 step "every feature alone"
-for features in "" axum aws-lc-rs rust-crypto test-util jwks oauth reqwest; do
+for features in "" axum aws-lc-rs rust-crypto test-util jwks oauth reqwest tonic; do
   echo "--no-default-features ${features:+--features $features}"
   cargo check --quiet --lib --no-default-features ${features:+--features "$features"}
 done

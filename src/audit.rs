@@ -17,8 +17,6 @@
 //! Token text never appears. Route the target to durable storage with your
 //! subscriber, e.g. `tower_mandate::audit=info`.
 
-use std::fmt::Write as _;
-
 use crate::{Caller, Principal};
 
 pub(crate) const TARGET: &str = "tower_mandate::audit";
@@ -33,6 +31,7 @@ pub(crate) fn token_id(principal: &Principal) -> String {
 
 #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
 fn digest(token: &str) -> String {
+    use std::fmt::Write as _;
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     let mut out = String::from("sha256:");
     for b in &d.as_ref()[..8] {

@@ -54,6 +54,7 @@
 //! | `aws-lc-rs` | yes | signatures checked by aws-lc-rs on keys parsed once |
 //! | `jwks` | yes | [`JwksSource`]: keys from JWKS endpoints and OIDC discovery |
 //! | `oauth` | yes | [`provider::ClientCredentials`], [`provider::TokenExchange`] |
+//! | `tonic` | no | [`tonic`]: gRPC refusals and guard helpers returning `tonic::Status` |
 //! | `reqwest` | no | `propagate::PropagateMiddleware` for reqwest-middleware |
 //! | `rust-crypto` | no | signatures checked by the RustCrypto crates (via jsonwebtoken) |
 //! | `test-util` | no | [`testing`]: generate keys, mint tokens, publish JWKS |
@@ -80,6 +81,8 @@ pub mod verify;
 pub mod axum;
 #[cfg(feature = "test-util")]
 pub mod testing;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 
 pub use caller::{Actor, Caller, Principal};
 pub use error::{AuthError, AuthErrorKind, ConfigError, SlotKind};
@@ -87,7 +90,9 @@ pub use keys::{Algorithm, KeySet};
 #[cfg(feature = "jwks")]
 pub use keys::{JwksSource, JwksStats};
 pub use permission::{AllOf, AnyOf, Permission, PermissionCheck, PermissionMapping, Permissions};
-pub use server::{DefaultRejection, MakeRejection, Mandate, MandateBuilder, MandateLayer, Slot};
+pub use server::{
+    DefaultRejection, MakeRejection, Mandate, MandateBuilder, MandateLayer, RejectionBody, Slot,
+};
 pub use token::TokenSource;
 pub use verify::{Issuer, Verifier};
 

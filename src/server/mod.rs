@@ -54,7 +54,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub(crate) use reject::Renderer;
-pub use reject::{DefaultRejection, MakeRejection};
+pub use reject::{DefaultRejection, MakeRejection, RejectionBody, grpc_code};
 
 use crate::propagate::Scoped;
 use crate::verify::{Step, unix_now};
@@ -213,7 +213,7 @@ impl Config {
         caller
     }
 
-    fn refuse<B: From<String>>(&self, error: AuthError, headers: &HeaderMap) -> Response<B> {
+    fn refuse<B: RejectionBody>(&self, error: AuthError, headers: &HeaderMap) -> Response<B> {
         crate::audit::decision(None, false, error.reason(), "authenticate", None);
         tracing::debug!(
             target: "tower_mandate::server",
@@ -431,7 +431,7 @@ where
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     ReqBody: Send + 'static,
-    ResBody: From<String> + Send + 'static,
+    ResBody: RejectionBody + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;

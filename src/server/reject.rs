@@ -43,11 +43,51 @@ where
 /// The default renderer: the status and `WWW-Authenticate` challenge of
 /// RFC 6750 §3, and a short JSON body with the error code and fixed reason.
 /// Nothing from the request is echoed.
+///
+/// For gRPC requests (`content-type: application/grpc…`) it answers a
+/// trailers-only gRPC response instead: HTTP 200 with `grpc-status`
+/// UNAUTHENTICATED (16) for missing or bad tokens, PERMISSION_DENIED (7) for
+/// missing permissions, INVALID_ARGUMENT (3) for malformed credentials,
+/// UNAVAILABLE (14) when keys cannot be had, and the fixed reason as
+/// `grpc-message`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRejection;
 
+/// The gRPC status code for an error kind.
+pub fn grpc_code(kind: crate::AuthErrorKind) -> u16 {
+    match kind {
+        crate::AuthErrorKind::MissingCredentials | crate::AuthErrorKind::InvalidToken => 16,
+        crate::AuthErrorKind::InsufficientScope => 7,
+        crate::AuthErrorKind::InvalidRequest => 3,
+        crate::AuthErrorKind::KeysUnavailable => 14,
+    }
+}
+
+fn is_grpc(request: &HeaderMap) -> bool {
+    request
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+/// A trailers-only gRPC response for `error`.
+fn grpc_rejection(error: &AuthError) -> Response<String> {
+    let mut response = Response::new(String::new());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from(grpc_code(error.kind())));
+    // The reason is a fixed ASCII text: no percent-encoding needed.
+    if let Ok(message) = HeaderValue::from_str(error.reason()) {
+        headers.insert("grpc-message", message);
+    }
+    response
+}
+
 impl MakeRejection for DefaultRejection {
-    fn make_rejection(&self, error: &AuthError, _request: &HeaderMap) -> Response<String> {
+    fn make_rejection(&self, error: &AuthError, request: &HeaderMap) -> Response<String> {
+        if is_grpc(request) {
+            return grpc_rejection(error);
+        }
         let code = error.kind().error_code().unwrap_or(match error.kind() {
             crate::AuthErrorKind::KeysUnavailable => "temporarily_unavailable",
             _ => "unauthorized",
@@ -73,17 +113,55 @@ impl MakeRejection for DefaultRejection {
     }
 }
 
+/// A response body a rejection can be written into. Implemented for the
+/// bodies of axum, tonic and hyper (`http_body_util::Full<Bytes>`), and
+/// `String`; implement it for your own body type to use the layer with it.
+pub trait RejectionBody {
+    /// A body holding `text`.
+    fn from_text(text: String) -> Self;
+}
+
+impl RejectionBody for String {
+    fn from_text(text: String) -> Self {
+        text
+    }
+}
+
+impl RejectionBody for http_body_util::Full<bytes::Bytes> {
+    fn from_text(text: String) -> Self {
+        http_body_util::Full::new(bytes::Bytes::from(text))
+    }
+}
+
+#[cfg(feature = "axum")]
+impl RejectionBody for axum::body::Body {
+    fn from_text(text: String) -> Self {
+        axum::body::Body::from(text)
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl RejectionBody for tonic::body::Body {
+    fn from_text(text: String) -> Self {
+        if text.is_empty() {
+            tonic::body::Body::empty()
+        } else {
+            tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(text)))
+        }
+    }
+}
+
 /// The renderer shared by a layer and the extractors behind it.
 #[derive(Clone)]
 pub(crate) struct Renderer(pub(crate) Arc<dyn MakeRejection>);
 
 impl Renderer {
-    pub(crate) fn render<B: From<String>>(
+    pub(crate) fn render<B: RejectionBody>(
         &self,
         error: AuthError,
         request: &HeaderMap,
     ) -> Response<B> {
-        let mut response = self.0.make_rejection(&error, request).map(B::from);
+        let mut response = self.0.make_rejection(&error, request).map(B::from_text);
         response.extensions_mut().insert(error);
         response
     }

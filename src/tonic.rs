@@ -1,0 +1,110 @@
+//! tonic integration (feature `tonic`): the same [`MandateLayer`](crate::MandateLayer)
+//! under `Server::builder().layer(..)`, gRPC status codes for refusals, and
+//! guard helpers for handlers that return a [`tonic::Status`].
+//!
+//! ```
+//! use tonic::{Request, Response, Status};
+//! use tower_mandate::permission;
+//! use tower_mandate::tonic::RequestExt;
+//!
+//! permission! { pub ImagesRead = "images:read"; }
+//!
+//! async fn get(request: Request<String>) -> Result<Response<String>, Status> {
+//!     let caller = request.require::<ImagesRead>()?;
+//!     Ok(Response::new(format!("{:?}", caller.user().map(|u| u.subject()))))
+//! }
+//! ```
+//!
+//! For gRPC requests the layer answers refusals itself with trailers-only
+//! responses (see [`DefaultRejection`](crate::DefaultRejection)):
+//! UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT or UNAVAILABLE.
+
+use tonic::{Code, Status};
+
+use crate::{AuthError, Caller, Permission, PermissionCheck, server::grpc_code};
+
+const MISSING_LAYER: &str = "tower_mandate: no MandateLayer ran for this request; add \
+     `.layer(MandateLayer::…)` to `Server::builder()` so that the Caller is in the request";
+
+impl From<AuthError> for Status {
+    /// UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT or UNAVAILABLE,
+    /// with the error's fixed reason as the message.
+    fn from(error: AuthError) -> Status {
+        Status::new(
+            Code::from(i32::from(grpc_code(error.kind()))),
+            error.reason(),
+        )
+    }
+}
+
+/// Guards on a tonic request whose server runs a `MandateLayer`.
+pub trait RequestExt {
+    /// The verified caller.
+    ///
+    /// # Errors
+    ///
+    /// UNAUTHENTICATED for an anonymous request; INTERNAL when no layer ran.
+    fn caller(&self) -> Result<&Caller, Status>;
+
+    /// Every verified principal holds `P` (see [`Caller::require`]).
+    ///
+    /// # Errors
+    ///
+    /// UNAUTHENTICATED or PERMISSION_DENIED.
+    fn require<P: PermissionCheck>(&self) -> Result<&Caller, Status> {
+        let caller = self.caller()?;
+        caller.require::<P>()?;
+        Ok(caller)
+    }
+
+    /// The user holds `P` (see [`Caller::require_user`]).
+    ///
+    /// # Errors
+    ///
+    /// UNAUTHENTICATED or PERMISSION_DENIED.
+    fn require_user<P: PermissionCheck>(&self) -> Result<&Caller, Status> {
+        let caller = self.caller()?;
+        caller.require_user::<P>()?;
+        Ok(caller)
+    }
+
+    /// The calling service holds `P` (see [`Caller::require_service`]).
+    ///
+    /// # Errors
+    ///
+    /// UNAUTHENTICATED or PERMISSION_DENIED.
+    fn require_service<P: PermissionCheck>(&self) -> Result<&Caller, Status> {
+        let caller = self.caller()?;
+        caller.require_service::<P>()?;
+        Ok(caller)
+    }
+
+    /// The ownership rule for `resource` owned by `owner` (see
+    /// [`Caller::require_owner_of`]); call it before any mutation.
+    ///
+    /// # Errors
+    ///
+    /// UNAUTHENTICATED or PERMISSION_DENIED.
+    fn require_owner_of<P: Permission>(
+        &self,
+        resource: &str,
+        owner: &str,
+    ) -> Result<&Caller, Status> {
+        let caller = self.caller()?;
+        caller.require_owner_of::<P>(resource, owner)?;
+        Ok(caller)
+    }
+}
+
+impl<T> RequestExt for tonic::Request<T> {
+    fn caller(&self) -> Result<&Caller, Status> {
+        match self.extensions().get::<Caller>() {
+            None => {
+                tracing::error!(target: "tower_mandate::tonic", "{MISSING_LAYER}");
+                Err(Status::internal(MISSING_LAYER))
+            }
+            Some(caller) if caller.is_anonymous() => Err(AuthError::missing_credentials().into()),
+            Some(caller) => Ok(caller),
+        }
+    }
+}
