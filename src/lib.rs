@@ -54,6 +54,7 @@
 //! | `aws-lc-rs` | yes | signatures checked by aws-lc-rs on keys parsed once |
 //! | `jwks` | yes | [`JwksSource`]: keys from JWKS endpoints and OIDC discovery |
 //! | `oauth` | yes | [`provider::ClientCredentials`], [`provider::TokenExchange`] |
+//! | `cedar` | no | [`policy::CedarPolicy`]: resource policies in Cedar |
 //! | `tonic` | no | [`tonic`]: gRPC refusals and guard helpers returning `tonic::Status` |
 //! | `reqwest` | no | `propagate::PropagateMiddleware` for reqwest-middleware |
 //! | `rust-crypto` | no | signatures checked by the RustCrypto crates (via jsonwebtoken) |
@@ -71,6 +72,7 @@ mod keys;
 #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
 pub mod mint;
 pub mod permission;
+pub mod policy;
 pub mod propagate;
 pub mod provider;
 pub mod server;

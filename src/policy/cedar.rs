@@ -1,0 +1,544 @@
+//! Cedar policies (feature `cedar`).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use cedar_policy::{
+    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
+    PolicySet, Request, RestrictedExpression,
+};
+use serde_json::Value;
+
+use crate::{AuthError, Caller, ConfigError, Principal, audit};
+
+/// A resource a handler asks about: its Cedar entity type (e.g. `Image`),
+/// its id, and attributes policies may read (e.g. `owner`).
+#[derive(Debug, Clone)]
+pub struct Resource {
+    kind: String,
+    id: String,
+    attrs: Vec<(String, Value)>,
+}
+
+impl Resource {
+    /// A resource of entity type `kind` with `id`.
+    pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Self {
+        Resource {
+            kind: kind.into(),
+            id: id.into(),
+            attrs: Vec::new(),
+        }
+    }
+
+    /// Add an attribute: a string, boolean, integer, or array of those.
+    pub fn with_attr(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attrs.push((name.into(), value.into()));
+        self
+    }
+
+    /// The resource id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// What a policy evaluation decided, and which policies decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyDecision {
+    allowed: bool,
+    policies: Vec<String>,
+    errors: Vec<String>,
+}
+
+impl PolicyDecision {
+    /// Whether the request is allowed.
+    pub fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// The ids of the policies that decided (the `@id` annotation, or
+    /// Cedar's `policy0`, `policy1`, …).
+    pub fn policies(&self) -> &[String] {
+        &self.policies
+    }
+
+    /// Errors met while evaluating (a policy that errors does not apply).
+    pub fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    /// `Ok` when allowed; else 403 naming `action`.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthErrorKind::InsufficientScope`](crate::AuthErrorKind::InsufficientScope)
+    /// when denied.
+    pub fn require(&self, action: &str) -> Result<(), AuthError> {
+        if self.allowed {
+            Ok(())
+        } else {
+            Err(AuthError::insufficient_scope(action.to_owned()))
+        }
+    }
+}
+
+/// A Cedar policy set and how a [`Caller`] maps onto Cedar entities.
+///
+/// - principal: `User::"<sub>"` with its roles (the `roles` claim) as parent
+///   entities `Role::"<role>"`, attributes `sub` and `permissions`; or, for a
+///   caller with no user, `Service::"<sub>"`;
+/// - action: `Action::"<permission>"` (e.g. `Action::"images:read"`);
+/// - resource: the handler's [`Resource`];
+/// - context: `service` (the calling service's subject, or `""`),
+///   `service_permissions`, `has_user`, `actors` (current actor first), and
+///   `permission` (the action as a string).
+///
+/// ```
+/// # #[cfg(feature = "test-util")] {
+/// use tower_mandate::policy::{CedarPolicy, Resource};
+/// # use tower_mandate::{Caller, Issuer, Verifier, testing::TestIssuer};
+///
+/// let policy = CedarPolicy::from_text(r#"
+///     @id("owners")
+///     permit(principal is User, action, resource is Image)
+///     when { resource.owner == principal.sub };
+/// "#)?;
+/// # let idp = TestIssuer::es256("https://id").with_audience("a");
+/// # let v = Verifier::new([Issuer::new("https://id", "a").with_keys(idp.key_set())])?;
+/// # let caller = Caller::new(Some(v.verify(&idp.token("alice").sign())?), None);
+/// let image = Resource::new("Image", "img-1").with_attr("owner", "alice");
+/// let decision = policy.authorize(&caller, "images:read", &image);
+/// assert!(decision.is_allowed());
+/// assert_eq!(decision.policies(), ["owners"]);
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct CedarPolicy {
+    policies: PolicySet,
+    authorizer: Authorizer,
+    user_type: EntityTypeName,
+    role_type: EntityTypeName,
+    service_type: EntityTypeName,
+    action_type: EntityTypeName,
+}
+
+fn type_name(name: &str) -> EntityTypeName {
+    EntityTypeName::from_str(name).expect("a valid Cedar type name")
+}
+
+fn uid(kind: &EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(kind.clone(), EntityId::new(id))
+}
+
+fn string_set<'a>(items: impl Iterator<Item = &'a str>) -> RestrictedExpression {
+    RestrictedExpression::new_set(items.map(|s| RestrictedExpression::new_string(s.to_owned())))
+}
+
+fn expression(value: &Value) -> Option<RestrictedExpression> {
+    Some(match value {
+        Value::String(s) => RestrictedExpression::new_string(s.clone()),
+        Value::Bool(b) => RestrictedExpression::new_bool(*b),
+        Value::Number(n) => RestrictedExpression::new_long(n.as_i64()?),
+        Value::Array(items) => {
+            RestrictedExpression::new_set(items.iter().map(expression).collect::<Option<Vec<_>>>()?)
+        }
+        _ => return None,
+    })
+}
+
+impl CedarPolicy {
+    /// Policies in Cedar's text form.
+    ///
+    /// # Errors
+    ///
+    /// When the text does not parse.
+    pub fn from_text(text: &str) -> Result<Self, ConfigError> {
+        let policies = PolicySet::from_str(text).map_err(|e| ConfigError::InvalidRule {
+            issuer: String::new(),
+            reason: format!("Cedar policies: {e}"),
+        })?;
+        Ok(CedarPolicy {
+            policies,
+            authorizer: Authorizer::new(),
+            user_type: type_name("User"),
+            role_type: type_name("Role"),
+            service_type: type_name("Service"),
+            action_type: type_name("Action"),
+        })
+    }
+
+    /// Policies read from a file.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read or does not parse.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_text(&text)
+    }
+
+    fn principal_entity(&self, principal: &Principal, is_user: bool) -> (EntityUid, Vec<Entity>) {
+        let kind = if is_user {
+            &self.user_type
+        } else {
+            &self.service_type
+        };
+        let me = uid(kind, principal.subject());
+        let roles: Vec<EntityUid> = principal
+            .claim("roles")
+            .and_then(Value::as_array)
+            .map(|roles| {
+                roles
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|r| uid(&self.role_type, r))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let attrs = HashMap::from([
+            (
+                "sub".to_owned(),
+                RestrictedExpression::new_string(principal.subject().to_owned()),
+            ),
+            (
+                "permissions".to_owned(),
+                string_set(principal.permissions().iter()),
+            ),
+        ]);
+        let mut entities: Vec<Entity> = roles.iter().map(|r| Entity::with_uid(r.clone())).collect();
+        let parents: HashSet<EntityUid> = roles.into_iter().collect();
+        if let Ok(entity) = Entity::new(me.clone(), attrs, parents) {
+            entities.push(entity);
+        }
+        (me, entities)
+    }
+
+    /// Evaluate `action` on `resource` for `caller`. One audit event records
+    /// the decision and the policies that decided.
+    pub fn authorize(&self, caller: &Caller, action: &str, resource: &Resource) -> PolicyDecision {
+        let decision = self.evaluate(caller, action, resource);
+        let reason = if decision.policies.is_empty() {
+            "cedar: no policy applies".to_owned()
+        } else {
+            format!("cedar: {}", decision.policies.join(","))
+        };
+        audit::decision(
+            Some(caller),
+            decision.allowed,
+            &reason,
+            action,
+            Some(&resource.id),
+        );
+        decision
+    }
+
+    fn evaluate(&self, caller: &Caller, action: &str, resource: &Resource) -> PolicyDecision {
+        let deny = |error: String| PolicyDecision {
+            allowed: false,
+            policies: Vec::new(),
+            errors: vec![error],
+        };
+        let (principal, is_user) = match (caller.user(), caller.service()) {
+            (Some(user), _) => (user, true),
+            (None, Some(service)) => (service, false),
+            (None, None) => return deny("anonymous caller".into()),
+        };
+        let (principal_uid, mut entities) = self.principal_entity(principal, is_user);
+        let Ok(resource_type) = EntityTypeName::from_str(&resource.kind) else {
+            return deny(format!("{:?} is not a Cedar entity type", resource.kind));
+        };
+        let resource_uid = uid(&resource_type, &resource.id);
+        let attrs: HashMap<String, RestrictedExpression> = resource
+            .attrs
+            .iter()
+            .filter_map(|(k, v)| expression(v).map(|e| (k.clone(), e)))
+            .collect();
+        match Entity::new(resource_uid.clone(), attrs, HashSet::new()) {
+            Ok(entity) => entities.push(entity),
+            Err(e) => return deny(e.to_string()),
+        }
+        let service = caller.service();
+        let context = Context::from_pairs([
+            (
+                "service".to_owned(),
+                RestrictedExpression::new_string(service.map_or("", Principal::subject).to_owned()),
+            ),
+            (
+                "service_permissions".to_owned(),
+                string_set(service.into_iter().flat_map(|s| s.permissions().iter())),
+            ),
+            (
+                "has_user".to_owned(),
+                RestrictedExpression::new_bool(is_user),
+            ),
+            (
+                "actors".to_owned(),
+                string_set(caller.actors().iter().map(|a| a.subject())),
+            ),
+            (
+                "permission".to_owned(),
+                RestrictedExpression::new_string(action.to_owned()),
+            ),
+        ]);
+        let context = match context {
+            Ok(c) => c,
+            Err(e) => return deny(e.to_string()),
+        };
+        let request = match Request::new(
+            principal_uid,
+            uid(&self.action_type, action),
+            resource_uid,
+            context,
+            None,
+        ) {
+            Ok(r) => r,
+            Err(e) => return deny(e.to_string()),
+        };
+        let entities = match Entities::from_entities(entities, None) {
+            Ok(e) => e,
+            Err(e) => return deny(e.to_string()),
+        };
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, &entities);
+        let policies = response
+            .diagnostics()
+            .reason()
+            .map(|id| {
+                self.policies
+                    .policy(id)
+                    .and_then(|p| p.annotation("id").map(str::to_owned))
+                    .unwrap_or_else(|| id.to_string())
+            })
+            .collect();
+        PolicyDecision {
+            allowed: response.decision() == Decision::Allow,
+            policies,
+            errors: response
+                .diagnostics()
+                .errors()
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Debug for CedarPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CedarPolicy")
+            .field("policies", &self.policies.policies().count())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::TestIssuer;
+    use crate::{Issuer, Verifier};
+
+    const POLICIES: &str = include_str!("../../examples/policies/images.cedar");
+
+    struct World {
+        users: TestIssuer,
+        services: TestIssuer,
+        uv: Verifier,
+        sv: Verifier,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let users = TestIssuer::es256("https://users").with_audience("a");
+            let services = TestIssuer::es256("https://services").with_audience("a");
+            let uv = Verifier::new([Issuer::new("https://users", "a").with_keys(users.key_set())])
+                .unwrap();
+            let sv =
+                Verifier::new([Issuer::new("https://services", "a").with_keys(services.key_set())])
+                    .unwrap();
+            World {
+                users,
+                services,
+                uv,
+                sv,
+            }
+        }
+
+        fn caller(
+            &self,
+            user: Option<crate::testing::TokenBuilder>,
+            service: Option<crate::testing::TokenBuilder>,
+        ) -> Caller {
+            Caller::new(
+                user.map(|t| self.uv.verify(&t.sign()).unwrap()),
+                service.map(|t| self.sv.verify(&t.sign()).unwrap()),
+            )
+        }
+    }
+
+    #[test]
+    fn the_image_sharing_rules() {
+        let w = World::new();
+        let policy = CedarPolicy::from_text(POLICIES).unwrap();
+        let all = "images:read images:write images:delete tags:write";
+        let alice = w.caller(Some(w.users.token("alice").scope(all)), None);
+        let bob = w.caller(Some(w.users.token("bob").scope(all)), None);
+        let tagger_for_alice = w.caller(
+            Some(w.users.token("alice").scope(all).actor("tagger")),
+            Some(w.services.token("tagger").scope("tags:write")),
+        );
+        let archiver = w.caller(
+            None,
+            Some(w.services.token("archiver").scope("images:read")),
+        );
+        let admin = w.caller(
+            Some(w.users.token("root").claim("roles", json!(["image-admin"]))),
+            None,
+        );
+        let weak_service = w.caller(
+            Some(w.users.token("alice").scope(all)),
+            Some(w.services.token("thumbnailer").scope("images:write")),
+        );
+        let alices = Resource::new("Image", "img-1").with_attr("owner", "alice");
+        let bobs = Resource::new("Image", "img-2").with_attr("owner", "bob");
+
+        struct Case<'a> {
+            name: &'a str,
+            caller: &'a Caller,
+            action: &'a str,
+            resource: &'a Resource,
+            allowed: bool,
+            policy: &'a str,
+        }
+        let cases = [
+            Case {
+                name: "owner reads",
+                caller: &alice,
+                action: "images:read",
+                resource: &alices,
+                allowed: true,
+                policy: "owner-crud",
+            },
+            Case {
+                name: "owner deletes",
+                caller: &alice,
+                action: "images:delete",
+                resource: &alices,
+                allowed: true,
+                policy: "owner-crud",
+            },
+            Case {
+                name: "other user reads",
+                caller: &bob,
+                action: "images:read",
+                resource: &alices,
+                allowed: false,
+                policy: "",
+            },
+            Case {
+                name: "other user deletes",
+                caller: &bob,
+                action: "images:delete",
+                resource: &alices,
+                allowed: false,
+                policy: "",
+            },
+            Case {
+                name: "tagger for the owner",
+                caller: &tagger_for_alice,
+                action: "tags:write",
+                resource: &alices,
+                allowed: true,
+                policy: "owner-crud",
+            },
+            Case {
+                name: "tagger on another user's image",
+                caller: &tagger_for_alice,
+                action: "tags:write",
+                resource: &bobs,
+                allowed: false,
+                policy: "tagger-only-for-owner",
+            },
+            Case {
+                name: "tagger cannot delete",
+                caller: &tagger_for_alice,
+                action: "images:delete",
+                resource: &alices,
+                allowed: false,
+                policy: "",
+            },
+            Case {
+                name: "archiver reads any",
+                caller: &archiver,
+                action: "images:read",
+                resource: &bobs,
+                allowed: true,
+                policy: "archiver-reads-any",
+            },
+            Case {
+                name: "archiver deletes none",
+                caller: &archiver,
+                action: "images:delete",
+                resource: &bobs,
+                allowed: false,
+                policy: "archiver-deletes-none",
+            },
+            Case {
+                name: "admin role reads any",
+                caller: &admin,
+                action: "images:read",
+                resource: &bobs,
+                allowed: true,
+                policy: "admins-read-any",
+            },
+            Case {
+                name: "owner through a weak service",
+                caller: &weak_service,
+                action: "images:read",
+                resource: &alices,
+                allowed: false,
+                policy: "",
+            },
+        ];
+        for c in cases {
+            let d = policy.authorize(c.caller, c.action, c.resource);
+            assert_eq!(d.is_allowed(), c.allowed, "{}: {d:?}", c.name);
+            if !c.policy.is_empty() {
+                assert!(
+                    d.policies().iter().any(|p| p == c.policy),
+                    "{}: {d:?}",
+                    c.name
+                );
+            }
+            assert!(d.errors().is_empty(), "{}: {d:?}", c.name);
+        }
+    }
+
+    #[test]
+    fn decisions_are_audited_and_bad_policies_refused() {
+        let w = World::new();
+        let policy = CedarPolicy::from_text(POLICIES).unwrap();
+        let alice = w.caller(Some(w.users.token("alice").scope("images:read")), None);
+        let image = Resource::new("Image", "img-1").with_attr("owner", "alice");
+        let (decision, events) =
+            crate::audit::tests::capture(|| policy.authorize(&alice, "images:read", &image));
+        assert!(decision.is_allowed());
+        assert!(decision.require("images:read").is_ok());
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["reason"], "cedar: owner-crud");
+        assert_eq!(events[0]["resource"], "img-1");
+        assert_eq!(events[0]["permission"], "images:read");
+        assert!(CedarPolicy::from_text("permit(principal, action, resource").is_err());
+        assert!(CedarPolicy::from_file("/nonexistent.cedar").is_err());
+        let anonymous = policy.authorize(&Caller::default(), "images:read", &image);
+        assert!(!anonymous.is_allowed());
+        assert!(anonymous.require("images:read").is_err());
+    }
+}
