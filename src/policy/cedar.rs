@@ -87,13 +87,14 @@ impl PolicyDecision {
 /// A Cedar policy set and how a [`Caller`] maps onto Cedar entities.
 ///
 /// - principal: `User::"<sub>"` with its roles (the `roles` claim) as parent
-///   entities `Role::"<role>"`, attributes `sub` and `permissions`; or, for a
-///   caller with no user, `Service::"<sub>"`;
+///   entities `Role::"<role>"` and the attribute `sub`; or, for a caller with
+///   no user, `Service::"<sub>"`;
 /// - action: `Action::"<permission>"` (e.g. `Action::"images:read"`);
 /// - resource: the handler's [`Resource`];
-/// - context: `service` (the calling service's subject, or `""`),
-///   `service_permissions`, `has_user`, `actors` (current actor first), and
-///   `permission` (the action as a string).
+/// - context: `permission` (the action as a string), `principal_holds`
+///   (the principal holds that permission), `service` (the calling service's
+///   subject, or `""`), `service_holds` (it holds the permission too, or
+///   there is no service), `has_user`, and `actors` (the actor chain).
 ///
 /// ```
 /// # #[cfg(feature = "test-util")] {
@@ -117,6 +118,8 @@ impl PolicyDecision {
 /// ```
 pub struct CedarPolicy {
     policies: PolicySet,
+    /// Resource type names, parsed once each (parsing runs Cedar's parser).
+    resource_types: std::sync::RwLock<HashMap<String, EntityTypeName>>,
     authorizer: Authorizer,
     user_type: EntityTypeName,
     role_type: EntityTypeName,
@@ -161,6 +164,7 @@ impl CedarPolicy {
         })?;
         Ok(CedarPolicy {
             policies,
+            resource_types: std::sync::RwLock::default(),
             authorizer: Authorizer::new(),
             user_type: type_name("User"),
             role_type: type_name("Role"),
@@ -201,22 +205,28 @@ impl CedarPolicy {
                     .collect()
             })
             .unwrap_or_default();
-        let attrs = HashMap::from([
-            (
-                "sub".to_owned(),
-                RestrictedExpression::new_string(principal.subject().to_owned()),
-            ),
-            (
-                "permissions".to_owned(),
-                string_set(principal.permissions().iter()),
-            ),
-        ]);
+        let attrs = HashMap::from([(
+            "sub".to_owned(),
+            RestrictedExpression::new_string(principal.subject().to_owned()),
+        )]);
         let mut entities: Vec<Entity> = roles.iter().map(|r| Entity::with_uid(r.clone())).collect();
         let parents: HashSet<EntityUid> = roles.into_iter().collect();
         if let Ok(entity) = Entity::new(me.clone(), attrs, parents) {
             entities.push(entity);
         }
         (me, entities)
+    }
+
+    fn resource_type(&self, kind: &str) -> Option<EntityTypeName> {
+        if let Some(t) = self.resource_types.read().ok()?.get(kind) {
+            return Some(t.clone());
+        }
+        let parsed = EntityTypeName::from_str(kind).ok()?;
+        let mut cache = self.resource_types.write().ok()?;
+        if cache.len() < 256 {
+            cache.insert(kind.to_owned(), parsed.clone());
+        }
+        Some(parsed)
     }
 
     /// Evaluate `action` on `resource` for `caller`. One audit event records
@@ -250,7 +260,7 @@ impl CedarPolicy {
             (None, None) => return deny("anonymous caller".into()),
         };
         let (principal_uid, mut entities) = self.principal_entity(principal, is_user);
-        let Ok(resource_type) = EntityTypeName::from_str(&resource.kind) else {
+        let Some(resource_type) = self.resource_type(&resource.kind) else {
             return deny(format!("{:?} is not a Cedar entity type", resource.kind));
         };
         let resource_uid = uid(&resource_type, &resource.id);
@@ -264,14 +274,22 @@ impl CedarPolicy {
             Err(e) => return deny(e.to_string()),
         }
         let service = caller.service();
+        // Permission checks are answered here, on sorted sets, rather than
+        // by building Cedar sets on every request.
+        let principal_holds = principal.permissions().contains(action);
+        let service_holds = service.is_none_or(|s| s.permissions().contains(action));
         let context = Context::from_pairs([
             (
                 "service".to_owned(),
                 RestrictedExpression::new_string(service.map_or("", Principal::subject).to_owned()),
             ),
             (
-                "service_permissions".to_owned(),
-                string_set(service.into_iter().flat_map(|s| s.permissions().iter())),
+                "principal_holds".to_owned(),
+                RestrictedExpression::new_bool(principal_holds),
+            ),
+            (
+                "service_holds".to_owned(),
+                RestrictedExpression::new_bool(service_holds),
             ),
             (
                 "has_user".to_owned(),
