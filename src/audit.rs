@@ -45,6 +45,11 @@ fn digest(_: &str) -> String {
     String::from("-")
 }
 
+/// Whether audit events are being collected (to skip building their fields).
+pub(crate) fn enabled() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::INFO)
+}
+
 /// Record one decision about `caller`.
 pub(crate) fn decision(
     caller: Option<&Caller>,
@@ -53,7 +58,7 @@ pub(crate) fn decision(
     permission: &str,
     resource: Option<&str>,
 ) {
-    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+    if !enabled() {
         return;
     }
     let user = caller.and_then(Caller::user);

@@ -233,18 +233,20 @@ impl CedarPolicy {
     /// the decision and the policies that decided.
     pub fn authorize(&self, caller: &Caller, action: &str, resource: &Resource) -> PolicyDecision {
         let decision = self.evaluate(caller, action, resource);
-        let reason = if decision.policies.is_empty() {
-            "cedar: no policy applies".to_owned()
-        } else {
-            format!("cedar: {}", decision.policies.join(","))
-        };
-        audit::decision(
-            Some(caller),
-            decision.allowed,
-            &reason,
-            action,
-            Some(&resource.id),
-        );
+        if audit::enabled() {
+            let reason = if decision.policies.is_empty() {
+                "cedar: no policy applies".to_owned()
+            } else {
+                format!("cedar: {}", decision.policies.join(","))
+            };
+            audit::decision(
+                Some(caller),
+                decision.allowed,
+                &reason,
+                action,
+                Some(&resource.id),
+            );
+        }
         decision
     }
 
