@@ -103,7 +103,10 @@ impl<T> RequestExt for tonic::Request<T> {
                 tracing::error!(target: "tower_mandate::tonic", "{MISSING_LAYER}");
                 Err(Status::internal(MISSING_LAYER))
             }
-            Some(caller) if caller.is_anonymous() => Err(AuthError::missing_credentials().into()),
+            Some(caller) if caller.is_anonymous() => {
+                crate::audit::decision(Some(caller), false, "no credentials", "authenticate", None);
+                Err(AuthError::missing_credentials().into())
+            }
             Some(caller) => Ok(caller),
         }
     }

@@ -8,6 +8,8 @@
 
 #[path = "../image_store/app.rs"]
 mod app;
+#[path = "../grpc_store/service.rs"]
+mod service;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -132,6 +134,19 @@ impl Demo {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Collect the audit trail, to print it at the end.
+    let audit = AuditLines::default();
+    let sink = audit.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "tower_mandate::audit=info",
+        ))
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .compact()
+        .init();
     let settings = app::Settings {
         bind: "127.0.0.1:0".into(),
         ..app::Settings::defaults()
@@ -158,6 +173,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let listener = tokio::net::TcpListener::bind(&settings.bind).await?;
     let addr = listener.local_addr()?;
+    let grpc_layer = layer.clone();
     let server = tokio::spawn(async move { axum::serve(listener, app::router(layer)).await });
     println!("image_store on http://{addr} with embedded issuers\n");
 
@@ -307,6 +323,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         demo.failures += 1;
     }
 
+    println!("\ngRPC: the same story through mandate.demo.v1.Images (img-1 is alice's)");
+    let grpc = grpc_story(grpc_layer, &alice, &bob, &archiver, &forged).await?;
+    demo.failures += grpc;
+
     println!("\nkeys: the users' identity provider goes down and rotates its key");
     let keep = e.users.token("alice").scope(all).sign();
     demo.run(Step {
@@ -370,10 +390,139 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await;
 
     server.abort();
+    println!("\naudit trail (target tower_mandate::audit):");
+    for line in audit.lines() {
+        println!("  {line}");
+    }
     if demo.failures > 0 {
         println!("\n{} step(s) differ from what was expected", demo.failures);
         std::process::exit(1);
     }
     println!("\nevery step as expected");
     Ok(())
+}
+
+/// The audit events, as the subscriber formats them.
+#[derive(Clone, Default)]
+struct AuditLines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for AuditLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AuditLines {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().expect("lock"))
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The image-sharing story over gRPC; returns the number of steps that differ.
+async fn grpc_story(
+    layer: tower_mandate::MandateLayer,
+    alice: &str,
+    bob: &str,
+    archiver: &str,
+    forged: &str,
+) -> Result<usize, Box<dyn std::error::Error>> {
+    use service::pb::images_client::ImagesClient;
+    use service::pb::{DeleteRequest, GetRequest};
+    use tonic::Code;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(service::pb::images_server::ImagesServer::new(
+                service::Store::seeded(),
+            ))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let mut client = ImagesClient::new(channel);
+    let with = |id: &str, user: Option<&str>, service: Option<&str>| {
+        let mut get = tonic::Request::new(GetRequest { id: id.into() });
+        let mut delete = tonic::Request::new(DeleteRequest { id: id.into() });
+        for (name, token) in [("authorization", user), ("service-authorization", service)] {
+            if let Some(t) = token {
+                let value: tonic::metadata::MetadataValue<_> =
+                    format!("Bearer {t}").parse().expect("ascii");
+                get.metadata_mut().insert(name, value.clone());
+                delete.metadata_mut().insert(name, value);
+            }
+        }
+        (get, delete)
+    };
+    let steps: [(&str, bool, Option<&str>, Option<&str>, Code); 8] = [
+        ("alice gets her image", false, Some(alice), None, Code::Ok),
+        (
+            "bob cannot get alice's image",
+            false,
+            Some(bob),
+            None,
+            Code::PermissionDenied,
+        ),
+        (
+            "archiver (no user) gets it with images:read:any",
+            false,
+            None,
+            Some(archiver),
+            Code::Ok,
+        ),
+        (
+            "archiver cannot delete it",
+            true,
+            None,
+            Some(archiver),
+            Code::PermissionDenied,
+        ),
+        ("no token at all", false, None, None, Code::Unauthenticated),
+        (
+            "forged token",
+            false,
+            Some(forged),
+            None,
+            Code::Unauthenticated,
+        ),
+        ("alice deletes her image", true, Some(alice), None, Code::Ok),
+        (
+            "the image is gone",
+            false,
+            Some(alice),
+            None,
+            Code::NotFound,
+        ),
+    ];
+    let mut failures = 0;
+    for (name, delete, user, service, want) in steps {
+        let (get, del) = with("img-1", user, service);
+        let got = if delete {
+            client.delete(del).await.map(|_| ())
+        } else {
+            client.get(get).await.map(|_| ())
+        }
+        .map_or_else(|s| s.code(), |()| Code::Ok);
+        let ok = got == want;
+        failures += usize::from(!ok);
+        println!(
+            "[{}] {:<62} expected {:?} got {:?}",
+            if ok { " ok " } else { "FAIL" },
+            name,
+            want,
+            got
+        );
+    }
+    server.abort();
+    Ok(failures)
 }

@@ -207,7 +207,12 @@ impl Config {
 
     /// Put the caller into the request; returns it for the task-local scope.
     fn accept<B>(&self, req: &mut Request<B>, mut caller: Caller) -> Caller {
-        crate::audit::decision(Some(&caller), true, "authenticated", "authenticate", None);
+        let reason = if caller.is_anonymous() {
+            "anonymous: every slot optional and empty"
+        } else {
+            "authenticated"
+        };
+        crate::audit::decision(Some(&caller), true, reason, "authenticate", None);
         caller.renderer = Some(self.renderer.clone());
         req.extensions_mut().insert(caller.clone());
         caller
