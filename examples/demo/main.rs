@@ -464,7 +464,9 @@ async fn grpc_story(
         }
         (get, delete)
     };
-    let steps: [(&str, bool, Option<&str>, Option<&str>, Code); 8] = [
+    // (step, is a delete, user token, service token, expected status)
+    type GrpcStep<'a> = (&'a str, bool, Option<&'a str>, Option<&'a str>, Code);
+    let steps: [GrpcStep<'_>; 8] = [
         ("alice gets her image", false, Some(alice), None, Code::Ok),
         (
             "bob cannot get alice's image",
