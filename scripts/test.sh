@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "test dependencies"
-if ! .venv/bin/python -c 'import jwt, cryptography' 2>/dev/null; then
+if ! .venv/bin/python -c 'import jwt, cryptography, jwcrypto' 2>/dev/null; then
   if ! python3 -m venv .venv 2>/dev/null; then
     # Debian's python3 needs the venv module installed separately.
     if command -v apt-get >/dev/null; then

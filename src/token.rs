@@ -62,8 +62,9 @@ impl TokenSource {
     ///
     /// # Errors
     ///
-    /// `InvalidRequest` when the header appears more than once, is not
-    /// visible ASCII, or names the scheme without a well-formed token.
+    /// `InvalidRequest` when the header appears more than once or names the
+    /// scheme without a token; `InvalidToken` when the token is not a
+    /// well-formed `b64token` (RFC 6750 §2.1).
     pub fn extract<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, AuthError> {
         let mut values = headers.get_all(&self.header).iter();
         let Some(value) = values.next() else {
@@ -72,7 +73,9 @@ impl TokenSource {
         if values.next().is_some() {
             return Err(AuthError::invalid_request("duplicate credentials"));
         }
-        let malformed = || AuthError::invalid_request("malformed credentials");
+        // RFC 6750 §3.1: a malformed token is `invalid_token` (401); a
+        // missing one after the scheme is a malformed request (400).
+        let malformed = || AuthError::invalid_token("malformed token");
         let bytes = value.as_bytes();
         let rest = match self.scheme {
             None => bytes,
@@ -89,6 +92,9 @@ impl TokenSource {
         let token = rest.trim_ascii();
         // RFC 6750 §2.1 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
         // One pass; it also rules out anything that is not visible ASCII.
+        if token.is_empty() {
+            return Err(AuthError::invalid_request("no token after the scheme"));
+        }
         let body_len = token.len() - token.iter().rev().take_while(|b| **b == b'=').count();
         if body_len == 0 || !is_b64token(&token[..body_len]) {
             return Err(malformed());
@@ -173,27 +179,27 @@ mod tests {
             Case {
                 name: "scheme only",
                 values: &[b"Bearer"],
-                want: Err("malformed credentials"),
+                want: Err("no token after the scheme"),
             },
             Case {
                 name: "scheme and space",
                 values: &[b"Bearer "],
-                want: Err("malformed credentials"),
+                want: Err("no token after the scheme"),
             },
             Case {
                 name: "two tokens",
                 values: &[b"Bearer a b"],
-                want: Err("malformed credentials"),
+                want: Err("malformed token"),
             },
             Case {
                 name: "bad chars",
                 values: &[b"Bearer a\"b"],
-                want: Err("malformed credentials"),
+                want: Err("malformed token"),
             },
             Case {
                 name: "non ascii",
                 values: &[b"Bearer \xff\xfe"],
-                want: Err("malformed credentials"),
+                want: Err("malformed token"),
             },
             Case {
                 name: "duplicate",

@@ -53,11 +53,12 @@ pub(crate) fn split(token: &str) -> Result<Compact<'_>, AuthError> {
 struct RawHeader<'a> {
     #[serde(borrow)]
     alg: Cow<'a, str>,
-    #[serde(default, borrow)]
+    // Present means a string: `"kid": null` is refused, not read as absent.
+    #[serde(default, borrow, deserialize_with = "present_str")]
     kid: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "present_str")]
     typ: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "present_str")]
     cty: Option<Cow<'a, str>>,
     #[serde(default)]
     crit: Option<IgnoredAny>,
@@ -75,6 +76,10 @@ struct RawHeader<'a> {
     zip: Option<IgnoredAny>,
     #[serde(default)]
     enc: Option<IgnoredAny>,
+}
+
+fn present_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    Str::deserialize(d).map(|s| Some(s.0))
 }
 
 /// A checked header.
@@ -420,6 +425,11 @@ mod tests {
             Case {
                 name: "no alg",
                 json: r#"{"kid":"k"}"#,
+                reason: Some("malformed header"),
+            },
+            Case {
+                name: "kid null",
+                json: r#"{"alg":"RS256","kid":null}"#,
                 reason: Some("malformed header"),
             },
             Case {
