@@ -542,19 +542,9 @@ mod tests {
     }
 
     #[test]
-    fn decisions_are_audited_and_bad_policies_refused() {
-        let w = World::new();
+    fn bad_policies_are_refused_and_anonymous_callers_denied() {
         let policy = CedarPolicy::from_text(POLICIES).unwrap();
-        let alice = w.caller(Some(w.users.token("alice").scope("images:read")), None);
         let image = Resource::new("Image", "img-1").with_attr("owner", "alice");
-        let (decision, events) =
-            crate::audit::tests::capture(|| policy.authorize(&alice, "images:read", &image));
-        assert!(decision.is_allowed());
-        assert!(decision.require("images:read").is_ok());
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0]["reason"], "cedar: owner-crud");
-        assert_eq!(events[0]["resource"], "img-1");
-        assert_eq!(events[0]["permission"], "images:read");
         assert!(CedarPolicy::from_text("permit(principal, action, resource").is_err());
         assert!(CedarPolicy::from_file("/nonexistent.cedar").is_err());
         let anonymous = policy.authorize(&Caller::default(), "images:read", &image);

@@ -1,0 +1,160 @@
+//! The audit trail's fields, captured by a global subscriber in this test
+//! binary (a per-thread subscriber races with other test threads over
+//! tracing's callsite cache).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use tower_mandate::policy::{CedarPolicy, Resource};
+use tower_mandate::testing::TestIssuer;
+use tower_mandate::{Caller, Issuer, Verifier, permission};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+
+type Event = HashMap<String, String>;
+
+struct Capture;
+
+static EVENTS: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+static SERIAL: Mutex<()> = Mutex::new(());
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() != "tower_mandate::audit" {
+            return;
+        }
+        struct V(Event);
+        impl Visit for V {
+            fn record_str(&mut self, f: &Field, v: &str) {
+                self.0.insert(f.name().into(), v.into());
+            }
+            fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
+                self.0.insert(f.name().into(), format!("{v:?}"));
+            }
+        }
+        let mut v = V(HashMap::new());
+        event.record(&mut v);
+        EVENTS.lock().unwrap().push(v.0);
+    }
+}
+
+/// Run `f` alone and return the audit events it produced.
+fn capture(f: impl FnOnce()) -> Vec<Event> {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Capture))
+            .unwrap();
+    });
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    EVENTS.lock().unwrap().clear();
+    f();
+    std::mem::take(&mut *EVENTS.lock().unwrap())
+}
+
+permission! {
+    Read = "images:read";
+}
+
+fn callers() -> (Caller, Caller) {
+    let users = TestIssuer::rs256("https://users").with_audience("a");
+    let services = TestIssuer::es256("https://services").with_audience("a");
+    let uv = Verifier::new([Issuer::new("https://users", "a").with_keys(users.key_set())]).unwrap();
+    let sv = Verifier::new([Issuer::new("https://services", "a").with_keys(services.key_set())])
+        .unwrap();
+    let alice = Caller::new(
+        Some(
+            uv.verify(
+                &users
+                    .token("alice")
+                    .scope("images:read")
+                    .actor("tagger")
+                    .sign(),
+            )
+            .unwrap(),
+        ),
+        Some(
+            sv.verify(
+                &services
+                    .token("archiver")
+                    .scope("images:read images:read:any")
+                    .sign(),
+            )
+            .unwrap(),
+        ),
+    );
+    let bob = Caller::new(
+        Some(
+            uv.verify(
+                &users
+                    .token("bob")
+                    .scope("images:read")
+                    .without_claim("jti")
+                    .sign(),
+            )
+            .unwrap(),
+        ),
+        None,
+    );
+    (alice, bob)
+}
+
+#[test]
+fn one_event_per_decision_with_every_field() {
+    let (alice, bob) = callers();
+    let events = capture(|| {
+        assert!(alice.require_owner_of::<Read>("img-1", "alice").is_ok());
+        assert!(bob.require_owner_of::<Read>("img-1", "alice").is_err());
+        assert!(bob.require::<Read>().is_ok());
+    });
+    assert_eq!(events.len(), 3, "{events:?}");
+    let get = |i: usize, k: &str| events[i].get(k).cloned().unwrap_or_default();
+    assert_eq!(get(0, "decision"), "allow");
+    assert_eq!(get(0, "reason"), "owner");
+    assert_eq!(get(0, "permission"), "images:read");
+    assert_eq!(get(0, "resource"), "img-1");
+    assert_eq!(get(0, "user"), "alice");
+    assert_eq!(get(0, "service"), "archiver");
+    assert_eq!(get(0, "actors"), "tagger");
+    assert_eq!(
+        get(0, "token_id"),
+        alice.user().unwrap().token_id().unwrap()
+    );
+    assert_eq!(get(1, "decision"), "deny");
+    assert_eq!(get(1, "reason"), "not owner");
+    assert_eq!(get(1, "user"), "bob");
+    // No jti: a short digest stands in.
+    assert!(get(1, "token_id").starts_with("sha256:"), "{:?}", events[1]);
+    assert_eq!(get(2, "reason"), "permission held");
+    for (i, token) in [alice.user().unwrap().token(), bob.user().unwrap().token()]
+        .iter()
+        .enumerate()
+    {
+        for e in &events {
+            assert!(
+                e.values().all(|v| !v.contains(&token[token.len() - 20..])),
+                "{i}: {e:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cedar_decisions_name_the_deciding_policies() {
+    let (alice, bob) = callers();
+    let policy = CedarPolicy::from_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/policies/images.cedar"
+    ))
+    .unwrap();
+    let image = Resource::new("Image", "img-7").with_attr("owner", "alice");
+    let events = capture(|| {
+        assert!(policy.authorize(&alice, "images:read", &image).is_allowed());
+        assert!(!policy.authorize(&bob, "images:delete", &image).is_allowed());
+    });
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["reason"], "cedar: owner-crud");
+    assert_eq!(events[0]["resource"], "img-7");
+    assert_eq!(events[0]["permission"], "images:read");
+    assert_eq!(events[1]["decision"], "deny");
+    assert_eq!(events[1]["reason"], "cedar: no policy applies");
+}
