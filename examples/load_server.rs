@@ -11,10 +11,13 @@
 //! | `/two` | user and service slots, cache on |
 //! | `/two-uncached` | the same, cache off |
 //! | `/jwks` | user slot with keys from a JWKS endpoint, cache off |
+//! | `/mixed` | the same with the cache on, counting statuses per `?class=` |
+//! | `/stats` | those counts and the valid class's server-side p50/p99 |
 //!
 //! The JWKS endpoint is served by this process too, on another port, with
 //! `Cache-Control: max-age=1` so that keys are refreshed every second;
-//! `POST /jwks-mode/{normal|hang|down}` changes how it answers.
+//! `POST /jwks-mode/{normal|hang|down|stopped}` changes how it answers
+//! (`stopped` closes its listener; any other mode opens it again).
 //!
 //! Writes the tokens to `$LOAD_DIR/{user,service}.token` and prints
 //! `listening on http://ADDR` when ready.
@@ -57,6 +60,64 @@ async fn naive(State(naive): State<Naive>, req: Request, next: Next) -> Response
 
 async fn ok() -> &'static str {
     "ok"
+}
+
+/// Status counts per token class (the `class` query parameter), and the
+/// latencies of the valid class, for benches/faults.sh.
+#[derive(Clone, Default)]
+struct Stats(Arc<std::sync::Mutex<StatsInner>>);
+
+#[derive(Default)]
+struct StatsInner {
+    counts: std::collections::BTreeMap<(String, u16), u64>,
+    valid_micros: Vec<u32>,
+}
+
+async fn count(State(stats): State<Stats>, req: Request, next: Next) -> Response {
+    let class = req
+        .uri()
+        .query()
+        .and_then(|q| q.strip_prefix("class="))
+        .unwrap_or("none")
+        .to_owned();
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    let micros = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
+    let mut s = stats.0.lock().unwrap();
+    *s.counts
+        .entry((class.clone(), res.status().as_u16()))
+        .or_default() += 1;
+    if class == "valid" {
+        s.valid_micros.push(micros);
+    }
+    res
+}
+
+async fn report(State(stats): State<Stats>, uri: axum::http::Uri) -> axum::Json<serde_json::Value> {
+    let mut s = stats.0.lock().unwrap();
+    if uri.query() == Some("reset") {
+        *s = StatsInner::default();
+    }
+    let counts: Vec<_> = s
+        .counts
+        .iter()
+        .map(|((class, status), n)| serde_json::json!({"class": class, "status": status, "count": n}))
+        .collect();
+    s.valid_micros.sort_unstable();
+    let p = |q: f64| {
+        let v = &s.valid_micros;
+        if v.is_empty() {
+            0
+        } else {
+            v[((v.len() - 1) as f64 * q) as usize]
+        }
+    };
+    axum::Json(serde_json::json!({
+        "counts": counts,
+        "valid_p50_us": p(0.50),
+        "valid_p99_us": p(0.99),
+        "valid_samples": s.valid_micros.len(),
+    }))
 }
 
 #[tokio::main]
@@ -103,8 +164,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }),
     );
     let jwks_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let jwks_url = format!("http://{}/jwks", jwks_listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(jwks_listener, jwks_app).await });
+    let jwks_addr = jwks_listener.local_addr()?;
+    let jwks_url = format!("http://{jwks_addr}/jwks");
+    // The JWKS server can be stopped (connections refused) and started again.
+    let jwks_task = Arc::new(std::sync::Mutex::new(Some(tokio::spawn({
+        let app = jwks_app.clone();
+        async move {
+            let _ = axum::serve(jwks_listener, app).await;
+        }
+    }))));
 
     let rules = |idp: &TestIssuer| Issuer::new(idp.issuer(), AUD).with_keys(idp.key_set());
     let user = Verifier::new([rules(&users)])?;
@@ -124,8 +192,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_cooldown(Duration::from_secs(1));
     source.refresh().await?;
-    let remote =
-        Verifier::new([Issuer::new(users.issuer(), AUD).with_jwks(source)])?.without_cache();
+    let remote_cached = Verifier::new([Issuer::new(users.issuer(), AUD).with_jwks(source)])?;
+    let remote = remote_cached.clone().without_cache();
+
+    // Tokens for the faults-under-load run (benches/faults.sh), one per line.
+    let forger =
+        tower_mandate::testing::TestKey::generate(tower_mandate::Algorithm::RS256, "key-1");
+    let mixed = [
+        ("valid", vec![user_token.clone()]),
+        (
+            "expired",
+            vec![
+                users
+                    .token("alice")
+                    .expired_for(Duration::from_secs(3600))
+                    .sign(),
+            ],
+        ),
+        ("forged", vec![users.token("mallory").sign_with(&forger)]),
+        (
+            "unknown_kid",
+            (0..1000)
+                .map(|i| {
+                    users
+                        .token("mallory")
+                        .expires_in(day)
+                        .header("kid", serde_json::json!(format!("random-{i}")))
+                        .sign()
+                })
+                .collect(),
+        ),
+    ];
+    for (class, tokens) in &mixed {
+        std::fs::write(format!("{dir}/{class}.tokens"), tokens.join("\n") + "\n")?;
+    }
+    let stats = Stats::default();
 
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(users.current_key().jwk())?;
     let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
@@ -164,15 +265,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .route("/jwks", get(ok).route_layer(MandateLayer::new(remote)))
         .route(
+            "/mixed",
+            get(ok)
+                .route_layer(MandateLayer::new(remote_cached))
+                .route_layer(middleware::from_fn_with_state(stats.clone(), count)),
+        )
+        .route("/stats", get(report).with_state(stats))
+        .route(
             "/jwks-mode/{mode}",
-            post(move |Path(m): Path<String>| async move {
-                let value = match m.as_str() {
-                    "hang" => 1,
-                    "down" => 2,
-                    _ => 0,
-                };
-                mode.store(value, Ordering::Relaxed);
-                StatusCode::NO_CONTENT
+            post(move |Path(m): Path<String>| {
+                let jwks_task = jwks_task.clone();
+                let jwks_app = jwks_app.clone();
+                let mode = mode.clone();
+                async move {
+                    let value = match m.as_str() {
+                        "hang" => 1,
+                        "down" => 2,
+                        _ => 0,
+                    };
+                    mode.store(value, Ordering::Relaxed);
+                    let running = jwks_task.lock().unwrap().take();
+                    if m == "stopped" {
+                        if let Some(task) = running {
+                            task.abort();
+                        }
+                    } else if let Some(task) = running {
+                        *jwks_task.lock().unwrap() = Some(task);
+                    } else if let Ok(listener) = tokio::net::TcpListener::bind(jwks_addr).await {
+                        *jwks_task.lock().unwrap() = Some(tokio::spawn(async move {
+                            let _ = axum::serve(listener, jwks_app).await;
+                        }));
+                    }
+                    StatusCode::NO_CONTENT
+                }
             }),
         )
         .with_state(());
