@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test of tower-mandate on a fresh machine: installs what the tests
-# need (a Python venv with PyJWT, oidc-provider from npm), then runs formatting, lints, each feature
+# need (a Python venv with PyJWT and jwcrypto, oidc-provider from npm,
+# Debian's redis-server), then runs formatting, lints, each feature
 # alone, docs, the MSRV check, all tests, and compiles the benches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,11 @@ if ! .venv/bin/python -c 'import jwt, cryptography, jwcrypto' 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check -r tests/support/requirements.txt
 fi
 export MANDATE_PYTHON="$PWD/.venv/bin/python"
+# A real Redis server for the shared revocation store.
+if ! command -v redis-server >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server
+fi
 # A real identity provider (panva's oidc-provider) for the key tests.
 if [ ! -d tests/support/idp/node_modules/oidc-provider ]; then
   (cd tests/support/idp && npm install --no-audit --no-fund --silent)
@@ -32,7 +38,7 @@ step "clippy"
 cargo clippy --all-targets --all-features -- -D warnings
 
 step "every feature alone"
-for features in "" axum aws-lc-rs rust-crypto test-util jwks oauth reqwest tonic; do
+for features in "" axum aws-lc-rs rust-crypto test-util jwks oauth reqwest tonic cedar redis; do
   echo "--no-default-features ${features:+--features $features}"
   cargo check --quiet --lib --no-default-features ${features:+--features "$features"}
 done

@@ -54,6 +54,7 @@
 //! | `aws-lc-rs` | yes | signatures checked by aws-lc-rs on keys parsed once |
 //! | `jwks` | yes | [`JwksSource`]: keys from JWKS endpoints and OIDC discovery |
 //! | `oauth` | yes | [`provider::ClientCredentials`], [`provider::TokenExchange`] |
+//! | `redis` | no | [`revocation`]: a Redis store shared by replicas |
 //! | `cedar` | no | [`policy::CedarPolicy`]: resource policies in Cedar |
 //! | `tonic` | no | [`tonic`]: gRPC refusals and guard helpers returning `tonic::Status` |
 //! | `reqwest` | no | `propagate::PropagateMiddleware` for reqwest-middleware |
@@ -75,6 +76,7 @@ pub mod permission;
 pub mod policy;
 pub mod propagate;
 pub mod provider;
+pub mod revocation;
 pub mod server;
 mod token;
 pub mod verify;

@@ -163,6 +163,7 @@ struct Config {
     user: Option<SlotConfig>,
     service: Option<SlotConfig>,
     renderer: Renderer,
+    revocation: Option<crate::revocation::Revocation>,
 }
 
 impl Config {
@@ -205,6 +206,14 @@ impl Config {
         Ok(Caller::new(user, service))
     }
 
+    /// The revocation check, when one is configured.
+    async fn revoked(&self, caller: &Caller) -> Result<(), AuthError> {
+        match &self.revocation {
+            Some(r) if !caller.is_anonymous() => r.check(caller).await,
+            _ => Ok(()),
+        }
+    }
+
     /// Put the caller into the request; returns it for the task-local scope.
     fn accept<B>(&self, req: &mut Request<B>, mut caller: Caller) -> Caller {
         let reason = if caller.is_anonymous() {
@@ -238,6 +247,7 @@ pub struct MandateBuilder {
     service: Option<Slot>,
     renderer: Renderer,
     interchangeable_ok: bool,
+    revocation: Option<crate::revocation::Revocation>,
 }
 
 impl MandateBuilder {
@@ -250,6 +260,13 @@ impl MandateBuilder {
     /// The calling service's slot (default source `Service-Authorization: Bearer …`).
     pub fn service(mut self, slot: Slot) -> Self {
         self.service = Some(slot);
+        self
+    }
+
+    /// Check every verified token against a revocation list (and, if set, a
+    /// replay guard) on every request; see [`revocation`](crate::revocation).
+    pub fn with_revocation(mut self, revocation: crate::revocation::Revocation) -> Self {
+        self.revocation = Some(revocation);
         self
     }
 
@@ -312,6 +329,7 @@ impl MandateBuilder {
                 user,
                 service,
                 renderer: self.renderer,
+                revocation: self.revocation,
             }),
         })
     }
@@ -369,6 +387,7 @@ impl MandateLayer {
             service: None,
             renderer: Renderer::default(),
             interchangeable_ok: false,
+            revocation: None,
         }
     }
 }
@@ -448,6 +467,23 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let kind = match self.config.authenticate(req.headers()) {
+            // A revocation store answers asynchronously (Redis): the slow path.
+            Ok(caller) if self.config.revocation.is_some() && !caller.is_anonymous() => {
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let config = self.config.clone();
+                Kind::Slow {
+                    future: Box::pin(async move {
+                        match config.revoked(&caller).await {
+                            Ok(()) => {
+                                let caller = config.accept(&mut req, caller);
+                                caller.scope(inner.call(req)).await
+                            }
+                            Err(error) => Ok(config.refuse(error, req.headers())),
+                        }
+                    }),
+                }
+            }
             Ok(caller) => {
                 let caller = self.config.accept(&mut req, caller);
                 Kind::Inner {
@@ -465,7 +501,11 @@ where
                 let config = self.config.clone();
                 Kind::Slow {
                     future: Box::pin(async move {
-                        match config.authenticate_async(req.headers()).await {
+                        let caller = match config.authenticate_async(req.headers()).await {
+                            Ok(caller) => config.revoked(&caller).await.map(|()| caller),
+                            Err(e) => Err(e),
+                        };
+                        match caller {
                             Ok(caller) => {
                                 let caller = config.accept(&mut req, caller);
                                 caller.scope(inner.call(req)).await

@@ -1,0 +1,176 @@
+//! The Redis store (feature `redis`): one view for a fleet of replicas.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
+
+use super::{StoreError, StoreFuture, TokenFacts, TokenStore, Verdict};
+use crate::verify::unix_now;
+
+/// Revocation lists and replay records in Redis, shared by every replica
+/// that uses the same server and key prefix.
+///
+/// Keys: `{prefix}rt:{iss}:{jti}` (revoked token, expiring with it),
+/// `{prefix}rs:{iss}:{sub}` (subject revoked for tokens issued before the
+/// stored time), `{prefix}seen:{iss}:{jti}` (replay record, `SET NX`,
+/// expiring with the token). The connection is made on first use, with
+/// timeouts, so startup never fails because Redis is down.
+pub struct RedisStore {
+    client: redis::Client,
+    prefix: String,
+    timeout: Duration,
+    conn: OnceCell<ConnectionManager>,
+}
+
+fn err(e: impl fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl RedisStore {
+    /// A store at `url` (e.g. `redis://127.0.0.1:6379/`), keys prefixed with
+    /// `tower-mandate:`; 500 ms connect and response timeouts.
+    ///
+    /// # Errors
+    ///
+    /// When the URL is not a Redis URL.
+    pub fn new(url: &str) -> Result<Self, crate::ConfigError> {
+        let client = redis::Client::open(url).map_err(|e| crate::ConfigError::InvalidRule {
+            issuer: String::new(),
+            reason: format!("Redis URL: {e}"),
+        })?;
+        Ok(RedisStore {
+            client,
+            prefix: "tower-mandate:".into(),
+            timeout: Duration::from_millis(500),
+            conn: OnceCell::new(),
+        })
+    }
+
+    /// Use another key prefix.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Connect and response timeouts.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(self.timeout)
+                    .set_response_timeout(self.timeout)
+                    .set_number_of_retries(1);
+                tokio::time::timeout(
+                    self.timeout * 2,
+                    self.client.get_connection_manager_with_config(config),
+                )
+                .await
+                .map_err(|_| err("connect timed out"))?
+                .map_err(err)
+            })
+            .await?;
+        Ok(conn.clone())
+    }
+
+    /// Revoke the token `jti` of `issuer` until `until` (its `exp`).
+    ///
+    /// # Errors
+    ///
+    /// When Redis cannot be reached.
+    pub async fn revoke_token(
+        &self,
+        issuer: &str,
+        jti: &str,
+        until: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let key = format!("{}rt:{issuer}:{jti}", self.prefix);
+        redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .arg("EXAT")
+            .arg(until.max(unix_now() + 1))
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(err)
+    }
+
+    /// Revoke every token of `subject` from `issuer` issued before `issued_before`.
+    ///
+    /// # Errors
+    ///
+    /// When Redis cannot be reached.
+    pub async fn revoke_subject(
+        &self,
+        issuer: &str,
+        subject: &str,
+        issued_before: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let key = format!("{}rs:{issuer}:{subject}", self.prefix);
+        redis::cmd("SET")
+            .arg(key)
+            .arg(issued_before)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(err)
+    }
+}
+
+impl TokenStore for RedisStore {
+    fn check<'a>(&'a self, token: &'a TokenFacts, guard_replay: bool) -> StoreFuture<'a, Verdict> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let jti = token.jti.as_deref().unwrap_or("");
+            let (revoked_token, revoked_before): (bool, Option<u64>) = redis::pipe()
+                .cmd("EXISTS")
+                .arg(format!("{}rt:{}:{jti}", self.prefix, token.issuer))
+                .cmd("GET")
+                .arg(format!(
+                    "{}rs:{}:{}",
+                    self.prefix, token.issuer, token.subject
+                ))
+                .query_async(&mut conn)
+                .await
+                .map_err(err)?;
+            if (token.jti.is_some() && revoked_token)
+                || revoked_before
+                    .is_some_and(|before| token.issued_at.is_none_or(|iat| iat < before))
+            {
+                return Ok(Verdict::Revoked);
+            }
+            if guard_replay && token.jti.is_some() {
+                let first: Option<String> = redis::cmd("SET")
+                    .arg(format!("{}seen:{}:{jti}", self.prefix, token.issuer))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EXAT")
+                    .arg(token.expires_at.max(unix_now() + 1))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(err)?;
+                if first.is_none() {
+                    return Ok(Verdict::Replayed);
+                }
+            }
+            Ok(Verdict::Fresh)
+        })
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}

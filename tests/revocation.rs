@@ -1,0 +1,212 @@
+//! Revocation and replay guard through the layer: the in-memory store, and a
+//! real `redis-server` on 127.0.0.1 shared by two replicas; Redis
+//! unreachable fails closed (503) by default, open when so configured.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use tower_mandate::revocation::{MemoryStore, RedisStore, Revocation};
+use tower_mandate::testing::TestIssuer;
+use tower_mandate::{Caller, Issuer, MandateLayer, Slot, Verifier};
+
+const AUD: &str = "a";
+
+struct Redis {
+    child: Child,
+    url: String,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed: run scripts/test.sh (it installs Debian's redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}/"),
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn replica(idp: &TestIssuer, revocation: Revocation) -> support::Server {
+    async fn me(caller: Caller) -> String {
+        caller.user().unwrap().subject().to_owned()
+    }
+    let verifier =
+        Verifier::new([Issuer::new(idp.issuer(), AUD).with_keys(idp.key_set())]).unwrap();
+    let layer = MandateLayer::builder()
+        .user(Slot::required(verifier))
+        .with_revocation(revocation)
+        .build()
+        .unwrap();
+    support::Server::start(Router::new().route("/me", get(me)).route_layer(layer)).await
+}
+
+async fn status(server: &support::Server, token: &str) -> u16 {
+    support::http_client()
+        .get(server.url("/me"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn memory_store_revokes_at_once_even_for_cached_tokens() {
+    let idp = TestIssuer::rs256("https://id.example").with_audience(AUD);
+    let store = MemoryStore::new();
+    let server = replica(&idp, Revocation::new(store.clone())).await;
+    let token = idp.token("alice").sign();
+    assert_eq!(status(&server, &token).await, 200);
+    assert_eq!(
+        status(&server, &token).await,
+        200,
+        "reused: no replay guard"
+    );
+    let jti = serde_json::from_slice::<serde_json::Value>(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            token.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap()["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    store.revoke_token(idp.issuer(), &jti, now() + 600);
+    assert_eq!(
+        status(&server, &token).await,
+        401,
+        "revoked, though in the verified-token cache"
+    );
+    // By subject: everything bob got before now.
+    let bob = idp.token("bob").sign();
+    assert_eq!(status(&server, &bob).await, 200);
+    store.revoke_subject(idp.issuer(), "bob", now() + 1);
+    assert_eq!(status(&server, &bob).await, 401);
+}
+
+#[tokio::test]
+async fn two_replicas_share_one_view_through_redis() {
+    let redis = Redis::start();
+    let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
+    let store_a = RedisStore::new(&redis.url).unwrap();
+    let store_b = RedisStore::new(&redis.url).unwrap();
+    let a = replica(
+        &idp,
+        Revocation::new(RedisStore::new(&redis.url).unwrap()).guard_replay(),
+    )
+    .await;
+    let b = replica(
+        &idp,
+        Revocation::new(RedisStore::new(&redis.url).unwrap()).guard_replay(),
+    )
+    .await;
+
+    // Replay guard: a one-time token used at A cannot be used at B.
+    let once = idp.token("svc").sign();
+    assert_eq!(status(&a, &once).await, 200);
+    assert_eq!(status(&b, &once).await, 401, "replayed at another replica");
+    assert_eq!(status(&a, &once).await, 401, "replayed at the same replica");
+    // Without jti, refused while the guard is on.
+    assert_eq!(
+        status(&a, &idp.token("svc").without_claim("jti").sign()).await,
+        401
+    );
+
+    // Revocation by subject through one store is seen by both replicas.
+    store_a
+        .revoke_subject(idp.issuer(), "mallory", now() + 1)
+        .await
+        .unwrap();
+    assert_eq!(status(&a, &idp.token("mallory").sign()).await, 401);
+    assert_eq!(status(&b, &idp.token("mallory").sign()).await, 401);
+    // By token id.
+    let t = idp
+        .token("alice")
+        .claim("jti", serde_json::json!("jti-42"))
+        .sign();
+    store_b
+        .revoke_token(idp.issuer(), "jti-42", now() + 600)
+        .await
+        .unwrap();
+    assert_eq!(status(&a, &t).await, 401);
+    assert_eq!(
+        status(&a, &idp.token("alice").sign()).await,
+        200,
+        "others are untouched"
+    );
+}
+
+#[tokio::test]
+async fn redis_unreachable_fails_closed_by_default_and_open_when_asked() {
+    let idp = TestIssuer::eddsa("https://id.example").with_audience(AUD);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("redis://{dead}/");
+    let closed = replica(
+        &idp,
+        Revocation::new(
+            RedisStore::new(&url)
+                .unwrap()
+                .with_timeout(Duration::from_millis(200)),
+        ),
+    )
+    .await;
+    let open = replica(
+        &idp,
+        Revocation::new(
+            RedisStore::new(&url)
+                .unwrap()
+                .with_timeout(Duration::from_millis(200)),
+        )
+        .insecure_fail_open(),
+    )
+    .await;
+    let token = idp.token("alice").sign();
+    let res = support::http_client()
+        .get(closed.url("/me"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(status(&open, &token).await, 200);
+}
