@@ -55,6 +55,16 @@ cargo test --all-features
 step "unit tests with the rust-crypto backend"
 cargo test --lib --no-default-features --features rust-crypto,axum
 
+step "fuzz targets, briefly (when cargo-fuzz is installed)"
+if cargo fuzz --version >/dev/null 2>&1; then
+  for target in verify credentials jwks token_response; do
+    # Stable toolchains accept the sanitizer flags with RUSTC_BOOTSTRAP.
+    RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" -- -max_total_time="${FUZZ_SECONDS:-30}" -rss_limit_mb=2048
+  done
+else
+  echo "cargo-fuzz not installed: skipped (cargo install cargo-fuzz)"
+fi
+
 step "examples run"
 cargo run --quiet --example demo > /dev/null
 cargo run --quiet --example jobs

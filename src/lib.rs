@@ -106,3 +106,20 @@ pub use crate::axum::{Require, RequireService, RequireUser};
 #[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`); not
+/// part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    /// Parse a token endpoint answer; whether it gave a token.
+    #[cfg(feature = "oauth")]
+    pub fn token_response(status: u16, body: &[u8]) -> bool {
+        crate::provider::parse_token_response(status, body).is_ok()
+    }
+
+    /// Parse a JWKS document as fetched from the network; the usable keys.
+    pub fn jwks_document(text: &str) -> usize {
+        crate::keys::parse_jwks_document(text, false).map_or(0, |k| k.len())
+    }
+}

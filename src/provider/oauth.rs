@@ -141,45 +141,13 @@ impl Endpoint {
             }
             body.extend_from_slice(&chunk);
         }
-        if status.is_server_error() {
-            return Err(err(
-                ProviderErrorKind::Unavailable,
-                format!("token endpoint answered {}", status.as_u16()),
-            ));
-        }
-        if !status.is_success() {
-            let code = serde_json::from_slice::<ErrorResponse>(&body)
-                .map(|e| e.error)
-                .unwrap_or_else(|_| "unknown error".into());
-            // Only the OAuth error code: an error description may echo input.
-            let code: String = code
-                .chars()
-                .filter(char::is_ascii_graphic)
-                .take(64)
-                .collect();
-            return Err(err(
-                ProviderErrorKind::Rejected,
-                format!("token endpoint answered {}: {code}", status.as_u16()),
-            ));
-        }
-        let parsed: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|_| err(ProviderErrorKind::InvalidResponse, "not a token response"))?;
-        if parsed.access_token.is_empty() {
-            return Err(err(
-                ProviderErrorKind::InvalidResponse,
-                "empty access_token",
-            ));
-        }
-        let lifetime = parsed
-            .expires_in
-            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        let token = parse_token_response(status.as_u16(), &body)?;
         tracing::debug!(
             target: "tower_mandate::provider",
             client_id = %self.client_id,
-            lifetime_secs = lifetime.as_secs(),
             "obtained a token"
         );
-        Ok(AccessToken::new(parsed.access_token, lifetime))
+        Ok(token)
     }
 
     #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
@@ -198,6 +166,36 @@ impl Endpoint {
             "jti": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jti),
         }))
     }
+}
+
+/// Read a token endpoint's answer (RFC 6749 §5.1, §5.2).
+pub(crate) fn parse_token_response(status: u16, body: &[u8]) -> Result<AccessToken, ProviderError> {
+    if (500..600).contains(&status) {
+        return Err(err(
+            ProviderErrorKind::Unavailable,
+            format!("token endpoint answered {status}"),
+        ));
+    }
+    if !(200..300).contains(&status) {
+        let code = serde_json::from_slice::<ErrorResponse>(body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| "unknown error".into());
+        // Only the OAuth error code: an error description may echo input.
+        let code: String = code.chars().filter(char::is_ascii_graphic).take(64).collect();
+        return Err(err(
+            ProviderErrorKind::Rejected,
+            format!("token endpoint answered {status}: {code}"),
+        ));
+    }
+    let parsed: TokenResponse = serde_json::from_slice(body)
+        .map_err(|_| err(ProviderErrorKind::InvalidResponse, "not a token response"))?;
+    if parsed.access_token.is_empty() {
+        return Err(err(ProviderErrorKind::InvalidResponse, "empty access_token"));
+    }
+    let lifetime = parsed
+        .expires_in
+        .map_or(DEFAULT_LIFETIME, |secs| Duration::from_secs(secs.min(365 * 24 * 3600)));
+    Ok(AccessToken::new(parsed.access_token, lifetime))
 }
 
 /// RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic.
