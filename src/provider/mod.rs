@@ -33,10 +33,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[cfg(feature = "oauth")]
-pub use oauth::{ClientAuth, ClientCredentials, TokenExchange};
 #[cfg(all(feature = "oauth", feature = "fuzzing"))]
 pub(crate) use oauth::parse_token_response;
+#[cfg(feature = "oauth")]
+pub use oauth::{ClientAuth, ClientCredentials, TokenExchange};
 #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
 pub use self_signed::SelfSigned;
 

@@ -181,7 +181,11 @@ pub(crate) fn parse_token_response(status: u16, body: &[u8]) -> Result<AccessTok
             .map(|e| e.error)
             .unwrap_or_else(|_| "unknown error".into());
         // Only the OAuth error code: an error description may echo input.
-        let code: String = code.chars().filter(char::is_ascii_graphic).take(64).collect();
+        let code: String = code
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .take(64)
+            .collect();
         return Err(err(
             ProviderErrorKind::Rejected,
             format!("token endpoint answered {status}: {code}"),
@@ -190,11 +194,14 @@ pub(crate) fn parse_token_response(status: u16, body: &[u8]) -> Result<AccessTok
     let parsed: TokenResponse = serde_json::from_slice(body)
         .map_err(|_| err(ProviderErrorKind::InvalidResponse, "not a token response"))?;
     if parsed.access_token.is_empty() {
-        return Err(err(ProviderErrorKind::InvalidResponse, "empty access_token"));
+        return Err(err(
+            ProviderErrorKind::InvalidResponse,
+            "empty access_token",
+        ));
     }
-    let lifetime = parsed
-        .expires_in
-        .map_or(DEFAULT_LIFETIME, |secs| Duration::from_secs(secs.min(365 * 24 * 3600)));
+    let lifetime = parsed.expires_in.map_or(DEFAULT_LIFETIME, |secs| {
+        Duration::from_secs(secs.min(365 * 24 * 3600))
+    });
     Ok(AccessToken::new(parsed.access_token, lifetime))
 }
 
