@@ -10,6 +10,14 @@ use serde_json::{Map, Value};
 
 use crate::{AuthError, PermissionCheck, Permissions, audit};
 
+/// An audit event for a check of `P`; the scope text is built only when
+/// audit events are collected (combinators allocate it).
+fn decide<P: PermissionCheck>(caller: &Caller, allowed: bool, reason: &str) {
+    if audit::enabled() {
+        audit::decision(Some(caller), allowed, reason, &P::scope(), None);
+    }
+}
+
 fn held_reason(held: bool, who: &'static str) -> &'static str {
     match (held, who) {
         (true, _) => "permission held",
@@ -269,14 +277,14 @@ impl Caller {
     #[inline]
     pub fn require<P: PermissionCheck>(&self) -> Result<(), AuthError> {
         if self.is_anonymous() {
-            audit::decision(Some(self), false, "no credentials", &P::scope(), None);
+            decide::<P>(self, false, "no credentials");
             return Err(AuthError::missing_credentials());
         }
         if self.principals().all(Principal::holds::<P>) {
-            audit::decision(Some(self), true, "permission held", &P::scope(), None);
+            decide::<P>(self, true, "permission held");
             Ok(())
         } else {
-            audit::decision(Some(self), false, "permission missing", &P::scope(), None);
+            decide::<P>(self, false, "permission missing");
             Err(AuthError::insufficient_scope(P::scope()))
         }
     }
@@ -305,17 +313,11 @@ impl Caller {
     /// 401 without a service; 403 when the service lacks `P`.
     pub fn require_service<P: PermissionCheck>(&self) -> Result<&Principal, AuthError> {
         let Some(service) = self.service.as_ref() else {
-            audit::decision(Some(self), false, "no service", &P::scope(), None);
+            decide::<P>(self, false, "no service");
             return Err(AuthError::missing_credentials());
         };
         let held = service.holds::<P>();
-        audit::decision(
-            Some(self),
-            held,
-            held_reason(held, "service"),
-            &P::scope(),
-            None,
-        );
+        decide::<P>(self, held, held_reason(held, "service"));
         if held {
             Ok(service)
         } else {

@@ -32,6 +32,7 @@ struct Shard {
 }
 
 pub(crate) struct TokenCache {
+    capacity: usize,
     shards: Box<[RwLock<Shard>]>,
     per_shard: usize,
     hasher: RandomState,
@@ -54,6 +55,7 @@ pub struct CacheStats {
 impl TokenCache {
     pub(crate) fn new(capacity: usize) -> Self {
         TokenCache {
+            capacity,
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             hasher: RandomState::new(),
@@ -66,6 +68,11 @@ impl TokenCache {
         let tail = &token.as_bytes()[token.len().saturating_sub(HASHED_TAIL)..];
         let hash = self.hasher.hash_one(tail);
         (&self.shards[(hash as usize) % SHARDS], hash)
+    }
+
+    /// The capacity asked for.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
     }
 
     pub(crate) fn get(&self, token: &str) -> Option<(Principal, usize)> {

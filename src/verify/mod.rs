@@ -508,7 +508,7 @@ impl Verifier {
     }
 
     fn cache_capacity(&self) -> Option<usize> {
-        self.0.cache.as_ref().map(|_| DEFAULT_CACHE_CAPACITY)
+        self.0.cache.as_ref().map(TokenCache::capacity)
     }
 
     /// Refuse tokens longer than `len` bytes before decoding them (default 8 KiB).
