@@ -528,8 +528,19 @@ fn may_act_names_the_current_actor() {
 #[test]
 fn cache_settings_survive_other_settings() {
     let idp = TestIssuer::rs256(ISS).with_audience(AUD);
-    let v = verifier_for(&idp, |i| i).with_cache(5).with_max_token_len(4096);
+    let v = verifier_for(&idp, |i| i)
+        .with_cache(5)
+        .with_max_token_len(4096);
     assert_eq!(v.cache_capacity(), Some(5));
-    assert_eq!(v.clone().without_cache().with_max_token_len(100).cache_capacity(), None);
-    assert_eq!(verifier_for(&idp, |i| i).cache_capacity(), Some(DEFAULT_CACHE_CAPACITY));
+    assert_eq!(
+        v.clone()
+            .without_cache()
+            .with_max_token_len(100)
+            .cache_capacity(),
+        None
+    );
+    assert_eq!(
+        verifier_for(&idp, |i| i).cache_capacity(),
+        Some(DEFAULT_CACHE_CAPACITY)
+    );
 }
