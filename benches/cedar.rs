@@ -39,7 +39,8 @@ fn cedar(c: &mut Criterion) {
                 .unwrap(),
         ),
     );
-    let image = Resource::new("Image", "img-1").with_attr("owner", "alice");
+    let image = Resource::new("Image", "img-1")
+        .with_owner(&tower_mandate::PrincipalId::new("https://users", "alice"));
     assert!(policy.authorize(&alice, "images:read", &image).is_allowed());
     assert!(!policy.authorize(&bob, "images:read", &image).is_allowed());
     let mut group = c.benchmark_group("cedar");

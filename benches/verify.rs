@@ -47,7 +47,7 @@ fn decode_verify(c: &mut Criterion) {
         .without_cache();
         assert!(ours.verify(&token).is_ok());
 
-        let jwk: Jwk = serde_json::from_value(idp.current_key().jwk()).unwrap();
+        let jwk: Jwk = serde_json::from_value(idp.current_key().jwk().unwrap()).unwrap();
         let key = DecodingKey::from_jwk(&jwk).unwrap();
         let mut validation = Validation::new(jwt_alg(alg));
         validation.set_issuer(&[ISS]);

@@ -228,7 +228,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let stats = Stats::default();
 
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(users.current_key().jwk())?;
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(users.current_key().jwk().ok_or("no public key")?)?;
     let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_issuer(&[users.issuer()]);
     validation.set_audience(&[AUD]);

@@ -29,7 +29,7 @@ use axum::routing::get;
 use reqwest_middleware::ClientWithMiddleware;
 use tower_mandate::Algorithm;
 use tower_mandate::mint::SigningKey;
-use tower_mandate::propagate::{Destination, PropagateLayer, PropagateMiddleware};
+use tower_mandate::propagate::{Destination, PropagateLayer, PropagateMiddleware, redirect_policy};
 use tower_mandate::provider::{
     ClientAuth, ClientCredentials, SelfSigned, TokenExchange, TokenRequest,
 };
@@ -132,7 +132,7 @@ async fn main() -> Result<(), BoxError> {
         }
         _ => {
             let issuer = app::env("RELAY_ISSUER").unwrap_or_else(|| format!("http://{bind}"));
-            let identity = SelfSigned::new(issuer.clone(), signing_key()?);
+            let identity = SelfSigned::new(issuer.clone(), signing_key()?)?;
             router = router.route("/.well-known/jwks.json", identity.jwks_route());
             upstream_dest = upstream_dest.with_service_token(
                 identity,
@@ -182,6 +182,8 @@ async fn main() -> Result<(), BoxError> {
     let client = reqwest_middleware::ClientBuilder::new(
         reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
+            // Redirects stay on the destination the tokens were attached for.
+            .redirect(redirect_policy(&policy))
             .build()?,
     )
     .with(PropagateMiddleware::new(&policy))

@@ -55,15 +55,26 @@ cargo test --all-features
 step "unit tests with the rust-crypto backend"
 cargo test --lib --no-default-features --features rust-crypto,axum
 
-step "fuzz targets, briefly (when cargo-fuzz is installed)"
-if cargo fuzz --version >/dev/null 2>&1; then
-  for target in verify credentials jwks token_response; do
-    # Stable toolchains accept the sanitizer flags with RUSTC_BOOTSTRAP.
-    RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" -- -max_total_time="${FUZZ_SECONDS:-30}" -rss_limit_mb=2048
-  done
-else
-  echo "cargo-fuzz not installed: skipped (cargo install cargo-fuzz)"
+step "jsonwebtoken (rust_crypto) beside tower-mandate (aws-lc-rs) in one application"
+cargo run --quiet --manifest-path tests/compat/Cargo.toml --target-dir target/compat
+
+step "fuzz targets, briefly, from the committed seeds"
+# cargo-fuzz from crates.io, kept in ~/.cargo/bin between runs where the
+# machine allows. Each target starts from fuzz/seeds/<target> (tokens of the
+# attack suite, JWKS documents, token-endpoint answers, credential headers);
+# new inputs go to a scratch corpus, never into the repository. A crash
+# stops the run: its input is in fuzz/artifacts/<target>/, to be kept as a
+# seed once fixed.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install --quiet --locked cargo-fuzz
 fi
+for target in verify credentials jwks token_response; do
+  scratch="target/fuzz-corpus/$target"
+  mkdir -p "$scratch"
+  # Stable toolchains accept the sanitizer flags with RUSTC_BOOTSTRAP.
+  RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" "$scratch" "fuzz/seeds/$target" -- \
+    -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 2>&1 | tail -n 3
+done
 
 step "examples run"
 cargo run --quiet --example demo > /dev/null

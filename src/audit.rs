@@ -10,8 +10,11 @@
 //! | `permission` | the permission or action decided on (`authenticate` at the layer) |
 //! | `resource` | the resource id, when the decision names one |
 //! | `user` | the user's subject, or empty |
+//! | `user_issuer` | the user's issuer (a subject is unique only within it), or empty |
 //! | `service` | the calling service's subject, or empty |
-//! | `actors` | the actor chain, current actor first, comma-separated |
+//! | `service_issuer` | the calling service's issuer, or empty |
+//! | `actor` | the current actor of a delegated token, `<issuer>#<subject>`, or empty |
+//! | `actors` | the actor chain, current actor first, comma-separated subjects |
 //! | `token_id` | the user's (else the service's) `jti`, or a short digest of the token |
 //!
 //! Token text never appears. Route the target to durable storage with your
@@ -73,6 +76,10 @@ pub(crate) fn decision(
         })
         .unwrap_or_default();
     let token = user.or(service).map(token_id).unwrap_or_default();
+    let actor = caller
+        .and_then(Caller::actor_id)
+        .map(|a| format!("{}#{}", a.issuer(), a.subject()))
+        .unwrap_or_default();
     tracing::info!(
         target: TARGET,
         decision = if allowed { "allow" } else { "deny" },
@@ -80,7 +87,10 @@ pub(crate) fn decision(
         permission,
         resource = resource.unwrap_or(""),
         user = user.map_or("", Principal::subject),
+        user_issuer = user.map_or("", Principal::issuer),
         service = service.map_or("", Principal::subject),
+        service_issuer = service.map_or("", Principal::issuer),
+        actor = actor.as_str(),
         actors = actors.as_str(),
         token_id = token.as_str(),
         "authorization decision"

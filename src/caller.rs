@@ -26,6 +26,50 @@ fn held_reason(held: bool, who: &'static str) -> &'static str {
     }
 }
 
+/// Who a principal is: its issuer and its subject.
+///
+/// A `sub` is unique only within its issuer (RFC 7519 §4.1.2): two issuers
+/// trusted by one slot may both have an `alice`. Store resource owners as a
+/// `PrincipalId` and compare with it, never with a bare subject.
+///
+/// ```
+/// use tower_mandate::PrincipalId;
+///
+/// let a = PrincipalId::new("https://id.a.example", "alice");
+/// let b = PrincipalId::new("https://id.b.example", "alice");
+/// assert_ne!(a, b);
+/// assert_eq!(a.subject(), b.subject());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PrincipalId {
+    issuer: Arc<str>,
+    subject: Arc<str>,
+}
+
+impl PrincipalId {
+    /// The identity `subject` of `issuer`.
+    pub fn new(issuer: impl Into<Arc<str>>, subject: impl Into<Arc<str>>) -> Self {
+        PrincipalId {
+            issuer: issuer.into(),
+            subject: subject.into(),
+        }
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The subject, unique within its issuer.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    fn is(&self, issuer: &str, subject: &str) -> bool {
+        *self.issuer == *issuer && *self.subject == *subject
+    }
+}
+
 /// One verified token's identity: subject, issuer, permissions and claims.
 ///
 /// Cheap to clone. `Debug` never prints the token.
@@ -36,11 +80,16 @@ struct Inner {
     subject: String,
     issuer: Arc<str>,
     permissions: Permissions,
+    /// The roles read through the issuer's permission mapping.
+    roles: Vec<Box<str>>,
     /// The verified payload, as JSON text; parsed only when asked for.
     payload: String,
     claims: OnceLock<Map<String, Value>>,
     token: Box<str>,
     expires_at: u64,
+    /// The last second at which the verifier still accepts the token:
+    /// `exp` plus the issuer's leeway.
+    accepted_until: u64,
     not_before: Option<u64>,
     actors: Vec<Actor>,
     key_id: u64,
@@ -50,9 +99,11 @@ pub(crate) struct PrincipalParts {
     pub(crate) subject: String,
     pub(crate) issuer: Arc<str>,
     pub(crate) permissions: Permissions,
+    pub(crate) roles: Vec<Box<str>>,
     pub(crate) payload: String,
     pub(crate) token: Box<str>,
     pub(crate) expires_at: u64,
+    pub(crate) accepted_until: u64,
     pub(crate) not_before: Option<u64>,
     pub(crate) actors: Vec<Actor>,
     pub(crate) key_id: u64,
@@ -64,10 +115,12 @@ impl Principal {
             subject: p.subject,
             issuer: p.issuer,
             permissions: p.permissions,
+            roles: p.roles,
             payload: p.payload,
             claims: OnceLock::new(),
             token: p.token,
             expires_at: p.expires_at,
+            accepted_until: p.accepted_until,
             not_before: p.not_before,
             actors: p.actors,
             key_id: p.key_id,
@@ -84,9 +137,27 @@ impl Principal {
         &self.0.issuer
     }
 
+    /// Who this is: issuer and subject together, the only identity to
+    /// compare (a `sub` is unique only within its issuer).
+    pub fn id(&self) -> PrincipalId {
+        PrincipalId::new(self.0.issuer.clone(), self.0.subject.as_str())
+    }
+
+    /// Whether this principal is `id` (same issuer, same subject).
+    pub fn is(&self, id: &PrincipalId) -> bool {
+        id.is(&self.0.issuer, &self.0.subject)
+    }
+
     /// The permissions granted by the token's claims and roles.
     pub fn permissions(&self) -> &Permissions {
         &self.0.permissions
+    }
+
+    /// The roles the token carries, read from the role claims of its
+    /// issuer's [`PermissionMapping`](crate::PermissionMapping) (default:
+    /// `roles`), whether or not the mapping grants them permissions.
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.0.roles.iter().map(|r| &**r)
     }
 
     /// Whether this principal satisfies `P`.
@@ -137,6 +208,11 @@ impl Principal {
 
     pub(crate) fn exp(&self) -> u64 {
         self.0.expires_at
+    }
+
+    /// `exp` plus the issuer's leeway: until when the token is accepted.
+    pub(crate) fn accepted_until(&self) -> u64 {
+        self.0.accepted_until
     }
 
     pub(crate) fn nbf(&self) -> Option<u64> {
@@ -197,6 +273,15 @@ impl Actor {
     pub fn issuer(&self) -> Option<&str> {
         self.issuer.as_deref()
     }
+
+    /// The actor's identity: its `iss`, or the issuer of the token that
+    /// names it (`token_issuer`) when the `act` claim gives none.
+    pub fn id(&self, token_issuer: &str) -> PrincipalId {
+        PrincipalId::new(
+            self.issuer.as_deref().unwrap_or(token_issuer),
+            self.subject.as_str(),
+        )
+    }
 }
 
 /// Everyone verified on a request: the end user, the calling service, and
@@ -255,10 +340,27 @@ impl Caller {
     /// are refused, and [`Issuer::require_may_act`](crate::Issuer::require_may_act)
     /// checks the current actor against `may_act`.
     pub fn actors(&self) -> &[Actor] {
-        self.user
-            .as_ref()
-            .or(self.service.as_ref())
-            .map_or(&[], |p| p.actors())
+        self.delegated().map_or(&[], |p| p.actors())
+    }
+
+    /// The principal whose token carries the actor chain: the user, else
+    /// the service.
+    fn delegated(&self) -> Option<&Principal> {
+        self.user.as_ref().or(self.service.as_ref())
+    }
+
+    /// The current actor of a delegated token (RFC 8693 §4.1): the only
+    /// entry of the chain that counts for access control. Earlier actors
+    /// ([`Caller::actors`]) are for audit.
+    pub fn actor(&self) -> Option<&Actor> {
+        self.actors().first()
+    }
+
+    /// The current actor's identity: its `iss` when the `act` claim names
+    /// one, else the issuer of the delegated token.
+    pub fn actor_id(&self) -> Option<PrincipalId> {
+        let token = self.delegated()?;
+        Some(token.actors().first()?.id(token.issuer()))
     }
 
     /// Whether every verified principal holds `P` (and there is at least one).
@@ -294,12 +396,16 @@ impl Caller {
     /// # Errors
     ///
     /// 401 without a user; 403 when the user lacks `P`.
+    ///
+    /// Each call is one audit decision, like [`Caller::require`].
     pub fn require_user<P: PermissionCheck>(&self) -> Result<&Principal, AuthError> {
-        let user = self
-            .user
-            .as_ref()
-            .ok_or_else(AuthError::missing_credentials)?;
-        if user.holds::<P>() {
+        let Some(user) = self.user.as_ref() else {
+            decide::<P>(self, false, "no user");
+            return Err(AuthError::missing_credentials());
+        };
+        let held = user.holds::<P>();
+        decide::<P>(self, held, held_reason(held, "user"));
+        if held {
             Ok(user)
         } else {
             Err(AuthError::insufficient_scope(P::scope()))
@@ -326,22 +432,27 @@ impl Caller {
     }
 
     /// Ownership rule: every principal holds `P`, and either the caller's
-    /// user is `owner`, or every principal also holds `P::ANY`
-    /// (e.g. `images:read:any`). Call it before any mutation.
+    /// user is `owner` (same issuer and subject), or every principal also
+    /// holds `P::ANY` (e.g. `images:read:any`). Call it before any mutation.
     ///
     /// # Errors
     ///
     /// 401 when no principal verified; 403 naming `P` or `P::ANY`.
     ///
     /// ```
-    /// # use tower_mandate::{Caller, permission};
+    /// # use tower_mandate::{Caller, PrincipalId, permission};
     /// permission! { pub ImagesDelete = "images:delete"; }
-    /// # fn f(caller: &Caller, owner: &str) -> Result<(), tower_mandate::AuthError> {
-    /// caller.require_owner::<ImagesDelete>(owner)?;
+    /// # fn f(caller: &Caller) -> Result<(), tower_mandate::AuthError> {
+    /// // Stored when the image was created: `caller.user().unwrap().id()`.
+    /// let owner = PrincipalId::new("https://id.example", "alice");
+    /// caller.require_owner::<ImagesDelete>(&owner)?;
     /// // ... now delete
     /// # Ok(()) }
     /// ```
-    pub fn require_owner<P: crate::Permission>(&self, owner: &str) -> Result<(), AuthError> {
+    pub fn require_owner<P: crate::Permission>(
+        &self,
+        owner: &PrincipalId,
+    ) -> Result<(), AuthError> {
         self.owner_check::<P>(None, owner)
     }
 
@@ -354,7 +465,7 @@ impl Caller {
     pub fn require_owner_of<P: crate::Permission>(
         &self,
         resource: &str,
-        owner: &str,
+        owner: &PrincipalId,
     ) -> Result<(), AuthError> {
         self.owner_check::<P>(Some(resource), owner)
     }
@@ -362,7 +473,7 @@ impl Caller {
     fn owner_check<P: crate::Permission>(
         &self,
         resource: Option<&str>,
-        owner: &str,
+        owner: &PrincipalId,
     ) -> Result<(), AuthError> {
         let deny = |reason, error| {
             audit::decision(Some(self), false, reason, P::NAME, resource);
@@ -374,7 +485,7 @@ impl Caller {
         if !self.principals().all(Principal::holds::<P>) {
             return deny("permission missing", AuthError::insufficient_scope(P::NAME));
         }
-        if self.user.as_ref().is_some_and(|u| u.subject() == owner) {
+        if self.user.as_ref().is_some_and(|u| u.is(owner)) {
             audit::decision(Some(self), true, "owner", P::NAME, resource);
             return Ok(());
         }
@@ -407,13 +518,19 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn principal(sub: &str, perms: &[&str]) -> Principal {
+        principal_of("https://issuer", sub, perms)
+    }
+
+    pub(crate) fn principal_of(iss: &str, sub: &str, perms: &[&str]) -> Principal {
         Principal::from_parts(PrincipalParts {
             subject: sub.into(),
-            issuer: "https://issuer".into(),
+            issuer: iss.into(),
             permissions: perms.iter().copied().collect(),
+            roles: vec![],
             payload: "{}".into(),
             token: "header.payload.signature-secret".into(),
             expires_at: 4_000_000_000,
+            accepted_until: 4_000_000_060,
             not_before: None,
             actors: vec![],
             key_id: 0,
@@ -477,22 +594,44 @@ pub(crate) mod tests {
                 alice_owned_delete: false,
             },
         ];
+        let owner = PrincipalId::new("https://issuer", "alice");
         for c in cases {
             assert_eq!(c.caller.holds::<Read>(), c.read, "{}", c.name);
             assert_eq!(c.caller.require::<Read>().is_ok(), c.read, "{}", c.name);
             assert_eq!(
-                c.caller.require_owner::<Read>("alice").is_ok(),
+                c.caller.require_owner::<Read>(&owner).is_ok(),
                 c.alice_owned_read,
                 "{}",
                 c.name
             );
             assert_eq!(
-                c.caller.require_owner::<Delete>("alice").is_ok(),
+                c.caller.require_owner::<Delete>(&owner).is_ok(),
                 c.alice_owned_delete,
                 "{}",
                 c.name
             );
         }
+    }
+
+    #[test]
+    fn ownership_is_per_issuer() {
+        // Another issuer's "alice" holding every plain permission is not
+        // the owner of alice@issuer's resource.
+        let owner = PrincipalId::new("https://issuer", "alice");
+        let impostor = Caller::new(
+            Some(principal_of(
+                "https://other-issuer",
+                "alice",
+                &["images:read", "images:delete"],
+            )),
+            None,
+        );
+        assert!(impostor.require_owner::<Read>(&owner).is_err());
+        assert!(impostor.require_owner::<Delete>(&owner).is_err());
+        let real = Caller::new(Some(principal("alice", &["images:read"])), None);
+        assert!(real.require_owner::<Read>(&owner).is_ok());
+        assert!(real.user().unwrap().is(&owner));
+        assert_eq!(real.user().unwrap().id(), owner);
     }
 
     #[test]
@@ -512,9 +651,11 @@ pub(crate) mod tests {
             subject: "a".into(),
             issuer: "i".into(),
             permissions: Permissions::default(),
+            roles: vec![],
             payload: r#"{"tenant":"t1","sub":"a"}"#.into(),
             token: "t".into(),
             expires_at: 1,
+            accepted_until: 61,
             not_before: None,
             actors: vec![],
             key_id: 0,

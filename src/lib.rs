@@ -88,7 +88,7 @@ pub mod testing;
 #[cfg(feature = "tonic")]
 pub mod tonic;
 
-pub use caller::{Actor, Caller, Principal};
+pub use caller::{Actor, Caller, Principal, PrincipalId};
 pub use error::{AuthError, AuthErrorKind, ConfigError, SlotKind};
 pub use keys::{Algorithm, KeySet};
 #[cfg(feature = "jwks")]

@@ -10,7 +10,7 @@
 //! let key = SigningKey::generate(Algorithm::ES256, "relay-1");
 //! let token = key.sign_claims(&serde_json::json!({"iss": "relay", "sub": "relay"}));
 //! assert_eq!(token.split('.').count(), 3);
-//! assert_eq!(key.jwk()["kid"], "relay-1");
+//! assert_eq!(key.jwk().unwrap()["kid"], "relay-1");
 //! ```
 
 use std::fmt;
@@ -102,8 +102,28 @@ impl SigningKey {
         self.alg
     }
 
-    /// The public JWK (for HMAC keys: the `oct` JWK with the secret).
-    pub fn jwk(&self) -> Value {
+    /// Whether this is a shared secret (an HMAC key), which has no public
+    /// half and is never published.
+    pub fn is_secret(&self) -> bool {
+        matches!(self.pair, Pair::Hmac(_))
+    }
+
+    /// The shared secret of an HMAC key, for a verifier's
+    /// [`KeySet::add_hmac_secret`](crate::KeySet::add_hmac_secret).
+    pub(crate) fn secret(&self) -> Option<&[u8]> {
+        match &self.pair {
+            Pair::Hmac(secret) => Some(secret),
+            _ => None,
+        }
+    }
+
+    /// The public JWK; `None` for an HMAC key, whose secret must never be
+    /// published.
+    ///
+    /// # Security
+    ///
+    /// A JWKS document is public: a secret in it lets anyone mint tokens.
+    pub fn jwk(&self) -> Option<Value> {
         let mut jwk = match &self.pair {
             Pair::Rsa(pair) => {
                 let c = sig::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
@@ -122,12 +142,12 @@ impl SigningKey {
             Pair::Ed(pair) => {
                 json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(pair.public_key().as_ref())})
             }
-            Pair::Hmac(secret) => json!({"kty": "oct", "k": B64.encode(secret)}),
+            Pair::Hmac(_) => return None,
         };
         jwk["kid"] = json!(self.kid);
         jwk["alg"] = json!(self.alg.as_str());
         jwk["use"] = json!("sig");
-        jwk
+        Some(jwk)
     }
 
     /// The public key as PEM (`PUBLIC KEY`, SubjectPublicKeyInfo).
@@ -264,9 +284,10 @@ impl SigningKey {
         format!("{input}.{signature}")
     }
 
-    /// A JWKS document holding this key's public JWK.
+    /// A JWKS document holding this key's public JWK; for an HMAC key, a
+    /// document without keys (a secret is never published).
     pub fn jwks(&self) -> String {
-        json!({"keys": [self.jwk()]}).to_string()
+        json!({"keys": self.jwk().into_iter().collect::<Vec<_>>()}).to_string()
     }
 }
 
@@ -311,6 +332,19 @@ mod tests {
         }
         assert!(SigningKey::from_pkcs8_pem(Algorithm::ES256, "k", "garbage").is_err());
         assert!(SigningKey::from_pkcs8_pem(Algorithm::RS256, "k", &pem(ec.as_ref())).is_err());
+    }
+
+    #[test]
+    fn secrets_are_never_published() {
+        let key = SigningKey::hmac(Algorithm::HS256, "h", &[0x42; 32]);
+        assert!(key.is_secret());
+        assert_eq!(key.jwk(), None);
+        let doc: Value = serde_json::from_str(&key.jwks()).unwrap();
+        assert_eq!(doc, json!({"keys": []}));
+        let generated = SigningKey::generate(Algorithm::HS512, "g");
+        assert!(!generated.jwks().contains("\"k\""), "{}", generated.jwks());
+        let public = SigningKey::generate(Algorithm::ES256, "e");
+        assert_eq!(public.jwk().unwrap()["kty"], "EC");
     }
 
     #[test]

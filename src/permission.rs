@@ -301,20 +301,25 @@ impl PermissionMapping {
 
     /// The top-level claim names this mapping reads.
     pub(crate) fn top_level_claims(&self) -> impl Iterator<Item = &str> {
-        let roles = (!self.roles.is_empty()).then_some(&self.role_claims);
         self.claims
             .iter()
             .map(|(path, _)| path)
-            .chain(roles.into_iter().flatten())
+            .chain(&self.role_claims)
             .filter_map(|path| path.first().map(String::as_str))
     }
 
-    /// Compute the permissions of verified claims.
+    /// Compute the permissions and the roles of verified claims. Roles are
+    /// read from the role claims whether or not a role grants anything
+    /// (policies such as Cedar's use them); without a role table, a role
+    /// claim of the wrong type is passed over rather than refused.
     ///
     /// # Errors
     ///
     /// Returns the name of a claim that has the wrong JSON type.
-    pub(crate) fn extract(&self, claims: &Map<String, Value>) -> Result<Permissions, &'static str> {
+    pub(crate) fn extract(
+        &self,
+        claims: &Map<String, Value>,
+    ) -> Result<(Permissions, Vec<Box<str>>), &'static str> {
         let mut out: Vec<Box<str>> = Vec::new();
         for (path, shape) in &self.claims {
             let Some(value) = lookup(claims, path) else {
@@ -332,21 +337,32 @@ impl PermissionMapping {
                 _ => return Err("permission claim"),
             }
         }
-        if !self.roles.is_empty() {
-            for path in &self.role_claims {
-                let Some(value) = lookup(claims, path) else {
+        let strict = !self.roles.is_empty();
+        let mut roles: Vec<Box<str>> = Vec::new();
+        for path in &self.role_claims {
+            let Some(value) = lookup(claims, path) else {
+                continue;
+            };
+            let Some(items) = value.as_array() else {
+                if strict {
+                    return Err("role claim");
+                }
+                continue;
+            };
+            for role in items {
+                let Some(role) = role.as_str() else {
+                    if strict {
+                        return Err("role claim");
+                    }
                     continue;
                 };
-                let roles = value.as_array().ok_or("role claim")?;
-                for role in roles {
-                    let role = role.as_str().ok_or("role claim")?;
-                    if let Some(granted) = self.roles.get(role) {
-                        out.extend(granted.iter().map(|p| Box::from(p.as_str())));
-                    }
+                if let Some(granted) = self.roles.get(role) {
+                    out.extend(granted.iter().map(|p| Box::from(p.as_str())));
                 }
+                roles.push(role.into());
             }
         }
-        Ok(out.into_iter().collect())
+        Ok((out.into_iter().collect(), roles))
     }
 }
 
@@ -441,13 +457,28 @@ mod tests {
             let got = case
                 .mapping
                 .extract(&claims(case.claims))
-                .map(|p| p.iter().map(str::to_owned).collect::<Vec<_>>())
+                .map(|(p, _)| p.iter().map(str::to_owned).collect::<Vec<_>>())
                 .map_err(|_| ());
             let want = case
                 .want
                 .map(|v| v.into_iter().map(str::to_owned).collect::<Vec<_>>());
             assert_eq!(got, want, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn roles_are_read_through_the_mapping() {
+        let keycloak = PermissionMapping::default().with_role_claims(["realm_access.roles"]);
+        let token = claims(json!({"roles": ["admin"], "realm_access": {"roles": ["viewer"]}}));
+        let (_, roles) = keycloak.extract(&token).unwrap();
+        assert_eq!(roles, vec![Box::from("viewer")], "the configured path only");
+        let (_, roles) = PermissionMapping::default()
+            .extract(&claims(json!({"roles": "admin"})))
+            .unwrap();
+        assert!(
+            roles.is_empty(),
+            "a malformed role claim without a table is passed over"
+        );
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //! # let _ = revocation;
 //! ```
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -70,9 +71,16 @@ pub struct TokenFacts {
     pub jti: Option<String>,
     /// `iat`, when present (unix seconds).
     pub issued_at: Option<u64>,
-    /// `exp` (unix seconds): how long a replay record must live.
+    /// `exp` (unix seconds).
     pub expires_at: u64,
+    /// Until when (unix seconds) the verifier still accepts the token: `exp`
+    /// plus the issuer's leeway. A replay record must live at least this long.
+    pub accepted_until: u64,
 }
+
+/// How long a replay record outlives [`TokenFacts::accepted_until`]: room
+/// for clocks that differ between replicas and the store.
+pub const REPLAY_MARGIN_SECS: u64 = 30;
 
 impl TokenFacts {
     fn of(p: &Principal) -> Self {
@@ -85,8 +93,24 @@ impl TokenFacts {
                 .and_then(serde_json::Value::as_f64)
                 .map(|v| v as u64),
             expires_at: p.exp(),
+            accepted_until: p.accepted_until(),
         }
     }
+
+    /// Until when (unix seconds) a replay record of this token must be kept:
+    /// past the last second the verifier accepts it, plus a margin.
+    pub fn replay_record_until(&self) -> u64 {
+        self.accepted_until
+            .max(self.expires_at)
+            .saturating_add(REPLAY_MARGIN_SECS)
+    }
+}
+
+/// One store key from an issuer and an id (`jti` or `sub`), unambiguous
+/// whatever either holds: the issuer is length-prefixed, so `("a:b", "c")`
+/// and `("a", "b:c")` differ.
+pub(crate) fn key(issuer: &str, id: &str) -> String {
+    format!("{}:{issuer}:{id}", issuer.len())
 }
 
 /// A revocation list and replay record.
@@ -182,32 +206,100 @@ impl fmt::Debug for Revocation {
     }
 }
 
-const MAX_ENTRIES: usize = 100_000;
+/// Default capacity of each of [`MemoryStore`]'s expiring lists.
+pub const DEFAULT_MEMORY_CAPACITY: usize = 1_000_000;
 
-#[derive(Default)]
-struct Lists {
-    /// (iss, jti) → keep until (unix seconds).
-    seen: HashMap<(String, String), u64>,
-    revoked_tokens: HashMap<(String, String), u64>,
-    /// (iss, sub) → tokens issued before this are revoked.
-    revoked_subjects: HashMap<(String, String), u64>,
+/// Records that expire, ordered by expiry: a look-up is a hash probe, an
+/// insert a heap push, and expired records are dropped from the front of
+/// the heap — the cost per request does not grow with the number of live
+/// records, and nothing ever scans them all.
+struct Expiring {
+    until: HashMap<Arc<str>, u64>,
+    by_expiry: BinaryHeap<Reverse<(u64, Arc<str>)>>,
 }
 
-impl Lists {
+/// The store holds as many live records as it may: refuse rather than grow.
+struct Full;
+
+impl Expiring {
+    fn new() -> Self {
+        Expiring {
+            until: HashMap::new(),
+            by_expiry: BinaryHeap::new(),
+        }
+    }
+
+    fn live(&self, key: &str, now: u64) -> bool {
+        self.until.get(key).is_some_and(|until| *until > now)
+    }
+
     fn prune(&mut self, now: u64) {
-        if self.seen.len() >= MAX_ENTRIES {
-            self.seen.retain(|_, until| *until > now);
+        while let Some(Reverse((until, _))) = self.by_expiry.peek() {
+            if *until > now {
+                break;
+            }
+            let Some(Reverse((until, key))) = self.by_expiry.pop() else {
+                break;
+            };
+            // A record extended later has a newer heap entry; keep it.
+            if self.until.get(&key) == Some(&until) {
+                self.until.remove(&key);
+            }
         }
-        if self.revoked_tokens.len() >= MAX_ENTRIES {
-            self.revoked_tokens.retain(|_, until| *until > now);
+    }
+
+    /// Keep `key` until `until` (the later of an existing record's and this).
+    fn insert(&mut self, key: String, until: u64, now: u64, capacity: usize) -> Result<(), Full> {
+        self.prune(now);
+        let key: Arc<str> = key.into();
+        match self.until.get_mut(&key) {
+            Some(existing) if *existing >= until => return Ok(()),
+            Some(existing) => *existing = until,
+            None => {
+                if self.until.len() >= capacity
+                    || self.by_expiry.len() >= capacity.saturating_mul(2)
+                {
+                    return Err(Full);
+                }
+                self.until.insert(key.clone(), until);
+            }
         }
+        self.by_expiry.push(Reverse((until, key)));
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.until.len()
     }
 }
 
-/// The in-process store. Cheap to clone; clones share the lists. Bounded:
-/// expired records are dropped when the lists grow.
-#[derive(Clone, Default)]
+struct Lists {
+    capacity: usize,
+    /// Replay records, keyed by (iss, jti).
+    seen: Expiring,
+    /// Revoked tokens, keyed by (iss, jti), until their `exp`.
+    revoked_tokens: Expiring,
+    /// (iss, sub) → tokens issued before this are revoked. Written by the
+    /// operator only, never by a request, so not bounded here.
+    revoked_subjects: HashMap<String, u64>,
+}
+
+/// The in-process store. Cheap to clone; clones share the lists.
+///
+/// Bounded: the replay records and the revoked tokens are each held in
+/// expiry order, dropped as they expire, and capped
+/// ([`DEFAULT_MEMORY_CAPACITY`] live records each, about 150 bytes per
+/// record). When the replay list is full, a request that needs a new record
+/// is refused with 503 (the store cannot answer, and the layer fails closed)
+/// instead of the list growing without bound.
+#[derive(Clone)]
 pub struct MemoryStore(Arc<Mutex<Lists>>);
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_MEMORY_CAPACITY)
+    }
+}
 
 impl MemoryStore {
     /// An empty store.
@@ -215,59 +307,87 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// An empty store holding at most `capacity` live replay records and as
+    /// many revoked tokens.
+    pub fn with_capacity(capacity: usize) -> Self {
+        MemoryStore(Arc::new(Mutex::new(Lists {
+            capacity,
+            seen: Expiring::new(),
+            revoked_tokens: Expiring::new(),
+            revoked_subjects: HashMap::new(),
+        })))
+    }
+
+    fn lists(&self) -> std::sync::MutexGuard<'_, Lists> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Revoke the token `jti` of `issuer` until `until` (its `exp`).
-    pub fn revoke_token(&self, issuer: &str, jti: &str, until: u64) {
-        let mut lists = self.0.lock().expect("revocation lock");
-        lists.prune(unix_now());
+    ///
+    /// # Errors
+    ///
+    /// When the store already holds its capacity of live revoked tokens.
+    pub fn revoke_token(&self, issuer: &str, jti: &str, until: u64) -> Result<(), StoreError> {
+        let mut lists = self.lists();
+        let capacity = lists.capacity;
         lists
             .revoked_tokens
-            .insert((issuer.to_owned(), jti.to_owned()), until);
+            .insert(key(issuer, jti), until, unix_now(), capacity)
+            .map_err(|Full| StoreError("the revoked-token list is full".into()))
     }
 
     /// Revoke every token of `subject` issued by `issuer` before `issued_before`.
     pub fn revoke_subject(&self, issuer: &str, subject: &str, issued_before: u64) {
-        self.0
-            .lock()
-            .expect("revocation lock")
+        self.lists()
             .revoked_subjects
-            .insert((issuer.to_owned(), subject.to_owned()), issued_before);
+            .insert(key(issuer, subject), issued_before);
+    }
+
+    /// The number of live replay records.
+    pub fn replay_records(&self) -> usize {
+        self.lists().seen.len()
     }
 }
 
 impl TokenStore for MemoryStore {
     fn check<'a>(&'a self, token: &'a TokenFacts, guard_replay: bool) -> StoreFuture<'a, Verdict> {
-        let mut lists = self.0.lock().expect("revocation lock");
-        let verdict = verdict(&mut lists, token, guard_replay);
-        Box::pin(std::future::ready(Ok(verdict)))
+        let verdict = verdict(&mut self.lists(), token, guard_replay);
+        Box::pin(std::future::ready(verdict))
     }
 }
 
-fn verdict(lists: &mut Lists, token: &TokenFacts, guard_replay: bool) -> Verdict {
+fn verdict(
+    lists: &mut Lists,
+    token: &TokenFacts,
+    guard_replay: bool,
+) -> Result<Verdict, StoreError> {
     let now = unix_now();
-    if let Some(jti) = &token.jti
-        && lists
-            .revoked_tokens
-            .get(&(token.issuer.clone(), jti.clone()))
-            .is_some_and(|until| *until > now)
+    let jti_key = token.jti.as_deref().map(|jti| key(&token.issuer, jti));
+    if let Some(k) = &jti_key
+        && lists.revoked_tokens.live(k, now)
     {
-        return Verdict::Revoked;
+        return Ok(Verdict::Revoked);
     }
     if let Some(before) = lists
         .revoked_subjects
-        .get(&(token.issuer.clone(), token.subject.clone()))
+        .get(&key(&token.issuer, &token.subject))
         && token.issued_at.is_none_or(|iat| iat < *before)
     {
-        return Verdict::Revoked;
+        return Ok(Verdict::Revoked);
     }
-    if guard_replay && let Some(jti) = &token.jti {
-        lists.prune(now);
-        let key = (token.issuer.clone(), jti.clone());
-        if lists.seen.get(&key).is_some_and(|until| *until > now) {
-            return Verdict::Replayed;
+    if guard_replay && let Some(k) = jti_key {
+        if lists.seen.live(&k, now) {
+            return Ok(Verdict::Replayed);
         }
-        lists.seen.insert(key, token.expires_at.max(now + 1));
+        let capacity = lists.capacity;
+        lists
+            .seen
+            .insert(k, token.replay_record_until(), now, capacity)
+            .map_err(|Full| StoreError("the replay list is full".into()))?;
     }
-    Verdict::Fresh
+    Ok(Verdict::Fresh)
 }
 
 impl fmt::Debug for MemoryStore {
@@ -292,7 +412,71 @@ mod tests {
             jti: jti.map(str::to_owned),
             issued_at: Some(iat),
             expires_at: unix_now() + 60,
+            accepted_until: unix_now() + 120,
         }
+    }
+
+    #[test]
+    fn keys_are_unambiguous() {
+        assert_ne!(key("a:b", "c"), key("a", "b:c"));
+        assert_ne!(key("https://id", "x:y"), key("https://id:x", "y"));
+        assert_eq!(key("a", "b"), key("a", "b"));
+    }
+
+    #[tokio::test]
+    async fn replay_records_outlive_the_leeway() {
+        let store = MemoryStore::new();
+        let now = unix_now();
+        // Expired a second ago, but still inside the verifier's leeway.
+        let mut t = facts("alice", Some("once"), now);
+        t.expires_at = now - 1;
+        t.accepted_until = now + 59;
+        assert_eq!(store.check(&t, true).await.unwrap(), Verdict::Fresh);
+        assert_eq!(store.check(&t, true).await.unwrap(), Verdict::Replayed);
+        assert!(t.replay_record_until() >= t.accepted_until + REPLAY_MARGIN_SECS);
+    }
+
+    #[tokio::test]
+    async fn a_full_store_refuses_instead_of_growing() {
+        let store = MemoryStore::with_capacity(3);
+        for i in 0..3 {
+            let t = facts("alice", Some(&format!("j{i}")), unix_now());
+            assert_eq!(store.check(&t, true).await.unwrap(), Verdict::Fresh);
+        }
+        assert_eq!(store.replay_records(), 3);
+        let fourth = facts("alice", Some("j3"), unix_now());
+        assert!(
+            store.check(&fourth, true).await.is_err(),
+            "full: the layer answers 503"
+        );
+        // Seen ones are still recognised, and checks without the guard pass.
+        let first = facts("alice", Some("j0"), unix_now());
+        assert_eq!(store.check(&first, true).await.unwrap(), Verdict::Replayed);
+        assert_eq!(store.check(&fourth, false).await.unwrap(), Verdict::Fresh);
+        assert!(
+            store
+                .revoke_token("https://id", "a", unix_now() + 60)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn expired_records_leave_in_expiry_order() {
+        let mut list = Expiring::new();
+        let now = 1_000;
+        list.insert("late".into(), now + 100, now, 10).ok().unwrap();
+        list.insert("soon".into(), now + 1, now, 10).ok().unwrap();
+        list.insert("soon".into(), now + 50, now, 10).ok().unwrap();
+        assert_eq!(list.len(), 2);
+        list.prune(now + 10);
+        assert!(list.live("soon", now + 10), "extended, so kept");
+        list.prune(now + 60);
+        assert!(!list.live("soon", now + 60));
+        assert_eq!(list.len(), 1);
+        assert!(list.live("late", now + 60));
+        list.prune(now + 100);
+        assert_eq!(list.len(), 0);
+        assert!(list.by_expiry.is_empty());
     }
 
     #[tokio::test]
@@ -308,7 +492,7 @@ mod tests {
         );
         assert_eq!(store.check(&t, true).await.unwrap(), Verdict::Fresh);
         assert_eq!(store.check(&t, true).await.unwrap(), Verdict::Replayed);
-        store.revoke_token("https://id", "j2", now + 60);
+        store.revoke_token("https://id", "j2", now + 60).unwrap();
         assert_eq!(
             store
                 .check(&facts("bob", Some("j2"), now), false)

@@ -120,7 +120,7 @@ impl TestIssuer {
             .read()
             .expect("lock")
             .iter()
-            .map(|k| k.jwk())
+            .filter_map(|k| k.jwk())
             .collect();
         json!({ "keys": keys }).to_string()
     }
@@ -135,7 +135,19 @@ impl TestIssuer {
     }
 
     fn try_key_set(&self) -> Result<KeySet, ConfigError> {
-        KeySet::from_jwks(&self.jwks())
+        let keys = self.keys.read().expect("lock");
+        let mut set = if keys.iter().all(|k| k.is_secret()) {
+            KeySet::new()
+        } else {
+            KeySet::from_jwks(&self.jwks())?
+        };
+        // Secrets are never in the JWKS document: the verifier gets them directly.
+        for key in keys.iter() {
+            if let Some(secret) = key.secret() {
+                set = set.add_hmac_secret(Some(key.kid()), secret)?;
+            }
+        }
+        Ok(set)
     }
 
     /// Start a token for `subject`.

@@ -88,7 +88,7 @@ pub trait RequestExt {
     fn require_owner_of<P: Permission>(
         &self,
         resource: &str,
-        owner: &str,
+        owner: &crate::PrincipalId,
     ) -> Result<&Caller, Status> {
         let caller = self.caller()?;
         caller.require_owner_of::<P>(resource, owner)?;

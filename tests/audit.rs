@@ -102,8 +102,9 @@ fn callers() -> (Caller, Caller) {
 fn one_event_per_decision_with_every_field() {
     let (alice, bob) = callers();
     let events = capture(|| {
-        assert!(alice.require_owner_of::<Read>("img-1", "alice").is_ok());
-        assert!(bob.require_owner_of::<Read>("img-1", "alice").is_err());
+        let owner = tower_mandate::PrincipalId::new("https://users", "alice");
+        assert!(alice.require_owner_of::<Read>("img-1", &owner).is_ok());
+        assert!(bob.require_owner_of::<Read>("img-1", &owner).is_err());
         assert!(bob.require::<Read>().is_ok());
     });
     assert_eq!(events.len(), 3, "{events:?}");
@@ -113,7 +114,14 @@ fn one_event_per_decision_with_every_field() {
     assert_eq!(get(0, "permission"), "images:read");
     assert_eq!(get(0, "resource"), "img-1");
     assert_eq!(get(0, "user"), "alice");
+    assert_eq!(get(0, "user_issuer"), "https://users");
     assert_eq!(get(0, "service"), "archiver");
+    assert_eq!(get(0, "service_issuer"), "https://services");
+    assert_eq!(
+        get(0, "actor"),
+        "https://users#tagger",
+        "the token's issuer when act names none"
+    );
     assert_eq!(get(0, "actors"), "tagger");
     assert_eq!(
         get(0, "token_id"),
@@ -146,7 +154,8 @@ fn cedar_decisions_name_the_deciding_policies() {
         "/examples/policies/images.cedar"
     ))
     .unwrap();
-    let image = Resource::new("Image", "img-7").with_attr("owner", "alice");
+    let image = Resource::new("Image", "img-7")
+        .with_owner(&tower_mandate::PrincipalId::new("https://users", "alice"));
     let events = capture(|| {
         assert!(policy.authorize(&alice, "images:read", &image).is_allowed());
         assert!(!policy.authorize(&bob, "images:delete", &image).is_allowed());
@@ -157,4 +166,76 @@ fn cedar_decisions_name_the_deciding_policies() {
     assert_eq!(events[0]["permission"], "images:read");
     assert_eq!(events[1]["decision"], "deny");
     assert_eq!(events[1]["reason"], "cedar: no policy applies");
+}
+
+#[test]
+fn require_user_is_audited() {
+    permission! { Delete = "images:delete"; }
+    let (alice, _) = callers();
+    let events = capture(|| {
+        assert!(alice.require_user::<Read>().is_ok());
+        assert!(alice.require_user::<Delete>().is_err());
+        assert!(
+            Caller::new(None, alice.service().cloned())
+                .require_user::<Read>()
+                .is_err()
+        );
+    });
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[0]["decision"], "allow");
+    assert_eq!(events[0]["user"], "alice");
+    assert_eq!(events[1]["decision"], "deny");
+    assert_eq!(events[1]["permission"], "images:delete");
+    assert_eq!(events[1]["reason"], "user lacks permission");
+    assert_eq!(events[2]["reason"], "no user");
+}
+
+#[test]
+fn refusals_after_verification_name_who_was_refused() {
+    use tower::{Service, ServiceExt};
+    use tower_mandate::revocation::{MemoryStore, Revocation};
+    use tower_mandate::{MandateLayer, Slot};
+
+    let users = TestIssuer::es256("https://users").with_audience("a");
+    let verifier =
+        Verifier::new([Issuer::new("https://users", "a").with_keys(users.key_set())]).unwrap();
+    let layer = MandateLayer::builder()
+        .user(Slot::required(verifier))
+        .with_revocation(Revocation::new(MemoryStore::new()).guard_replay())
+        .build()
+        .unwrap();
+    let inner = tower::service_fn(|_: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    });
+    let mut service = tower::Layer::layer(&layer, inner);
+    let token = users.token("alice").sign();
+    let jti = {
+        let v =
+            Verifier::new([Issuer::new("https://users", "a").with_keys(users.key_set())]).unwrap();
+        v.verify(&token).unwrap().token_id().unwrap().to_owned()
+    };
+    let events = capture(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for want in [200, 401] {
+                let req = http::Request::get("/x")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(())
+                    .unwrap();
+                let res = service.ready().await.unwrap().call(req).await.unwrap();
+                assert_eq!(res.status().as_u16(), want);
+            }
+        });
+    });
+    let refusal = events
+        .iter()
+        .find(|e| e["decision"] == "deny")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(refusal["reason"], "token replayed");
+    assert_eq!(refusal["user"], "alice");
+    assert_eq!(refusal["user_issuer"], "https://users");
+    assert_eq!(refusal["token_id"], jti);
 }

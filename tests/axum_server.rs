@@ -472,3 +472,58 @@ async fn the_current_caller_is_set_for_the_handler_and_carried_by_spawn() {
         r#"Some("alice") Some("alice") false"#
     );
 }
+
+#[tokio::test]
+async fn a_subject_of_another_issuer_owns_nothing() {
+    // One user slot trusts issuers A and B. alice@A uploads; B's "alice",
+    // holding every permission image_store checks, can neither read nor
+    // delete it, while alice@A can.
+    use tower_mandate::testing::TestIssuer;
+    use tower_mandate::{Issuer, MandateLayer, Slot, Verifier};
+    let aud = app::DEFAULT_AUDIENCE;
+    let a = TestIssuer::rs256("https://a.example").with_audience(aud);
+    let b = TestIssuer::es256("https://b.example").with_audience(aud);
+    let mapping = || {
+        tower_mandate::PermissionMapping::default().with_permission_claims(["scope", "permissions"])
+    };
+    let users = Verifier::new([
+        Issuer::new(a.issuer(), aud)
+            .with_keys(a.key_set())
+            .with_permissions(mapping()),
+        Issuer::new(b.issuer(), aud)
+            .with_keys(b.key_set())
+            .with_permissions(mapping()),
+    ])
+    .unwrap();
+    let server = Server::start(app::router(
+        MandateLayer::builder()
+            .user(Slot::required(users))
+            .build()
+            .unwrap(),
+    ))
+    .await;
+    let client = http_client();
+    let all = "images:read images:write images:delete";
+    let alice_a = a.token("alice").scope(all).sign();
+    let alice_b = b.token("alice").scope(all).sign();
+    let (status, created) = server
+        .call(&client, "POST", "/images", Some(&alice_a), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["owner"], "alice", "the answer keeps the subject");
+    let path = format!("/images/{}", created["id"].as_str().unwrap());
+    for method in ["GET", "DELETE"] {
+        let (status, _) = server
+            .call(&client, method, &path, Some(&alice_b), None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} by B's alice");
+    }
+    let (status, body) = server
+        .call(&client, "GET", &path, Some(&alice_a), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = server
+        .call(&client, "DELETE", &path, Some(&alice_a), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}

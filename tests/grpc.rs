@@ -51,7 +51,7 @@ async fn serve(layer: MandateLayer) -> Channel {
         tonic::transport::Server::builder()
             .layer(layer)
             .add_service(service::pb::images_server::ImagesServer::new(
-                service::Store::seeded(),
+                service::Store::seeded("https://users.example"),
             ))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );

@@ -462,3 +462,102 @@ async fn the_layer_answers_503_during_an_outage_and_401_when_healthy() {
     .await;
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn keys_that_appear_late_are_used_within_a_second() {
+    // Services start in any order: the first fetch fails, the endpoint comes
+    // up, and a request is accepted within a second, with the default 10 s
+    // cooldown.
+    let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
+    let mut server = JwksServer::start(&idp).await;
+    server.stop();
+    let keys = JwksSource::new(server.url())
+        .unwrap()
+        .insecure_allow_http()
+        .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
+    let v = verifier(&idp, keys.clone());
+    let token = idp.token("alice").sign();
+    let err = v.verify_async(&token).await.unwrap_err();
+    assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable);
+    server.restart().await;
+    let up = Instant::now();
+    loop {
+        match v.verify_async(&token).await {
+            Ok(p) => {
+                assert_eq!(p.subject(), "alice");
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), AuthErrorKind::KeysUnavailable);
+                assert!(
+                    up.elapsed() < Duration::from_secs(1),
+                    "still refused {:?} after the endpoint came up",
+                    up.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    // Healthy again: a flood of unknown kids costs at most one fetch per cooldown.
+    let before = keys.stats().fetches;
+    for i in 0..200 {
+        let t = idp
+            .token("x")
+            .header("kid", json!(format!("flood-{i}")))
+            .sign();
+        assert_eq!(
+            v.verify_async(&t).await.unwrap_err().kind(),
+            AuthErrorKind::InvalidToken
+        );
+    }
+    assert!(keys.stats().fetches - before <= 1, "{:?}", keys.stats());
+}
+
+#[tokio::test]
+async fn an_endpoint_that_stays_down_is_asked_with_backoff() {
+    let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
+    let mut server = JwksServer::start(&idp).await;
+    server.stop();
+    let keys = JwksSource::new(server.url())
+        .unwrap()
+        .insecure_allow_http()
+        .with_cooldown(Duration::from_secs(10))
+        .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
+    let v = verifier(&idp, keys.clone());
+    // 2.2 s of requests: fetches at 0, ≥0.25, ≥0.75, ≥1.75 s at most.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(2200) {
+        let t = idp.token("a").sign();
+        assert_eq!(
+            v.verify_async(&t).await.unwrap_err().kind(),
+            AuthErrorKind::KeysUnavailable
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fetches = keys.stats().fetches;
+    assert!((2..=4).contains(&fetches), "{fetches} fetches in 2.2 s");
+}
+
+#[tokio::test]
+async fn cached_tokens_do_not_outlive_max_staleness() {
+    let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
+    let mut server = JwksServer::start(&idp).await;
+    let keys = source(&server)
+        .with_refresh_bounds(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .with_max_staleness(Duration::from_secs(1));
+    let v = verifier(&idp, keys);
+    let token = idp.token("alice").sign();
+    assert!(v.verify_async(&token).await.is_ok());
+    assert!(v.verify(&token).is_ok());
+    assert_eq!(v.cache_stats().hits, 1, "answered from the cache");
+    // The endpoint goes away; the keys expire after 1 s and may serve
+    // stale for 1 s more. Past that, the cache must not answer either.
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let err = v.verify_async(&token).await.unwrap_err();
+    assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable);
+}

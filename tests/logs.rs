@@ -52,7 +52,7 @@ async fn no_token_in_any_log_line() {
         .insecure_allow_http();
     let a_key = SigningKey::generate(Algorithm::ES256, "a-1");
     let a_jwks = a_key.jwks();
-    let a = SelfSigned::new("https://a.internal", a_key);
+    let a = SelfSigned::new("https://a.internal", a_key).unwrap();
 
     // B: user + service slots.
     tower_mandate::permission! { Read = "images:read"; }

@@ -70,7 +70,8 @@ async fn three_hops_forward_the_user_and_add_each_service() {
     let a_identity = SelfSigned::new(
         a_issuer.clone(),
         SigningKey::generate(Algorithm::ES256, "a-1"),
-    );
+    )
+    .unwrap();
 
     let b_keys = JwksSource::new(format!("{a_issuer}/.well-known/jwks.json"))
         .unwrap()
@@ -166,7 +167,8 @@ async fn a_listener_off_the_allow_list_receives_no_token() {
     let me = SelfSigned::new(
         "https://me.internal",
         SigningKey::generate(Algorithm::EdDSA, "me-1"),
-    );
+    )
+    .unwrap();
 
     let (allowed_addr, allowed) = recording_listener().await;
     let (other_addr, other) = recording_listener().await;
@@ -344,7 +346,8 @@ async fn the_reqwest_middleware_applies_the_same_policy() {
     let me = SelfSigned::new(
         "https://me.internal",
         SigningKey::generate(Algorithm::ES256, "me-1"),
-    );
+    )
+    .unwrap();
     let (allowed_addr, allowed) = recording_listener().await;
     let (other_addr, other) = recording_listener().await;
     let policy = PropagateLayer::new().add_destination(

@@ -21,7 +21,7 @@ fn debug_never_prints_secrets() {
     let hmac = KeySet::new()
         .add_hmac_secret(Some("h"), [0x5a; 32])
         .unwrap();
-    let jwk = idp.current_key().jwk();
+    let jwk = idp.current_key().jwk().unwrap();
     let private_parts = format!("{:?}", SigningKey::generate(Algorithm::ES256, "k"));
     let exchange = TokenExchange::new(
         "https://id/token",
@@ -83,6 +83,7 @@ fn debug_never_prints_secrets() {
             format!(
                 "{:?}",
                 SelfSigned::new("https://me", SigningKey::generate(Algorithm::EdDSA, "me"))
+                    .unwrap()
             ),
             vec![],
         ),

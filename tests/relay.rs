@@ -126,3 +126,40 @@ async fn relay_exchanges_the_user_token_at_a_real_idp() {
     assert_eq!(me["actors"], serde_json::json!(["relay-exchange"]));
     assert_eq!(me["service"]["sub"], "relay-exchange");
 }
+
+#[tokio::test]
+async fn relay_sends_no_token_where_a_redirect_points() {
+    // The allowed upstream answers 302 to localhost on another port: the
+    // relay's client refuses the hop, and the listener there sees nothing.
+    use axum::http::header::LOCATION;
+    let users = TestIssuer::rs256("https://users.example").with_audience("image-store");
+    let dir = support::temp_dir("relay-redirect");
+    let jwks = dir.join("users.json");
+    std::fs::write(&jwks, users.jwks()).unwrap();
+    let sniffer = support::Sniffer::start(8).await;
+    let target = format!("http://localhost:{}/me", sniffer.addr.port());
+    let redirector = support::Server::start(axum::Router::new().route(
+        "/me",
+        axum::routing::get(move || {
+            let target = target.clone();
+            async move { (axum::http::StatusCode::FOUND, [(LOCATION, target)]) }
+        }),
+    ))
+    .await;
+    let relay = support::Example::spawn(
+        "relay",
+        &[
+            ("USER_ISSUER", "https://users.example"),
+            ("USER_JWKS_FILE", jwks.to_str().unwrap()),
+            ("UPSTREAM", &format!("http://{}", redirector.addr)),
+            ("ALLOWED_HOSTS", "127.0.0.1"),
+        ],
+    )
+    .await;
+    let client = support::http_client();
+    let alice = users.token("alice").scope("images:read").sign();
+    let (status, _) = relay.call(&client, "GET", "/me", Some(&alice), None).await;
+    assert_eq!(status, 502, "the redirect is refused");
+    sniffer.assert_no_token(&[&alice], "relay");
+    assert!(sniffer.heads().is_empty(), "{:?}", sniffer.heads());
+}

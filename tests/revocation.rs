@@ -20,15 +20,79 @@ struct Redis {
     url: String,
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A CA and a server certificate for 127.0.0.1 made with rcgen, written to
+/// `dir`: (CA PEM, certificate path, key path, CA path).
+fn tls_files(dir: &std::path::Path) -> (String, String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let ca_pem = ca.pem();
+    (
+        ca_pem.clone(),
+        write("redis.crt", cert.pem()),
+        write("redis.key", key.serialize_pem()),
+        write("ca.crt", ca_pem),
+    )
+}
+
 impl Redis {
     fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
+        Self::spawn(
+            &["--port", &port.to_string()],
+            port,
+            format!("redis://127.0.0.1:{port}/"),
+        )
+    }
+
+    /// redis-server speaking TLS only, with a certificate from a private CA.
+    fn start_tls(cert: &str, key: &str, ca: &str) -> Redis {
+        let port = free_port();
+        Self::spawn(
+            &[
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-ca-cert-file",
+                ca,
+                "--tls-auth-clients",
+                "no",
+            ],
+            port,
+            format!("rediss://127.0.0.1:{port}/"),
+        )
+    }
+
+    fn spawn(args: &[&str], port: u16, url: String) -> Redis {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(args)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -38,10 +102,7 @@ impl Redis {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Redis {
-            child,
-            url: format!("redis://127.0.0.1:{port}/"),
-        }
+        Redis { child, url }
     }
 }
 
@@ -107,7 +168,7 @@ async fn memory_store_revokes_at_once_even_for_cached_tokens() {
         .as_str()
         .unwrap()
         .to_owned();
-    store.revoke_token(idp.issuer(), &jti, now() + 600);
+    store.revoke_token(idp.issuer(), &jti, now() + 600).unwrap();
     assert_eq!(
         status(&server, &token).await,
         401,
@@ -209,4 +270,89 @@ async fn redis_unreachable_fails_closed_by_default_and_open_when_asked() {
     assert_eq!(res.status(), 503);
     assert!(res.headers().contains_key("retry-after"));
     assert_eq!(status(&open, &token).await, 200);
+}
+
+#[tokio::test]
+async fn a_one_time_token_cannot_be_replayed_inside_the_leeway() {
+    // exp = now + 2 and a 60 s leeway: the verifier accepts the token for
+    // about a minute after exp, so its replay record must live as long.
+    let redis = Redis::start();
+    let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
+    let memory = replica(&idp, Revocation::new(MemoryStore::new()).guard_replay()).await;
+    let shared = replica(
+        &idp,
+        Revocation::new(RedisStore::new(&redis.url).unwrap()).guard_replay(),
+    )
+    .await;
+    let for_memory = idp
+        .token("svc")
+        .claim("exp", serde_json::json!(now() + 2))
+        .sign();
+    let for_redis = idp
+        .token("svc")
+        .claim("exp", serde_json::json!(now() + 2))
+        .sign();
+    assert_eq!(status(&memory, &for_memory).await, 200);
+    assert_eq!(status(&shared, &for_redis).await, 200);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        status(&memory, &for_memory).await,
+        401,
+        "replayed after exp (memory)"
+    );
+    assert_eq!(
+        status(&shared, &for_redis).await,
+        401,
+        "replayed after exp (Redis)"
+    );
+}
+
+#[tokio::test]
+async fn a_full_memory_store_fails_closed() {
+    let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
+    let server = replica(
+        &idp,
+        Revocation::new(MemoryStore::with_capacity(2)).guard_replay(),
+    )
+    .await;
+    assert_eq!(status(&server, &idp.token("a").sign()).await, 200);
+    assert_eq!(status(&server, &idp.token("b").sign()).await, 200);
+    assert_eq!(
+        status(&server, &idp.token("c").sign()).await,
+        503,
+        "no room for a record"
+    );
+}
+
+#[tokio::test]
+async fn rediss_with_a_private_ca() {
+    let dir = support::temp_dir("redis-tls");
+    let (ca_pem, cert, key, ca) = tls_files(&dir);
+    let redis = Redis::start_tls(&cert, &key, &ca);
+    let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
+    let trusted = replica(
+        &idp,
+        Revocation::new(
+            RedisStore::new_with_root_ca(&redis.url, ca_pem.as_bytes())
+                .unwrap()
+                .with_timeout(Duration::from_secs(2)),
+        )
+        .guard_replay(),
+    )
+    .await;
+    let once = idp.token("svc").sign();
+    assert_eq!(status(&trusted, &once).await, 200, "over TLS");
+    assert_eq!(status(&trusted, &once).await, 401, "the record is in Redis");
+    // The same server with the system's roots: its certificate is not trusted.
+    let untrusted = replica(
+        &idp,
+        Revocation::new(
+            RedisStore::new(&redis.url)
+                .unwrap()
+                .with_timeout(Duration::from_millis(500)),
+        ),
+    )
+    .await;
+    assert_eq!(status(&untrusted, &idp.token("x").sign()).await, 503);
+    assert!(RedisStore::new_with_root_ca("redis://127.0.0.1:1/", ca_pem.as_bytes()).is_err());
 }

@@ -25,7 +25,7 @@ async fn tokens_travel_in_grpc_metadata() {
     let service_verifier = Verifier::new([Issuer::new("https://svc.internal", "health")
         .with_keys(KeySet::from_jwks(&key.jwks()).unwrap())])
     .unwrap();
-    let me = SelfSigned::new("https://svc.internal", key);
+    let me = SelfSigned::new("https://svc.internal", key).unwrap();
 
     // The server: verifies both tokens from metadata, records who called.
     let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();

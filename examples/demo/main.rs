@@ -324,7 +324,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("\ngRPC: the same story through mandate.demo.v1.Images (img-1 is alice's)");
-    let grpc = grpc_story(grpc_layer, &alice, &bob, &archiver, &forged).await?;
+    let grpc = grpc_story(
+        grpc_layer,
+        e.users.issuer(),
+        &alice,
+        &bob,
+        &archiver,
+        &forged,
+    )
+    .await?;
     demo.failures += grpc;
 
     println!("\nkeys: the users' identity provider goes down and rotates its key");
@@ -428,6 +436,7 @@ impl AuditLines {
 /// The image-sharing story over gRPC; returns the number of steps that differ.
 async fn grpc_story(
     layer: tower_mandate::MandateLayer,
+    users_issuer: &str,
     alice: &str,
     bob: &str,
     archiver: &str,
@@ -443,7 +452,7 @@ async fn grpc_story(
         tonic::transport::Server::builder()
             .layer(layer)
             .add_service(service::pb::images_server::ImagesServer::new(
-                service::Store::seeded(),
+                service::Store::seeded(users_issuer),
             ))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );

@@ -51,11 +51,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .sign()
         );
     }
+    let users_issuer = match (&embedded, app::env("USER_ISSUER")) {
+        (Some(e), _) => e.users.issuer().to_owned(),
+        (None, Some(issuer)) => issuer,
+        (None, None) => String::new(),
+    };
     println!("grpc_store listening on http://{addr}");
     tonic::transport::Server::builder()
         .layer(layer)
         .add_service(service::pb::images_server::ImagesServer::new(
-            service::Store::seeded(),
+            service::Store::seeded(&users_issuer),
         ))
         .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
         .await?;

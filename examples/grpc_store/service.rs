@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tonic::{Request, Response, Status};
-use tower_mandate::permission;
 use tower_mandate::tonic::RequestExt;
+use tower_mandate::{PrincipalId, permission};
 
 #[allow(clippy::all, missing_docs, unreachable_pub)]
 pub(crate) mod pb {
@@ -24,27 +24,25 @@ permission! {
     pub(crate) GrpcImagesDelete = "images:delete";
 }
 
-/// In-memory images: id → (owner, size).
+/// In-memory images: id → (owner, size). Owners are (issuer, subject).
 #[derive(Clone, Default)]
-pub(crate) struct Store(Arc<Mutex<HashMap<String, (String, u64)>>>);
+pub(crate) struct Store(Arc<Mutex<HashMap<String, (PrincipalId, u64)>>>);
 
 impl Store {
-    /// The store with `img-1` owned by alice and `img-2` owned by bob.
-    pub(crate) fn seeded() -> Self {
+    /// The store with `img-1` owned by alice and `img-2` owned by bob, both
+    /// users of `users_issuer`.
+    pub(crate) fn seeded(users_issuer: &str) -> Self {
         let store = Store::default();
-        store.insert("img-1", "alice", 11);
-        store.insert("img-2", "bob", 22);
+        store.insert("img-1", PrincipalId::new(users_issuer, "alice"), 11);
+        store.insert("img-2", PrincipalId::new(users_issuer, "bob"), 22);
         store
     }
 
-    pub(crate) fn insert(&self, id: &str, owner: &str, size: u64) {
-        self.0
-            .lock()
-            .unwrap()
-            .insert(id.to_owned(), (owner.to_owned(), size));
+    pub(crate) fn insert(&self, id: &str, owner: PrincipalId, size: u64) {
+        self.0.lock().unwrap().insert(id.to_owned(), (owner, size));
     }
 
-    fn find(&self, id: &str) -> Option<(String, u64)> {
+    fn find(&self, id: &str) -> Option<(PrincipalId, u64)> {
         self.0.lock().unwrap().get(id).cloned()
     }
 }
@@ -59,7 +57,11 @@ impl Images for Store {
             .find(&id)
             .ok_or_else(|| Status::not_found("no such image"))?;
         request.require_owner_of::<GrpcImagesRead>(&id, &owner)?;
-        Ok(Response::new(Image { id, owner, size }))
+        Ok(Response::new(Image {
+            id,
+            owner: owner.subject().to_owned(),
+            size,
+        }))
     }
 
     async fn delete(

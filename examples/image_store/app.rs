@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tower_mandate::testing::TestIssuer;
 use tower_mandate::{
     Algorithm, AuthError, Caller, Issuer, JwksSource, KeySet, MandateLayer, Permission,
-    PermissionMapping, Principal, Require, Slot, Verifier, permission,
+    PermissionMapping, Principal, PrincipalId, Require, Slot, Verifier, permission,
 };
 
 permission! {
@@ -34,7 +34,8 @@ pub(crate) const DEFAULT_AUDIENCE: &str = "image-store";
 
 #[derive(Clone)]
 struct Image {
-    owner: String,
+    /// Issuer and subject: a `sub` is unique only within its issuer.
+    owner: PrincipalId,
     size: usize,
 }
 
@@ -79,15 +80,15 @@ async fn create(
     let owner = caller
         .user()
         .ok_or_else(|| AuthError::insufficient_scope(ImagesWrite::NAME))?
-        .subject()
-        .to_owned();
+        .id();
     let id = format!("img-{}", store.next.fetch_add(1, Ordering::Relaxed) + 1);
+    let answer = json!({"id": id, "owner": owner.subject()});
     let image = Image {
-        owner: owner.clone(),
+        owner,
         size: body.len(),
     };
     store.images.lock().unwrap().insert(id.clone(), image);
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "owner": owner}))).into_response())
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 fn find(store: &Store, id: &str) -> Option<Image> {
@@ -103,7 +104,7 @@ async fn read(
         return Ok(StatusCode::NOT_FOUND.into_response());
     };
     caller.require_owner_of::<ImagesRead>(&id, &image.owner)?;
-    Ok(Json(json!({"id": id, "owner": image.owner, "size": image.size})).into_response())
+    Ok(Json(json!({"id": id, "owner": image.owner.subject(), "size": image.size})).into_response())
 }
 
 async fn remove(
@@ -141,12 +142,17 @@ impl From<KeySet> for Keys {
     }
 }
 
-/// Plain http is accepted for loopback hosts only.
+/// Plain http is accepted for loopback hosts only. The URL is parsed, so
+/// that `http://localhost:80@evil.example/` (whose host is `evil.example`)
+/// is not taken for loopback.
 pub(crate) fn is_loopback(url: &str) -> bool {
-    let rest = url.strip_prefix("http://").unwrap_or("");
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    uri.scheme_str() == Some("http")
+        && uri
+            .host()
+            .is_some_and(|h| matches!(h, "127.0.0.1" | "localhost" | "[::1]"))
 }
 
 impl Keys {
@@ -307,5 +313,57 @@ pub(crate) fn layer(
             .service(Slot::optional(service))
             .build(),
         None => builder.user(Slot::required(user)).build(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_urls_are_parsed() {
+        struct Case {
+            url: &'static str,
+            loopback: bool,
+        }
+        let cases = [
+            Case {
+                url: "http://127.0.0.1:8080/jwks",
+                loopback: true,
+            },
+            Case {
+                url: "http://localhost/x",
+                loopback: true,
+            },
+            Case {
+                url: "http://[::1]:3000",
+                loopback: true,
+            },
+            Case {
+                url: "http://localhost:80@evil.example/",
+                loopback: false,
+            },
+            Case {
+                url: "http://127.0.0.1@evil.example/",
+                loopback: false,
+            },
+            Case {
+                url: "http://127.0.0.1.evil.example/",
+                loopback: false,
+            },
+            Case {
+                url: "https://127.0.0.1/",
+                loopback: false,
+            },
+            Case {
+                url: "http://evil.example/?h=127.0.0.1",
+                loopback: false,
+            },
+            Case {
+                url: "not a url",
+                loopback: false,
+            },
+        ];
+        for c in cases {
+            assert_eq!(super::is_loopback(c.url), c.loopback, "{}", c.url);
+        }
     }
 }

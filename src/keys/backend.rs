@@ -3,8 +3,10 @@
 //! With the `aws-lc-rs` feature, each key is turned into aws-lc-rs parsed
 //! keys (one per algorithm it may verify) when it is loaded, so a request pays
 //! only for the signature. Without it, verification goes through
-//! jsonwebtoken's RustCrypto provider (`rust-crypto`). With neither feature,
-//! loading a key is a configuration error.
+//! jsonwebtoken's RustCrypto provider (`rust-crypto`), called directly —
+//! never through jsonwebtoken's process-wide default provider, which the
+//! application owns. With neither feature, loading a key is a
+//! configuration error.
 
 use super::{AlgSet, Algorithm, Material};
 
@@ -93,6 +95,9 @@ mod imp {
 
 #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
 mod imp {
+    use base64::Engine as _;
+    use jsonwebtoken::crypto::rust_crypto;
+    use jsonwebtoken::signature::Verifier as _;
     use jsonwebtoken::{Algorithm as JwtAlg, DecodingKey};
 
     use super::{AlgSet, Algorithm, Material};
@@ -130,10 +135,21 @@ mod imp {
             Ok(Verifiers { key, algs })
         }
 
+        /// Through the RustCrypto provider itself, never jsonwebtoken's
+        /// process-wide default: an application may install another one, or
+        /// enable both of jsonwebtoken's backends, and this must not change.
         pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature_b64: &str) -> bool {
-            self.algs.contains(alg)
-                && jsonwebtoken::crypto::verify(signature_b64, message, &self.key, jwt_alg(alg))
-                    .unwrap_or(false)
+            if !self.algs.contains(alg) {
+                return false;
+            }
+            let Ok(signature) =
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature_b64)
+            else {
+                return false;
+            };
+            let factory = rust_crypto::DEFAULT_PROVIDER.verifier_factory;
+            factory(&jwt_alg(alg), &self.key)
+                .is_ok_and(|verifier| verifier.verify(message, &signature).is_ok())
         }
     }
 }

@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -64,7 +65,30 @@ struct State {
     jwks_uri: Option<String>,
     /// The last fetch failed.
     failing: bool,
+    /// Fetches that failed in a row (0 after a good one): sets the backoff.
+    failures: u32,
     last_attempt: Option<Instant>,
+}
+
+/// The first retry after a failed fetch; each further failure doubles it,
+/// up to the cooldown.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+
+/// How long to wait after the last of `failures` failed fetches in a row:
+/// 250 ms, doubled for each further failure, at most the cooldown.
+fn backoff(settings: &Settings, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_RETRY
+        .saturating_mul(1 << doublings)
+        .min(settings.cooldown)
+}
+
+/// `now + d`, saturating: durations from configuration may be huge
+/// (`Duration::MAX` for "never"), and `Instant` arithmetic must not panic.
+fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 /// Counters of a [`JwksSource`], for metrics.
@@ -220,6 +244,7 @@ impl JwksSource {
                 etag: None,
                 jwks_uri: None,
                 failing: false,
+                failures: 0,
                 last_attempt: None,
             }),
             flight: Mutex::new(None),
@@ -235,8 +260,12 @@ impl JwksSource {
         Self::build(self.0.location.clone(), settings)
     }
 
-    /// Minimum time between two refetches caused by unknown kids (default 10 s);
-    /// also the retry interval after a failed fetch.
+    /// Minimum time between two refetches caused by unknown kids (default
+    /// 10 s). After a failed fetch, the next one may start after 250 ms,
+    /// then twice as long after each further failure, up to the cooldown:
+    /// keys that appear late (services start in any order) are picked up
+    /// within a second, and an endpoint that stays down is asked at most
+    /// once per cooldown.
     pub fn with_cooldown(self, cooldown: Duration) -> Self {
         self.map_settings(|s| s.cooldown = cooldown)
     }
@@ -329,19 +358,50 @@ impl JwksSource {
         self.0.state.load().keys.kids().map(str::to_owned).collect()
     }
 
+    /// Whether a token verified with key `id` may still be answered from
+    /// the verified-token cache: the key is still in the set, and the set is
+    /// not staler than [`with_max_staleness`](Self::with_max_staleness)
+    /// allows. Starts the refresh ahead of expiry, as a look-up would.
     pub(crate) fn contains_key_id(&self, id: u64) -> bool {
-        self.0.state.load().keys.contains_key_id(id)
+        let now = Instant::now();
+        let state = self.0.state.load();
+        if !self.usable(&state, now) {
+            return false;
+        }
+        if state.refresh_at.is_some_and(|r| now >= r) {
+            self.refresh_in_background(&state, now);
+        }
+        state.keys.contains_key_id(id)
     }
 
     fn usable(&self, state: &State, now: Instant) -> bool {
         !state.keys.is_empty()
-            && state
-                .expires_at
-                .is_some_and(|e| now <= e + self.0.settings.max_staleness)
+            && state.expires_at.is_some_and(|e| {
+                e.checked_add(self.0.settings.max_staleness)
+                    .is_none_or(|limit| now <= limit)
+            })
     }
 
-    fn retry_after(&self) -> u64 {
-        self.0.settings.cooldown.as_secs().max(1)
+    fn backoff(&self, failures: u32) -> Duration {
+        backoff(&self.0.settings, failures)
+    }
+
+    /// Whether the backoff after a failed fetch still runs.
+    fn backing_off(&self, state: &State, now: Instant) -> bool {
+        state.failing
+            && state
+                .last_attempt
+                .is_some_and(|a| now.duration_since(a) < self.backoff(state.failures))
+    }
+
+    /// `Retry-After` in whole seconds: the backoff while failing, else the cooldown.
+    fn retry_after(&self, state: &State) -> u64 {
+        let wait = if state.failing {
+            self.backoff(state.failures)
+        } else {
+            self.0.settings.cooldown
+        };
+        wait.as_secs_f64().ceil().max(1.0) as u64
     }
 
     /// Find the key for a token; never blocks.
@@ -371,7 +431,7 @@ impl JwksSource {
             {
                 return Lookup::Unknown {
                     failing: state.failing || !usable,
-                    retry_after: self.retry_after(),
+                    retry_after: self.retry_after(&state),
                 };
             }
         }
@@ -388,7 +448,7 @@ impl JwksSource {
         } else {
             Lookup::Unknown {
                 failing: state.failing || !usable,
-                retry_after: self.retry_after(),
+                retry_after: self.retry_after(&state),
             }
         }
     }
@@ -404,12 +464,9 @@ impl JwksSource {
             return true;
         }
         let cooldown = self.0.settings.cooldown;
-        // After a failure, back off for a cooldown whatever caused the fetch.
-        if state.failing
-            && state
-                .last_attempt
-                .is_some_and(|a| now.duration_since(a) < cooldown)
-        {
+        // After a failure, back off (250 ms, doubling up to the cooldown)
+        // whatever caused the fetch.
+        if self.backing_off(state, now) {
             return false;
         }
         if !usable {
@@ -450,19 +507,15 @@ impl JwksSource {
         self.0
             .flight
             .lock()
-            .expect("flight lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(|rx| !*rx.borrow())
     }
 
     fn refresh_in_background(&self, state: &State, now: Instant) {
-        if tokio::runtime::Handle::try_current().is_err() || self.in_flight() {
-            return;
-        }
-        if state.failing
-            && state
-                .last_attempt
-                .is_some_and(|a| now.duration_since(a) < self.0.settings.cooldown)
+        if tokio::runtime::Handle::try_current().is_err()
+            || self.in_flight()
+            || self.backing_off(state, now)
         {
             return;
         }
@@ -472,7 +525,19 @@ impl JwksSource {
     /// Join the fetch in flight or start one (single flight). The fetch runs
     /// in its own task, so it completes even if every waiter goes away.
     fn start_fetch(&self) -> watch::Receiver<bool> {
-        let mut flight = self.0.flight.lock().expect("flight lock");
+        let shared = self.0.clone();
+        self.start_flight(async move { fetch(&shared).await })
+    }
+
+    /// Run `work` as the flight, unless one is in flight already. The flight
+    /// lands when `work` ends, however it ends: a panic inside it drops the
+    /// guard, which tells the waiters, so the source is never left "in
+    /// flight" for ever.
+    fn start_flight<F>(&self, work: F) -> watch::Receiver<bool>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut flight = self.0.flight.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(rx) = flight.as_ref()
             && !*rx.borrow()
         {
@@ -485,10 +550,10 @@ impl JwksSource {
         let (tx, rx) = watch::channel(false);
         *flight = Some(rx.clone());
         drop(flight);
-        let shared = self.0.clone();
+        let landed = Landed(tx);
         runtime.spawn(async move {
-            fetch(&shared).await;
-            let _ = tx.send(true);
+            let _landed = landed;
+            work.await;
         });
         rx
     }
@@ -501,6 +566,16 @@ impl JwksSource {
 
     async fn wait(&self, mut rx: watch::Receiver<bool>) {
         let _ = tokio::time::timeout(self.0.settings.max_wait, rx.wait_for(|done| *done)).await;
+    }
+}
+
+/// Tells the waiters of a flight that it is over, when dropped: at the end
+/// of the fetch, or while a panic unwinds it.
+struct Landed(watch::Sender<bool>);
+
+impl Drop for Landed {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
     }
 }
 
@@ -665,11 +740,12 @@ async fn fetch(shared: &Shared) {
             shared.state.store(Arc::new(State {
                 keys,
                 fetched_at: Some(now),
-                refresh_at: Some(now + ttl.mul_f64(0.75)),
-                expires_at: Some(now + ttl),
+                refresh_at: Some(after(now, ttl - ttl / 4)),
+                expires_at: Some(after(now, ttl)),
                 etag,
                 jwks_uri: Some(jwks_uri),
                 failing: false,
+                failures: 0,
                 last_attempt: Some(now),
             }));
             shared.negative.lock().expect("negative cache lock").clear();
@@ -680,16 +756,19 @@ async fn fetch(shared: &Shared) {
             shared.state.store(Arc::new(State {
                 keys: previous.keys.clone(),
                 fetched_at: Some(now),
-                refresh_at: Some(now + ttl.mul_f64(0.75)),
-                expires_at: Some(now + ttl),
+                refresh_at: Some(after(now, ttl - ttl / 4)),
+                expires_at: Some(after(now, ttl)),
                 etag: previous.etag.clone(),
                 jwks_uri: Some(jwks_uri),
                 failing: false,
+                failures: 0,
                 last_attempt: Some(now),
             }));
         }
         Err(error) => {
             shared.counters.failures.fetch_add(1, Ordering::Relaxed);
+            let failures = previous.failures.saturating_add(1);
+            let backoff = backoff(&shared.settings, failures);
             tracing::warn!(
                 target: "tower_mandate::keys",
                 %error,
@@ -699,12 +778,13 @@ async fn fetch(shared: &Shared) {
             shared.state.store(Arc::new(State {
                 keys: previous.keys.clone(),
                 fetched_at: previous.fetched_at,
-                // Retry in the background after a cooldown.
-                refresh_at: Some(now + shared.settings.cooldown),
+                // Retry in the background after the backoff.
+                refresh_at: Some(after(now, backoff)),
                 expires_at: previous.expires_at,
                 etag: previous.etag.clone(),
                 jwks_uri: previous.jwks_uri.clone(),
                 failing: true,
+                failures,
                 last_attempt: Some(now),
             }));
         }
@@ -823,6 +903,54 @@ mod tests {
         assert_eq!(shorten(&"a".repeat(100)).len(), 64);
         let multi = format!("{}é", "a".repeat(63));
         assert_eq!(shorten(&multi), "a".repeat(63));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cooldown() {
+        let settings = Settings::default();
+        let ms = |n| backoff(&settings, n).as_millis();
+        assert_eq!(
+            [ms(1), ms(2), ms(3), ms(4), ms(5)],
+            [250, 500, 1000, 2000, 4000]
+        );
+        assert_eq!(ms(6), 8000);
+        assert_eq!(ms(7), 10_000, "capped at the cooldown");
+        assert_eq!(ms(u32::MAX), 10_000);
+    }
+
+    #[test]
+    fn huge_durations_saturate() {
+        let now = Instant::now();
+        assert!(after(now, Duration::MAX) > now);
+        let source = JwksSource::new("https://id.example/jwks")
+            .unwrap()
+            .with_cooldown(Duration::MAX)
+            .with_max_staleness(Duration::MAX)
+            .with_refresh_bounds(Duration::MAX, Duration::MAX, Duration::MAX)
+            .with_max_wait(Duration::MAX);
+        let state = source.0.state.load();
+        assert!(!source.usable(&state, now), "no keys yet");
+        assert_eq!(source.retry_after(&state), u64::MAX);
+        assert!(!source.contains_key_id(1));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_fetch_does_not_stay_in_flight() {
+        let source = JwksSource::new("https://id.example/jwks").unwrap();
+        let mut rx = source.start_flight(async { panic!("a fetch that panics") });
+        // The waiters are told, and the next fetch can start.
+        tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|done| *done))
+            .await
+            .expect("the flight lands")
+            .expect("landed, not closed");
+        assert!(!source.in_flight());
+        // A new flight starts, and lands in its turn.
+        let mut rx = source.start_flight(async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        });
+        assert!(source.in_flight());
+        rx.wait_for(|done| *done).await.unwrap();
+        assert!(!source.in_flight());
     }
 
     #[test]

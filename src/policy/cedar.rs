@@ -11,14 +11,15 @@ use cedar_policy::{
 };
 use serde_json::Value;
 
-use crate::{AuthError, Caller, ConfigError, Principal, audit};
+use crate::{AuthError, Caller, ConfigError, Principal, PrincipalId, audit};
 
 /// A resource a handler asks about: its Cedar entity type (e.g. `Image`),
-/// its id, and attributes policies may read (e.g. `owner`).
+/// its id, its owner, and attributes policies may read.
 #[derive(Debug, Clone)]
 pub struct Resource {
     kind: String,
     id: String,
+    owner: Option<PrincipalId>,
     attrs: Vec<(String, Value)>,
 }
 
@@ -28,8 +29,18 @@ impl Resource {
         Resource {
             kind: kind.into(),
             id: id.into(),
+            owner: None,
             attrs: Vec::new(),
         }
+    }
+
+    /// The user who owns it, as the attribute `owner`: the entity
+    /// `User::"<issuer>#<subject>"`, so that a policy compares it with
+    /// `principal` (`resource.owner == principal`) and an `alice` of
+    /// another issuer is someone else.
+    pub fn with_owner(mut self, owner: &PrincipalId) -> Self {
+        self.owner = Some(owner.clone());
+        self
     }
 
     /// Add an attribute: a string, boolean, integer, or array of those.
@@ -86,15 +97,25 @@ impl PolicyDecision {
 
 /// A Cedar policy set and how a [`Caller`] maps onto Cedar entities.
 ///
-/// - principal: `User::"<sub>"` with its roles (the `roles` claim) as parent
-///   entities `Role::"<role>"` and the attribute `sub`; or, for a caller with
-///   no user, `Service::"<sub>"`;
+/// Identities are issuer and subject together, written `<issuer>#<subject>`
+/// (an issuer identifier has no fragment, so the first `#` separates them):
+///
+/// - principal: `User::"<issuer>#<sub>"` with its roles (read through its
+///   issuer's [`PermissionMapping`](crate::PermissionMapping), see
+///   [`Principal::roles`]) as parent entities `Role::"<role>"`, and the
+///   attributes `sub` and `iss`; or, for a caller with no user,
+///   `Service::"<issuer>#<sub>"`;
 /// - action: `Action::"<permission>"` (e.g. `Action::"images:read"`);
-/// - resource: the handler's [`Resource`];
+/// - resource: the handler's [`Resource`], its [owner](Resource::with_owner)
+///   as the entity attribute `owner`;
 /// - context: `permission` (the action as a string), `principal_holds`
-///   (the principal holds that permission), `service` (the calling service's
-///   subject, or `""`), `service_holds` (it holds the permission too, or
-///   there is no service), `has_user`, and `actors` (the actor chain).
+///   (the principal holds that permission, through the same mapping as
+///   `Require<P>`), `service` (the calling service's `<issuer>#<sub>`, or
+///   `""`), `service_holds` (it holds the permission too, or there is no
+///   service), `has_user`, and `actor` (the current actor of a delegated
+///   token, `<issuer>#<sub>` with the token's issuer when `act` names none,
+///   or `""`). Earlier actors of the chain are for audit only and are not
+///   given to policies.
 ///
 /// ```
 /// # #[cfg(feature = "test-util")] {
@@ -104,15 +125,20 @@ impl PolicyDecision {
 /// let policy = CedarPolicy::from_text(r#"
 ///     @id("owners")
 ///     permit(principal is User, action, resource is Image)
-///     when { resource.owner == principal.sub };
+///     when { resource.owner == principal };
 /// "#)?;
 /// # let idp = TestIssuer::es256("https://id").with_audience("a");
 /// # let v = Verifier::new([Issuer::new("https://id", "a").with_keys(idp.key_set())])?;
 /// # let caller = Caller::new(Some(v.verify(&idp.token("alice").sign())?), None);
-/// let image = Resource::new("Image", "img-1").with_attr("owner", "alice");
+/// let owner = caller.user().unwrap().id();
+/// let image = Resource::new("Image", "img-1").with_owner(&owner);
 /// let decision = policy.authorize(&caller, "images:read", &image);
 /// assert!(decision.is_allowed());
 /// assert_eq!(decision.policies(), ["owners"]);
+/// // The same subject from another issuer is not the owner.
+/// let theirs = Resource::new("Image", "img-2")
+///     .with_owner(&tower_mandate::PrincipalId::new("https://other", "alice"));
+/// assert!(!policy.authorize(&caller, "images:read", &theirs).is_allowed());
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -135,8 +161,9 @@ fn uid(kind: &EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(kind.clone(), EntityId::new(id))
 }
 
-fn string_set<'a>(items: impl Iterator<Item = &'a str>) -> RestrictedExpression {
-    RestrictedExpression::new_set(items.map(|s| RestrictedExpression::new_string(s.to_owned())))
+/// The Cedar id of an identity: `<issuer>#<subject>`.
+fn cedar_id(issuer: &str, subject: &str) -> String {
+    format!("{issuer}#{subject}")
 }
 
 fn expression(value: &Value) -> Option<RestrictedExpression> {
@@ -193,22 +220,18 @@ impl CedarPolicy {
         } else {
             &self.service_type
         };
-        let me = uid(kind, principal.subject());
-        let roles: Vec<EntityUid> = principal
-            .claim("roles")
-            .and_then(Value::as_array)
-            .map(|roles| {
-                roles
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(|r| uid(&self.role_type, r))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let attrs = HashMap::from([(
-            "sub".to_owned(),
-            RestrictedExpression::new_string(principal.subject().to_owned()),
-        )]);
+        let me = uid(kind, &cedar_id(principal.issuer(), principal.subject()));
+        let roles: Vec<EntityUid> = principal.roles().map(|r| uid(&self.role_type, r)).collect();
+        let attrs = HashMap::from([
+            (
+                "sub".to_owned(),
+                RestrictedExpression::new_string(principal.subject().to_owned()),
+            ),
+            (
+                "iss".to_owned(),
+                RestrictedExpression::new_string(principal.issuer().to_owned()),
+            ),
+        ]);
         let mut entities: Vec<Entity> = roles.iter().map(|r| Entity::with_uid(r.clone())).collect();
         let parents: HashSet<EntityUid> = roles.into_iter().collect();
         if let Ok(entity) = Entity::new(me.clone(), attrs, parents) {
@@ -266,11 +289,18 @@ impl CedarPolicy {
             return deny(format!("{:?} is not a Cedar entity type", resource.kind));
         };
         let resource_uid = uid(&resource_type, &resource.id);
-        let attrs: HashMap<String, RestrictedExpression> = resource
+        let mut attrs: HashMap<String, RestrictedExpression> = resource
             .attrs
             .iter()
             .filter_map(|(k, v)| expression(v).map(|e| (k.clone(), e)))
             .collect();
+        if let Some(owner) = &resource.owner {
+            let owner = uid(&self.user_type, &cedar_id(owner.issuer(), owner.subject()));
+            attrs.insert(
+                "owner".to_owned(),
+                RestrictedExpression::new_entity_uid(owner),
+            );
+        }
         match Entity::new(resource_uid.clone(), attrs, HashSet::new()) {
             Ok(entity) => entities.push(entity),
             Err(e) => return deny(e.to_string()),
@@ -280,10 +310,14 @@ impl CedarPolicy {
         // by building Cedar sets on every request.
         let principal_holds = principal.permissions().contains(action);
         let service_holds = service.is_none_or(|s| s.permissions().contains(action));
+        let service_id = service.map_or_else(String::new, |s| cedar_id(s.issuer(), s.subject()));
+        let actor_id = caller
+            .actor_id()
+            .map_or_else(String::new, |a| cedar_id(a.issuer(), a.subject()));
         let context = Context::from_pairs([
             (
                 "service".to_owned(),
-                RestrictedExpression::new_string(service.map_or("", Principal::subject).to_owned()),
+                RestrictedExpression::new_string(service_id),
             ),
             (
                 "principal_holds".to_owned(),
@@ -298,8 +332,8 @@ impl CedarPolicy {
                 RestrictedExpression::new_bool(is_user),
             ),
             (
-                "actors".to_owned(),
-                string_set(caller.actors().iter().map(|a| a.subject())),
+                "actor".to_owned(),
+                RestrictedExpression::new_string(actor_id),
             ),
             (
                 "permission".to_owned(),
@@ -369,6 +403,8 @@ mod tests {
 
     struct World {
         users: TestIssuer,
+        /// A second users' issuer trusted by the same slot.
+        others: TestIssuer,
         services: TestIssuer,
         uv: Verifier,
         sv: Verifier,
@@ -377,14 +413,19 @@ mod tests {
     impl World {
         fn new() -> Self {
             let users = TestIssuer::es256("https://users").with_audience("a");
+            let others = TestIssuer::es256("https://users-b").with_audience("a");
             let services = TestIssuer::es256("https://services").with_audience("a");
-            let uv = Verifier::new([Issuer::new("https://users", "a").with_keys(users.key_set())])
-                .unwrap();
+            let uv = Verifier::new([
+                Issuer::new("https://users", "a").with_keys(users.key_set()),
+                Issuer::new("https://users-b", "a").with_keys(others.key_set()),
+            ])
+            .unwrap();
             let sv =
                 Verifier::new([Issuer::new("https://services", "a").with_keys(services.key_set())])
                     .unwrap();
             World {
                 users,
+                others,
                 services,
                 uv,
                 sv,
@@ -426,8 +467,42 @@ mod tests {
             Some(w.users.token("alice").scope(all)),
             Some(w.services.token("thumbnailer").scope("images:write")),
         );
-        let alices = Resource::new("Image", "img-1").with_attr("owner", "alice");
-        let bobs = Resource::new("Image", "img-2").with_attr("owner", "bob");
+        // alice of the other issuer, with every plain permission and the admin
+        // role's name in her own `roles` claim.
+        let other_alice = w.caller(
+            Some(
+                w.others
+                    .token("alice")
+                    .scope(all)
+                    .claim("roles", json!(["not-a-mapped-role"])),
+            ),
+            None,
+        );
+        // A delegated token whose chain names the tagger, but not as the
+        // current actor, and no service token: the tagger is not calling.
+        let chain_names_tagger = w.caller(
+            Some(
+                w.users
+                    .token("alice")
+                    .scope("images:read")
+                    .claim("act", json!({"sub": "gateway", "act": {"sub": "tagger"}})),
+            ),
+            None,
+        );
+        // The tagger calls for alice, but the token's current actor is the gateway.
+        let tagger_not_actor = w.caller(
+            Some(
+                w.users
+                    .token("alice")
+                    .scope("images:read")
+                    .claim("act", json!({"sub": "gateway", "act": {"sub": "tagger"}})),
+            ),
+            Some(w.services.token("tagger").scope("tags:write")),
+        );
+        let alices =
+            Resource::new("Image", "img-1").with_owner(&PrincipalId::new("https://users", "alice"));
+        let bobs =
+            Resource::new("Image", "img-2").with_owner(&PrincipalId::new("https://users", "bob"));
 
         struct Case<'a> {
             name: &'a str,
@@ -519,6 +594,46 @@ mod tests {
                 policy: "admins-read-any",
             },
             Case {
+                name: "another issuer's alice reads",
+                caller: &other_alice,
+                action: "images:read",
+                resource: &alices,
+                allowed: false,
+                policy: "",
+            },
+            Case {
+                name: "another issuer's alice writes",
+                caller: &other_alice,
+                action: "images:write",
+                resource: &alices,
+                allowed: false,
+                policy: "",
+            },
+            Case {
+                name: "another issuer's alice deletes",
+                caller: &other_alice,
+                action: "images:delete",
+                resource: &alices,
+                allowed: false,
+                policy: "",
+            },
+            Case {
+                name: "the chain names the tagger, no service token",
+                caller: &chain_names_tagger,
+                action: "tags:write",
+                resource: &alices,
+                allowed: false,
+                policy: "",
+            },
+            Case {
+                name: "the tagger calls, the current actor is another",
+                caller: &tagger_not_actor,
+                action: "tags:write",
+                resource: &alices,
+                allowed: false,
+                policy: "",
+            },
+            Case {
                 name: "owner through a weak service",
                 caller: &weak_service,
                 action: "images:read",
@@ -544,7 +659,8 @@ mod tests {
     #[test]
     fn bad_policies_are_refused_and_anonymous_callers_denied() {
         let policy = CedarPolicy::from_text(POLICIES).unwrap();
-        let image = Resource::new("Image", "img-1").with_attr("owner", "alice");
+        let image =
+            Resource::new("Image", "img-1").with_owner(&PrincipalId::new("https://users", "alice"));
         assert!(CedarPolicy::from_text("permit(principal, action, resource").is_err());
         assert!(CedarPolicy::from_file("/nonexistent.cedar").is_err());
         let anonymous = policy.authorize(&Caller::default(), "images:read", &image);

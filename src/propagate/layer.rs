@@ -111,16 +111,25 @@ impl Destination {
         let Some(scheme) = uri.scheme_str() else {
             return false;
         };
+        self.matches_origin(scheme, uri.host(), uri.port_u16())
+    }
+
+    /// Whether `scheme://host:port` (the port defaulted from the scheme) is
+    /// this destination.
+    pub(crate) fn matches_origin(
+        &self,
+        scheme: &str,
+        host: Option<&str>,
+        port: Option<u16>,
+    ) -> bool {
         let default_port = match scheme {
             "https" => 443,
             "http" => 80,
             _ => return false,
         };
         scheme == self.scheme
-            && uri
-                .host()
-                .is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
-            && uri.port_u16().unwrap_or(default_port) == self.port
+            && host.is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
+            && port.unwrap_or(default_port) == self.port
     }
 }
 
@@ -160,18 +169,37 @@ pub(crate) struct Policy {
 /// itself is kept unless [`PropagateLayer::overwrite_existing`]. Values are
 /// marked sensitive, so HTTP/2 never indexes them and `Debug` hides them.
 ///
+/// # Security: redirects
+///
+/// hyper-util's client and tonic's `Channel` never follow redirects. A
+/// redirect-following layer (tower-http's `FollowRedirect`) must sit
+/// **outside** this layer, so that every hop passes through it and is
+/// matched against the destinations again: a hop off the list then leaves
+/// with no token attached.
+///
+/// ```text
+/// ServiceBuilder::new()
+///     .layer(FollowRedirectLayer::new())   // outside: each hop is a new request below
+///     .layer(propagate_layer)              // attaches per hop, for listed hops only
+///     .service(client)
+/// ```
+///
+/// The other order (`FollowRedirect` inside) would resend the headers this
+/// layer attached to wherever `Location` points.
+///
 /// ```
 /// use tower_mandate::propagate::{Destination, PropagateLayer};
 /// use tower_mandate::provider::{SelfSigned, TokenRequest};
 /// use tower_mandate::{Algorithm, mint::SigningKey};
 ///
-/// let me = SelfSigned::new("https://relay.internal", SigningKey::generate(Algorithm::ES256, "relay-1"));
+/// let me = SelfSigned::new("https://relay.internal", SigningKey::generate(Algorithm::ES256, "relay-1"))?;
 /// let layer = PropagateLayer::new().add_destination(
 ///     Destination::https("images.internal")
 ///         .forward_user_token()
 ///         .with_service_token(me, TokenRequest::for_audience("image-store")),
 /// );
 /// # let _ = layer;
+/// # Ok::<(), tower_mandate::ConfigError>(())
 /// ```
 #[derive(Clone)]
 #[must_use]
@@ -370,6 +398,10 @@ where
 }
 
 impl Policy {
+    pub(crate) fn destinations(&self) -> &[Destination] {
+        &self.destinations
+    }
+
     pub(crate) fn destination_for(&self, uri: &Uri) -> Option<&Destination> {
         if self.single && uri.scheme().is_none() && uri.authority().is_none() {
             return self.destinations.first();

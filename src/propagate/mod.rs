@@ -49,7 +49,7 @@ mod layer;
 mod reqwest;
 
 #[cfg(feature = "reqwest")]
-pub use self::reqwest::PropagateMiddleware;
+pub use self::reqwest::{PropagateMiddleware, redirect_policy};
 pub use context::{Scoped, spawn};
 pub use job::{AsService, OnBehalfOf};
 pub use layer::{BoxError, Destination, Propagate, PropagateLayer, ResponseFuture};

@@ -30,8 +30,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 #[cfg(all(feature = "oauth", feature = "fuzzing"))]
 pub(crate) use oauth::parse_token_response;
@@ -217,9 +219,14 @@ impl<P: TokenProvider + ?Sized> TokenProvider for Arc<P> {
 const MAX_CACHED: usize = 10_000;
 const ATTEMPTS: u32 = 3;
 
+/// What the callers waiting for one fetch get: set once, when it ends.
+type Outcome = Option<Result<AccessToken, ProviderError>>;
+
 struct Entry {
     token: Option<AccessToken>,
-    flight: Arc<tokio::sync::Mutex<()>>,
+    /// The fetch in flight for this request, if any: its outcome is handed
+    /// to every caller that joined it.
+    flight: Option<watch::Receiver<Outcome>>,
 }
 
 /// Cache, single flight and retries, shared by the providers.
@@ -228,36 +235,87 @@ pub(crate) struct Cache {
     entries: Mutex<HashMap<TokenRequest, Entry>>,
 }
 
-impl Cache {
-    fn fresh(&self, request: &TokenRequest) -> Option<AccessToken> {
-        let entries = self.entries.lock().expect("token cache lock");
-        entries
-            .get(request)
-            .and_then(|e| e.token.clone())
-            .filter(|t| Instant::now() < t.refresh_at())
-    }
+/// Ends a flight: hands its outcome to the waiters and stores the token.
+/// Dropped without an outcome (the leading caller went away), it ends the
+/// flight with none, and the waiters start over: one of them leads the next.
+struct Leader<'c> {
+    cache: &'c Cache,
+    request: &'c TokenRequest,
+    tx: watch::Sender<Outcome>,
+}
 
-    fn flight(&self, request: &TokenRequest) -> Arc<tokio::sync::Mutex<()>> {
-        let mut entries = self.entries.lock().expect("token cache lock");
-        if entries.len() >= MAX_CACHED && !entries.contains_key(request) {
-            let now = Instant::now();
-            entries.retain(|_, e| e.token.as_ref().is_some_and(|t| now < t.expires_at));
-            if entries.len() >= MAX_CACHED {
-                entries.clear();
+impl Leader<'_> {
+    fn land(self, outcome: &Result<AccessToken, ProviderError>) {
+        if let Some(entry) = self.cache.lock().get_mut(self.request) {
+            entry.flight = None;
+            if let Ok(token) = outcome {
+                entry.token = Some(token.clone());
             }
         }
-        entries
-            .entry(request.clone())
-            .or_insert_with(|| Entry {
-                token: None,
-                flight: Arc::default(),
-            })
-            .flight
-            .clone()
+        self.tx.send_replace(Some(outcome.clone()));
+        // Drop sees an outcome and leaves the entry alone.
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        if self.tx.borrow().is_none()
+            && let Some(entry) = self.cache.lock().get_mut(self.request)
+        {
+            entry.flight = None;
+        }
+    }
+}
+
+enum Turn<'c> {
+    Cached(AccessToken),
+    Lead(Leader<'c>),
+    Join(watch::Receiver<Outcome>),
+}
+
+impl Cache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenRequest, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A fresh cached token, the flight to join, or the lead of a new one.
+    fn turn<'c>(&'c self, request: &'c TokenRequest) -> Turn<'c> {
+        let mut entries = self.lock();
+        if entries.len() >= MAX_CACHED && !entries.contains_key(request) {
+            let now = Instant::now();
+            entries.retain(|_, e| {
+                e.flight.is_some() || e.token.as_ref().is_some_and(|t| now < t.expires_at)
+            });
+            if entries.len() >= MAX_CACHED {
+                entries.retain(|_, e| e.flight.is_some());
+            }
+        }
+        let entry = entries.entry(request.clone()).or_insert(Entry {
+            token: None,
+            flight: None,
+        });
+        if let Some(token) = entry
+            .token
+            .as_ref()
+            .filter(|t| Instant::now() < t.refresh_at())
+        {
+            return Turn::Cached(token.clone());
+        }
+        if let Some(rx) = &entry.flight {
+            return Turn::Join(rx.clone());
+        }
+        let (tx, rx) = watch::channel(None);
+        entry.flight = Some(rx);
+        Turn::Lead(Leader {
+            cache: self,
+            request,
+            tx,
+        })
     }
 
     /// The cached token, or one fetched by exactly one of the concurrent
-    /// callers asking for it.
+    /// callers asking for it; the others wait for that fetch (retries
+    /// included) and get its outcome, a failure as much as a token.
     pub(crate) async fn get<F, Fut>(
         &self,
         request: TokenRequest,
@@ -267,36 +325,45 @@ impl Cache {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<AccessToken, ProviderError>>,
     {
-        if let Some(token) = self.fresh(&request) {
-            return Ok(token);
-        }
-        let flight = self.flight(&request);
-        let _guard = flight.lock().await;
-        if let Some(token) = self.fresh(&request) {
-            return Ok(token);
-        }
-        let mut attempt = 0;
-        let token = loop {
-            match fetch().await {
-                Ok(token) => break token,
-                Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS => {
-                    attempt += 1;
-                    let backoff = Duration::from_millis(100 << attempt);
-                    tracing::warn!(target: "tower_mandate::provider", error = %e, attempt, "retrying token request");
-                    tokio::time::sleep(backoff).await;
+        loop {
+            match self.turn(&request) {
+                Turn::Cached(token) => return Ok(token),
+                Turn::Lead(leader) => {
+                    let outcome = with_retries(&fetch).await;
+                    leader.land(&outcome);
+                    return outcome;
                 }
-                Err(e) => return Err(e),
+                Turn::Join(mut rx) => {
+                    if let Ok(outcome) = rx.wait_for(Option::is_some).await
+                        && let Some(outcome) = outcome.clone()
+                    {
+                        return outcome;
+                    }
+                    // The leader went away without an outcome: start over.
+                }
             }
-        };
-        if let Some(entry) = self
-            .entries
-            .lock()
-            .expect("token cache lock")
-            .get_mut(&request)
-        {
-            entry.token = Some(token.clone());
         }
-        Ok(token)
+    }
+}
+
+/// `fetch`, retried on transient failures with backoff.
+async fn with_retries<F, Fut>(fetch: &F) -> Result<AccessToken, ProviderError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<AccessToken, ProviderError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match fetch().await {
+            Ok(token) => return Ok(token),
+            Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS => {
+                attempt += 1;
+                let backoff = Duration::from_millis(100 << attempt);
+                tracing::warn!(target: "tower_mandate::provider", error = %e, attempt, "retrying token request");
+                tokio::time::sleep(backoff).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -368,5 +435,93 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(rejected.kind(), ProviderErrorKind::Rejected);
+    }
+
+    #[tokio::test]
+    async fn waiters_share_one_failing_fetch() {
+        // An identity-provider outage: every attempt fails. 50 concurrent
+        // callers wait for one fetch and its retries, and all get its failure.
+        let cache = Arc::new(Cache::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get(TokenRequest::for_audience("down"), || {
+                        let calls = calls.clone();
+                        async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Err::<AccessToken, _>(ProviderError::new(
+                                ProviderErrorKind::Unavailable,
+                                "503",
+                            ))
+                        }
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            let e = t.await.unwrap().unwrap_err();
+            assert_eq!(e.kind(), ProviderErrorKind::Unavailable);
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            ATTEMPTS as usize,
+            "one fetch's attempts"
+        );
+        // One fetch (3 attempts of 50 ms, backoffs of 200 and 400 ms), not
+        // 50 in a row (about 37 s): a bound far from both.
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        // The next call, after the outage, fetches anew.
+        let got = cache
+            .get(TokenRequest::for_audience("down"), || async {
+                Ok(AccessToken::new("back", Duration::from_secs(300)))
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.secret(), "back");
+    }
+
+    #[tokio::test]
+    async fn a_leader_that_goes_away_hands_over() {
+        let cache = Arc::new(Cache::default());
+        let request = TokenRequest::for_audience("x");
+        let leader = {
+            let (cache, request) = (cache.clone(), request.clone());
+            tokio::spawn(async move {
+                cache
+                    .get(request, || async {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        Ok(AccessToken::new("never", Duration::from_secs(300)))
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let waiter = {
+            let (cache, request) = (cache.clone(), request.clone());
+            tokio::spawn(async move {
+                cache
+                    .get(request, || async {
+                        Ok(AccessToken::new("second", Duration::from_secs(300)))
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        leader.abort();
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the waiter takes over")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.secret(), "second");
     }
 }

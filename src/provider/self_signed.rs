@@ -11,6 +11,7 @@ use serde_json::json;
 use super::{
     AccessToken, Cache, ProviderError, ProviderErrorKind, TokenFuture, TokenProvider, TokenRequest,
 };
+use crate::ConfigError;
 use crate::mint::SigningKey;
 use crate::verify::unix_now;
 
@@ -25,10 +26,12 @@ use crate::verify::unix_now;
 /// use tower_mandate::{Algorithm, mint::SigningKey};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let relay = SelfSigned::new("https://relay.internal", SigningKey::generate(Algorithm::ES256, "relay-1"));
+/// # async fn main() -> Result<(), tower_mandate::ConfigError> {
+/// let relay = SelfSigned::new("https://relay.internal", SigningKey::generate(Algorithm::ES256, "relay-1"))?;
 /// let token = relay.token(TokenRequest::for_audience("image-store")).await.unwrap();
 /// assert_eq!(token.secret().split('.').count(), 3);
+/// assert!(SelfSigned::new("https://relay.internal", SigningKey::generate(Algorithm::HS256, "h")).is_err());
+/// # Ok(())
 /// # }
 /// ```
 #[derive(Clone)]
@@ -44,15 +47,27 @@ struct Inner {
 
 impl SelfSigned {
     /// Sign as `issuer` (also the subject) with `key`; tokens live 5 minutes.
-    pub fn new(issuer: impl Into<String>, key: SigningKey) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// When `key` is an HMAC secret: peers trust a self-signed service
+    /// through its published JWKS document, and a secret must never be
+    /// published (whoever reads it could sign as this service).
+    pub fn new(issuer: impl Into<String>, key: SigningKey) -> Result<Self, ConfigError> {
         let issuer = issuer.into();
-        SelfSigned(Arc::new(Inner {
+        if key.is_secret() {
+            return Err(ConfigError::InvalidKey {
+                kid: Some(key.kid().to_owned()),
+                reason: "a self-signed service needs an asymmetric key: an HMAC secret cannot be published".into(),
+            });
+        }
+        Ok(SelfSigned(Arc::new(Inner {
             subject: issuer.clone(),
             issuer,
             key: Arc::new(key),
             lifetime: Duration::from_secs(300),
             cache: Cache::default(),
-        }))
+        })))
     }
 
     fn rebuild(self, f: impl FnOnce(&mut String, &mut Duration)) -> Self {

@@ -6,17 +6,23 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use super::{StoreError, StoreFuture, TokenFacts, TokenStore, Verdict};
+use super::{StoreError, StoreFuture, TokenFacts, TokenStore, Verdict, key};
 use crate::verify::unix_now;
 
 /// Revocation lists and replay records in Redis, shared by every replica
 /// that uses the same server and key prefix.
 ///
-/// Keys: `{prefix}rt:{iss}:{jti}` (revoked token, expiring with it),
-/// `{prefix}rs:{iss}:{sub}` (subject revoked for tokens issued before the
-/// stored time), `{prefix}seen:{iss}:{jti}` (replay record, `SET NX`,
-/// expiring with the token). The connection is made on first use, with
-/// timeouts, so startup never fails because Redis is down.
+/// Keys: `{prefix}rt:{n}:{iss}:{jti}` (revoked token, expiring with it),
+/// `{prefix}rs:{n}:{iss}:{sub}` (subject revoked for tokens issued before
+/// the stored time), `{prefix}seen:{n}:{iss}:{jti}` (replay record, `SET
+/// NX`, kept until the verifier would refuse the token anyway, plus
+/// [`REPLAY_MARGIN_SECS`](super::REPLAY_MARGIN_SECS)), where `n` is the
+/// length of the issuer in bytes, so that an issuer or id holding `:` can
+/// never be read as another pair. The connection is made on first use,
+/// with timeouts, so startup never fails because Redis is down.
+///
+/// `rediss://` URLs connect over TLS (rustls), trusting the system's roots
+/// or, with [`RedisStore::new_with_root_ca`], a private CA.
 pub struct RedisStore {
     client: redis::Client,
     prefix: String,
@@ -36,7 +42,27 @@ impl RedisStore {
     ///
     /// When the URL is not a Redis URL.
     pub fn new(url: &str) -> Result<Self, crate::ConfigError> {
-        let client = redis::Client::open(url).map_err(|e| crate::ConfigError::InvalidRule {
+        Self::from_client(redis::Client::open(url))
+    }
+
+    /// A store at a `rediss://` URL whose server certificate is signed by
+    /// the CA in `root_ca_pem` (PEM), instead of one the system trusts.
+    ///
+    /// # Errors
+    ///
+    /// When the URL is not a `rediss://` URL, or the PEM holds no certificate.
+    pub fn new_with_root_ca(url: &str, root_ca_pem: &[u8]) -> Result<Self, crate::ConfigError> {
+        Self::from_client(redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_ca_pem.to_vec()),
+            },
+        ))
+    }
+
+    fn from_client(client: redis::RedisResult<redis::Client>) -> Result<Self, crate::ConfigError> {
+        let client = client.map_err(|e| crate::ConfigError::InvalidRule {
             issuer: String::new(),
             reason: format!("Redis URL: {e}"),
         })?;
@@ -92,7 +118,7 @@ impl RedisStore {
         until: u64,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let key = format!("{}rt:{issuer}:{jti}", self.prefix);
+        let key = format!("{}rt:{}", self.prefix, key(issuer, jti));
         redis::cmd("SET")
             .arg(key)
             .arg(1)
@@ -115,7 +141,7 @@ impl RedisStore {
         issued_before: u64,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let key = format!("{}rs:{issuer}:{subject}", self.prefix);
+        let key = format!("{}rs:{}", self.prefix, key(issuer, subject));
         redis::cmd("SET")
             .arg(key)
             .arg(issued_before)
@@ -129,14 +155,15 @@ impl TokenStore for RedisStore {
     fn check<'a>(&'a self, token: &'a TokenFacts, guard_replay: bool) -> StoreFuture<'a, Verdict> {
         Box::pin(async move {
             let mut conn = self.conn().await?;
-            let jti = token.jti.as_deref().unwrap_or("");
+            let jti = key(&token.issuer, token.jti.as_deref().unwrap_or(""));
             let (revoked_token, revoked_before): (bool, Option<u64>) = redis::pipe()
                 .cmd("EXISTS")
-                .arg(format!("{}rt:{}:{jti}", self.prefix, token.issuer))
+                .arg(format!("{}rt:{jti}", self.prefix))
                 .cmd("GET")
                 .arg(format!(
-                    "{}rs:{}:{}",
-                    self.prefix, token.issuer, token.subject
+                    "{}rs:{}",
+                    self.prefix,
+                    key(&token.issuer, &token.subject)
                 ))
                 .query_async(&mut conn)
                 .await
@@ -149,11 +176,11 @@ impl TokenStore for RedisStore {
             }
             if guard_replay && token.jti.is_some() {
                 let first: Option<String> = redis::cmd("SET")
-                    .arg(format!("{}seen:{}:{jti}", self.prefix, token.issuer))
+                    .arg(format!("{}seen:{jti}", self.prefix))
                     .arg(1)
                     .arg("NX")
                     .arg("EXAT")
-                    .arg(token.expires_at.max(unix_now() + 1))
+                    .arg(token.replay_record_until().max(unix_now() + 1))
                     .query_async(&mut conn)
                     .await
                     .map_err(err)?;

@@ -227,8 +227,15 @@ impl Config {
         caller
     }
 
-    fn refuse<B: RejectionBody>(&self, error: AuthError, headers: &HeaderMap) -> Response<B> {
-        crate::audit::decision(None, false, error.reason(), "authenticate", None);
+    /// Refuse; `caller` is who verified before the refusal (a revoked or
+    /// replayed token), for the audit event.
+    fn refuse<B: RejectionBody>(
+        &self,
+        error: AuthError,
+        headers: &HeaderMap,
+        caller: Option<&Caller>,
+    ) -> Response<B> {
+        crate::audit::decision(caller, false, error.reason(), "authenticate", None);
         tracing::debug!(
             target: "tower_mandate::server",
             kind = ?error.kind(),
@@ -479,7 +486,7 @@ where
                                 let caller = config.accept(&mut req, caller);
                                 caller.scope(inner.call(req)).await
                             }
-                            Err(error) => Ok(config.refuse(error, req.headers())),
+                            Err(error) => Ok(config.refuse(error, req.headers(), Some(&caller))),
                         }
                     }),
                 }
@@ -491,7 +498,7 @@ where
                 }
             }
             Err(Step::Refused(error)) => Kind::Reject {
-                response: Some(self.config.refuse(error, req.headers())),
+                response: Some(self.config.refuse(error, req.headers(), None)),
             },
             // Keys must be fetched: the only path that allocates a future.
             #[cfg(feature = "jwks")]
@@ -502,15 +509,15 @@ where
                 Kind::Slow {
                     future: Box::pin(async move {
                         let caller = match config.authenticate_async(req.headers()).await {
-                            Ok(caller) => config.revoked(&caller).await.map(|()| caller),
-                            Err(e) => Err(e),
+                            Ok(caller) => caller,
+                            Err(error) => return Ok(config.refuse(error, req.headers(), None)),
                         };
-                        match caller {
-                            Ok(caller) => {
+                        match config.revoked(&caller).await {
+                            Ok(()) => {
                                 let caller = config.accept(&mut req, caller);
                                 caller.scope(inner.call(req)).await
                             }
-                            Err(error) => Ok(config.refuse(error, req.headers())),
+                            Err(error) => Ok(config.refuse(error, req.headers(), Some(&caller))),
                         }
                     }),
                 }

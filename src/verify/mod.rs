@@ -14,7 +14,11 @@
 //! 6. `exp` (required), `nbf` and `iat` as numbers within the leeway; `aud`
 //!    holds an accepted audience; `sub` is a string; `typ` and required
 //!    claims when configured; registered claims of the wrong JSON type refuse
-//!    the token; the `act` chain is no deeper than allowed.
+//!    the token; the `act` chain is no deeper than allowed;
+//! 7. a `typ` header, when present, is `JWT` or `at+jwt` unless the issuer
+//!    [requires another](Issuer::require_typ): tokens of other kinds
+//!    (`secevent+jwt`, `logout+jwt`, `dpop+jwt`, `txntoken+jwt`, …) are
+//!    refused (RFC 8725 §3.11-3.12).
 //!
 //! ```
 //! use tower_mandate::{Issuer, Verifier};
@@ -151,6 +155,8 @@ impl Issuer {
 
     /// Require the header `typ` (e.g. `at+jwt`, RFC 9068 §4). Compared
     /// case-insensitively, with or without the `application/` prefix.
+    /// Without it, a token without `typ` or typed `JWT` or `at+jwt` is
+    /// accepted, and one typed as any other kind is refused.
     pub fn require_typ(mut self, typ: &str) -> Self {
         self.typ = Some(normalize_typ(typ));
         self
@@ -213,6 +219,11 @@ impl Issuer {
         if self.name.is_empty() {
             return Err(rule("the issuer is empty"));
         }
+        // Identities are written `<issuer>#<subject>` (Cedar ids, audit):
+        // an issuer identifier has no fragment (RFC 8414 §2).
+        if self.name.contains('#') {
+            return Err(rule("an issuer identifier has no fragment ('#')"));
+        }
         if self.audiences.iter().any(String::is_empty) {
             return Err(rule("an audience is empty"));
         }
@@ -264,11 +275,17 @@ impl Issuer {
         now: u64,
     ) -> Result<Checked, AuthError> {
         let invalid = AuthError::invalid_token;
-        if let Some(want) = &self.typ {
-            match &header.typ {
-                Some(typ) if normalize_typ(typ) == *want => {}
-                _ => return Err(invalid("wrong token type")),
+        match (&self.typ, &header.typ) {
+            (Some(want), Some(typ)) if normalize_typ(typ) == *want => {}
+            (Some(_), _) => return Err(invalid("wrong token type")),
+            // RFC 8725 §3.11-3.12: a token typed as another kind of JWT (a
+            // security event, a logout token, a DPoP proof, a transaction
+            // token, …) is never an access token here, signed by a trusted
+            // issuer or not.
+            (None, Some(typ)) if !is_access_token_typ(typ) => {
+                return Err(invalid("token of another kind"));
             }
+            (None, _) => {}
         }
         let exp = numeric_date(claims.exp)?.ok_or_else(|| invalid("missing exp"))?;
         if now >= (exp.floor() as u64).saturating_add(self.leeway) {
@@ -334,16 +351,19 @@ impl Issuer {
         {
             return Err(invalid("actor not allowed by may_act"));
         }
-        let permissions = self
+        let (permissions, roles) = self
             .permissions
             .extract(captured)
             .map_err(|_| invalid("claim of wrong type"))?;
+        let exp = exp.floor() as u64;
         Ok(Checked {
             subject,
-            exp: exp.floor() as u64,
+            exp,
+            accepted_until: exp.saturating_add(self.leeway),
             nbf,
             actors,
             permissions,
+            roles,
         })
     }
 }
@@ -351,9 +371,22 @@ impl Issuer {
 struct Checked {
     subject: String,
     exp: u64,
+    accepted_until: u64,
     nbf: Option<u64>,
     actors: Vec<Actor>,
     permissions: crate::Permissions,
+    roles: Vec<Box<str>>,
+}
+
+/// Whether an explicit `typ` names a plain JWT or an access token
+/// (`JWT`, `at+jwt`, RFC 9068 §2.1), compared case-insensitively with or
+/// without `application/`. Every other kind needs [`Issuer::require_typ`].
+fn is_access_token_typ(typ: &str) -> bool {
+    let typ = typ
+        .get(..12)
+        .filter(|p| p.eq_ignore_ascii_case("application/"))
+        .map_or(typ, |_| &typ[12..]);
+    typ.eq_ignore_ascii_case("jwt") || typ.eq_ignore_ascii_case("at+jwt")
 }
 
 fn normalize_typ(typ: &str) -> String {
@@ -670,9 +703,11 @@ impl Verifier {
             subject: checked.subject,
             issuer: issuer.name.clone(),
             permissions: checked.permissions,
+            roles: checked.roles,
             payload: json,
             token: token.into(),
             expires_at: checked.exp,
+            accepted_until: checked.accepted_until,
             not_before: checked.nbf,
             actors: checked.actors,
             key_id: key.id,

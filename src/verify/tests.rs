@@ -330,6 +330,109 @@ fn typ_and_required_claims() {
 }
 
 #[test]
+fn tokens_of_another_kind_are_refused() {
+    struct Case {
+        typ: Option<&'static str>,
+        ok: bool,
+    }
+    let idp = TestIssuer::es256(ISS).with_audience(AUD);
+    let v = verifier_for(&idp, |i| i);
+    let cases = [
+        Case {
+            typ: None,
+            ok: true,
+        },
+        Case {
+            typ: Some("JWT"),
+            ok: true,
+        },
+        Case {
+            typ: Some("jwt"),
+            ok: true,
+        },
+        Case {
+            typ: Some("at+jwt"),
+            ok: true,
+        },
+        Case {
+            typ: Some("application/at+JWT"),
+            ok: true,
+        },
+        Case {
+            typ: Some("secevent+jwt"),
+            ok: false,
+        },
+        Case {
+            typ: Some("application/secevent+jwt"),
+            ok: false,
+        },
+        Case {
+            typ: Some("logout+jwt"),
+            ok: false,
+        },
+        Case {
+            typ: Some("dpop+jwt"),
+            ok: false,
+        },
+        Case {
+            typ: Some("txntoken+jwt"),
+            ok: false,
+        },
+        Case {
+            typ: Some("wit+jwt"),
+            ok: false,
+        },
+        Case {
+            typ: Some("wpt+jwt"),
+            ok: false,
+        },
+        Case {
+            typ: Some("JOSE+JSON"),
+            ok: false,
+        },
+        Case {
+            typ: Some(""),
+            ok: false,
+        },
+        Case {
+            typ: Some("application/"),
+            ok: false,
+        },
+    ];
+    for c in cases {
+        let mut token = idp.token("a");
+        if let Some(typ) = c.typ {
+            token = token.header("typ", json!(typ));
+        }
+        let got = v.verify(&token.sign());
+        match c.ok {
+            true => assert!(got.is_ok(), "{:?}: {got:?}", c.typ),
+            false => assert_eq!(
+                got.unwrap_err().reason(),
+                "token of another kind",
+                "{:?}",
+                c.typ
+            ),
+        }
+    }
+    // A slot that asks for a kind gets that kind only.
+    let set = verifier_for(&idp, |i| i.require_typ("secevent+jwt"));
+    assert!(
+        set.verify(&idp.token("a").header("typ", json!("secevent+jwt")).sign())
+            .is_ok()
+    );
+    assert!(set.verify(&idp.token("a").sign()).is_err());
+}
+
+#[test]
+fn issuers_with_a_fragment_are_refused() {
+    let idp = TestIssuer::es256("https://id.example#x").with_audience(AUD);
+    let err = Verifier::new([Issuer::new("https://id.example#x", AUD).with_keys(idp.key_set())])
+        .unwrap_err();
+    assert!(err.to_string().contains("fragment"), "{err}");
+}
+
+#[test]
 fn several_issuers_use_their_own_keys() {
     let a = TestIssuer::rs256("https://a.example").with_audience(AUD);
     let b = TestIssuer::eddsa("https://b.example").with_audience(AUD);

@@ -184,6 +184,16 @@ def main():
     add("header", "zip", rs(zip="DEF"))
     add("header", "nested cty JWT", rs(cty="JWT"))
 
+    # Tokens of another kind, validly signed by the users' issuer, with the
+    # claims an access token would have (RFC 8725 §3.11-3.12).
+    for typ in ["secevent+jwt", "application/secevent+jwt", "logout+jwt", "dpop+jwt",
+                "txntoken+jwt", "wit+jwt", "wpt+jwt", "id_token+jwt"]:
+        add("token kind", f"typ {typ}", jwt.encode(base, rsa_key, algorithm="RS256",
+                                                   headers={"kid": "rsa", "typ": typ}))
+    set_claims = dict(base, events={"https://schemas.openid.net/secevent/risc/event-type/account-disabled": {}})
+    add("token kind", "security event token (PyJWT)", jwt.encode(set_claims, rsa_key, algorithm="RS256",
+                                                                 headers={"kid": "rsa", "typ": "secevent+jwt"}))
+
     # Other serialisations.
     jwe_key = jwk.JWK.generate(kty="oct", size=256)
     e = jwe.JWE(json.dumps(base).encode(), json_encode({"alg": "dir", "enc": "A256GCM"}))

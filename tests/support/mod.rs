@@ -343,3 +343,75 @@ impl Drop for Idp {
         let _ = self.child.wait();
     }
 }
+
+/// A plain TCP listener on 127.0.0.1 that records the head of every
+/// request it receives (at most `max` connections, then it stops) and
+/// answers each `200 {}`.
+pub struct Sniffer {
+    pub addr: SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sniffer {
+    pub async fn start(max: usize) -> Sniffer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let sink = heads.clone();
+        tokio::spawn(async move {
+            for _ in 0..max {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                        match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf))
+                            .await
+                        {
+                            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+                            _ => break,
+                        }
+                    }
+                    sink.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&head).into_owned());
+                    let _ = socket
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                        )
+                        .await;
+                });
+            }
+        });
+        Sniffer { addr, heads }
+    }
+
+    /// Every request head received so far.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+
+    /// Panics if any received request holds one of `secrets`, or a header
+    /// whose name mentions authorization or token.
+    pub fn assert_no_token(&self, secrets: &[&str], context: &str) {
+        for head in self.heads() {
+            for secret in secrets {
+                assert!(
+                    !head.contains(secret),
+                    "{context}: a token reached the sniffer:\n{head}"
+                );
+            }
+            for line in head.lines().skip(1) {
+                let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+                assert!(
+                    !name.contains("authorization") && !name.contains("token"),
+                    "{context}: a token header reached the sniffer: {line}"
+                );
+            }
+        }
+    }
+}
