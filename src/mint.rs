@@ -110,6 +110,7 @@ impl SigningKey {
 
     /// The shared secret of an HMAC key, for a verifier's
     /// [`KeySet::add_hmac_secret`](crate::KeySet::add_hmac_secret).
+    #[cfg(feature = "test-util")]
     pub(crate) fn secret(&self) -> Option<&[u8]> {
         match &self.pair {
             Pair::Hmac(secret) => Some(secret),

@@ -561,3 +561,36 @@ async fn cached_tokens_do_not_outlive_max_staleness() {
     let err = v.verify_async(&token).await.unwrap_err();
     assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable);
 }
+
+#[tokio::test]
+async fn keys_that_appear_after_a_long_outage_are_used_within_a_second() {
+    // Under steady traffic for 5 s with no keys at all, the backoff would
+    // have grown to seconds; while no key is usable it stays under a second.
+    let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
+    let mut server = JwksServer::start(&idp).await;
+    server.stop();
+    let keys = JwksSource::new(server.url())
+        .unwrap()
+        .insecure_allow_http()
+        .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
+    let v = verifier(&idp, keys.clone());
+    let token = idp.token("alice").sign();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        let err = v.verify_async(&token).await.unwrap_err();
+        assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.restart().await;
+    let up = Instant::now();
+    while let Err(e) = v.verify_async(&token).await {
+        assert_eq!(e.kind(), AuthErrorKind::KeysUnavailable);
+        assert!(
+            up.elapsed() < Duration::from_millis(1500),
+            "still refused {:?} after the endpoint came up",
+            up.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(keys.stats().failures <= 9, "at most about one fetch a second: {:?}", keys.stats());
+}

@@ -112,7 +112,7 @@ async fn reqwest_refuses_every_redirect_off_the_destination() {
     let port = sniffer.addr.port();
     let client = reqwest_middleware::ClientBuilder::new(
         reqwest::Client::builder()
-            .redirect(redirect_policy(&f.layer))
+            .redirect(redirect_policy())
             .build()
             .unwrap(),
     )
@@ -135,7 +135,14 @@ async fn reqwest_refuses_every_redirect_off_the_destination() {
             for code in CODES {
                 for (name, target) in &targets {
                     let res = client.get(redirect_url(&f, code, target)).send().await;
-                    assert!(res.is_err(), "{code} to {name}: followed ({res:?})");
+                    // Refused by the policy, before connecting: a redirect error,
+                    // not a connection or TLS failure at the target.
+                    match res {
+                        Err(reqwest_middleware::Error::Reqwest(e)) => {
+                            assert!(e.is_redirect(), "{code} to {name}: {e:?}")
+                        }
+                        other => panic!("{code} to {name}: followed ({other:?})"),
+                    }
                 }
                 // A redirect that stays on the destination is followed, with the tokens.
                 let own = f.upstream.url("/me");
@@ -176,6 +183,37 @@ async fn without_the_policy_the_middleware_refuses_the_answer() {
     let heads = sniffer.heads();
     assert_eq!(heads.len(), 1);
     assert!(heads[0].contains(&f.service_token), "the control leaks");
+}
+
+#[tokio::test]
+async fn a_chain_that_leaves_and_comes_back_is_refused_at_the_first_hop() {
+    // destination → another host → the destination again: the answer comes
+    // from the destination, so only the policy can stop the middle hop.
+    let f = fixture().await;
+    let client = reqwest_middleware::ClientBuilder::new(
+        reqwest::Client::builder()
+            .redirect(redirect_policy())
+            .build()
+            .unwrap(),
+    )
+    .with(PropagateMiddleware::new(&f.layer))
+    .build();
+    let back = f.upstream.url("/me");
+    let mut via = reqwest::Url::parse(&format!(
+        "http://localhost:{}/to/302",
+        f.upstream.addr.port()
+    ))
+    .unwrap();
+    via.query_pairs_mut().append_pair("url", &back);
+    let res = f
+        .caller
+        .clone()
+        .scope(client.get(redirect_url(&f, 302, via.as_str())).send())
+        .await;
+    match res {
+        Err(reqwest_middleware::Error::Reqwest(e)) => assert!(e.is_redirect(), "{e:?}"),
+        other => panic!("followed: {other:?}"),
+    }
 }
 
 type Hyper = hyper_util::client::legacy::Client<

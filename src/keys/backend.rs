@@ -97,7 +97,6 @@ mod imp {
 mod imp {
     use base64::Engine as _;
     use jsonwebtoken::crypto::rust_crypto;
-    use jsonwebtoken::signature::Verifier as _;
     use jsonwebtoken::{Algorithm as JwtAlg, DecodingKey};
 
     use super::{AlgSet, Algorithm, Material};

@@ -451,8 +451,15 @@ mod tests {
         let all = "images:read images:write images:delete tags:write";
         let alice = w.caller(Some(w.users.token("alice").scope(all)), None);
         let bob = w.caller(Some(w.users.token("bob").scope(all)), None);
+        // alice's token exchanged for the tagger: the actor is the services'
+        // tagger, which calls with its own token.
         let tagger_for_alice = w.caller(
-            Some(w.users.token("alice").scope(all).actor("tagger")),
+            Some(
+                w.users
+                    .token("alice")
+                    .scope(all)
+                    .claim("act", json!({"sub": "tagger", "iss": "https://services"})),
+            ),
             Some(w.services.token("tagger").scope("tags:write")),
         );
         let archiver = w.caller(
@@ -467,35 +474,46 @@ mod tests {
             Some(w.users.token("alice").scope(all)),
             Some(w.services.token("thumbnailer").scope("images:write")),
         );
-        // alice of the other issuer, with every plain permission and the admin
-        // role's name in her own `roles` claim.
+        // alice of the other issuer, with every plain permission and the
+        // admin role's name in her own `roles` claim.
         let other_alice = w.caller(
             Some(
                 w.others
                     .token("alice")
                     .scope(all)
-                    .claim("roles", json!(["not-a-mapped-role"])),
+                    .claim("roles", json!(["image-admin"])),
             ),
             None,
         );
+        let tagger_chain = json!({
+            "sub": "gateway",
+            "iss": "https://services",
+            "act": {"sub": "tagger", "iss": "https://services"},
+        });
         // A delegated token whose chain names the tagger, but not as the
         // current actor, and no service token: the tagger is not calling.
         let chain_names_tagger = w.caller(
             Some(
                 w.users
                     .token("alice")
-                    .scope("images:read")
-                    .claim("act", json!({"sub": "gateway", "act": {"sub": "tagger"}})),
+                    .scope(all)
+                    .claim("act", tagger_chain.clone()),
             ),
             None,
         );
         // The tagger calls for alice, but the token's current actor is the gateway.
         let tagger_not_actor = w.caller(
+            Some(w.users.token("alice").scope(all).claim("act", tagger_chain)),
+            Some(w.services.token("tagger").scope("tags:write")),
+        );
+        // The tagger calls with a delegated token that names it as actor,
+        // but the user lacks tags:write: every principal must hold it.
+        let tagger_user_lacks = w.caller(
             Some(
                 w.users
                     .token("alice")
                     .scope("images:read")
-                    .claim("act", json!({"sub": "gateway", "act": {"sub": "tagger"}})),
+                    .claim("act", json!({"sub": "tagger", "iss": "https://services"})),
             ),
             Some(w.services.token("tagger").scope("tags:write")),
         );
@@ -551,7 +569,15 @@ mod tests {
                 action: "tags:write",
                 resource: &alices,
                 allowed: true,
-                policy: "owner-crud",
+                policy: "tagger-acts-for-owner",
+            },
+            Case {
+                name: "tagger for an owner who lacks tags:write",
+                caller: &tagger_user_lacks,
+                action: "tags:write",
+                resource: &alices,
+                allowed: false,
+                policy: "",
             },
             Case {
                 name: "tagger on another user's image",
@@ -614,6 +640,14 @@ mod tests {
                 caller: &other_alice,
                 action: "images:delete",
                 resource: &alices,
+                allowed: false,
+                policy: "",
+            },
+            Case {
+                name: "another issuer's image-admin role reads any",
+                caller: &other_alice,
+                action: "images:read",
+                resource: &bobs,
                 allowed: false,
                 policy: "",
             },

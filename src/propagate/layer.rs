@@ -398,6 +398,7 @@ where
 }
 
 impl Policy {
+    #[cfg(feature = "reqwest")]
     pub(crate) fn destinations(&self) -> &[Destination] {
         &self.destinations
     }

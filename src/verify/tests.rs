@@ -619,6 +619,38 @@ fn may_act_names_the_current_actor() {
             token: t().actor("relay").claim("may_act", json!("relay")).sign(),
             ok: false,
         },
+        Case {
+            name: "an actor of another issuer, may_act without iss",
+            token: t()
+                .claim("act", json!({"sub": "relay", "iss": "https://evil.example"}))
+                .claim("may_act", json!({"sub": "relay"}))
+                .sign(),
+            ok: false,
+        },
+        Case {
+            name: "may_act names the token's own issuer, act none",
+            token: t()
+                .actor("relay")
+                .claim("may_act", json!({"sub": "relay", "iss": ISS}))
+                .sign(),
+            ok: true,
+        },
+        Case {
+            name: "both name the same other issuer",
+            token: t()
+                .claim("act", json!({"sub": "relay", "iss": "https://mesh.example"}))
+                .claim("may_act", json!({"sub": "relay", "iss": "https://mesh.example"}))
+                .sign(),
+            ok: true,
+        },
+        Case {
+            name: "an actor issuer with a fragment",
+            token: t()
+                .claim("act", json!({"sub": "relay", "iss": "https://mesh.example#x"}))
+                .claim("may_act", json!({"sub": "relay", "iss": "https://mesh.example#x"}))
+                .sign(),
+            ok: false,
+        },
     ];
     for c in cases {
         assert_eq!(v.verify(&c.token).is_ok(), c.ok, "{}", c.name);
