@@ -183,7 +183,7 @@ async fn main() -> Result<(), BoxError> {
         reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             // Redirects stay on the destination the tokens were attached for.
-            .redirect(redirect_policy(&policy))
+            .redirect(redirect_policy())
             .build()?,
     )
     .with(PropagateMiddleware::new(&policy))

@@ -82,6 +82,11 @@ pub struct TokenFacts {
 /// for clocks that differ between replicas and the store.
 pub const REPLAY_MARGIN_SECS: u64 = 30;
 
+/// How long a revoked token's record outlives the `until` it was revoked
+/// with (its `exp`): a verifier still accepts a token for its leeway after
+/// `exp`, so the record must too. Covers any leeway up to 10 minutes.
+pub const REVOCATION_MARGIN_SECS: u64 = 600;
+
 impl TokenFacts {
     fn of(p: &Principal) -> Self {
         TokenFacts {
@@ -324,7 +329,9 @@ impl MemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Revoke the token `jti` of `issuer` until `until` (its `exp`).
+    /// Revoke the token `jti` of `issuer`; `until` is its `exp`. The record
+    /// is kept [`REVOCATION_MARGIN_SECS`] longer, while a verifier's leeway
+    /// could still accept the token.
     ///
     /// # Errors
     ///
@@ -332,6 +339,7 @@ impl MemoryStore {
     pub fn revoke_token(&self, issuer: &str, jti: &str, until: u64) -> Result<(), StoreError> {
         let mut lists = self.lists();
         let capacity = lists.capacity;
+        let until = until.saturating_add(REVOCATION_MARGIN_SECS);
         lists
             .revoked_tokens
             .insert(key(issuer, jti), until, unix_now(), capacity)

@@ -592,5 +592,9 @@ async fn keys_that_appear_after_a_long_outage_are_used_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(keys.stats().failures <= 9, "at most about one fetch a second: {:?}", keys.stats());
+    assert!(
+        keys.stats().failures <= 9,
+        "at most about one fetch a second: {:?}",
+        keys.stats()
+    );
 }

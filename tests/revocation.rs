@@ -356,3 +356,81 @@ async fn rediss_with_a_private_ca() {
     assert_eq!(status(&untrusted, &idp.token("x").sign()).await, 503);
     assert!(RedisStore::new_with_root_ca("redis://127.0.0.1:1/", ca_pem.as_bytes()).is_err());
 }
+
+#[tokio::test]
+async fn a_revoked_token_stays_revoked_inside_the_leeway() {
+    // Revoked "until its exp" (exp = now + 2), presented after exp while
+    // the 60 s leeway still accepts it.
+    let redis = Redis::start();
+    let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
+    let memory_store = MemoryStore::new();
+    let redis_store = RedisStore::new(&redis.url).unwrap();
+    let memory = replica(&idp, Revocation::new(memory_store.clone())).await;
+    let shared = replica(&idp, Revocation::new(RedisStore::new(&redis.url).unwrap())).await;
+    let exp = now() + 2;
+    let token = idp
+        .token("alice")
+        .claim("jti", serde_json::json!("short-lived"))
+        .claim("exp", serde_json::json!(exp))
+        .sign();
+    memory_store
+        .revoke_token(idp.issuer(), "short-lived", exp)
+        .unwrap();
+    redis_store
+        .revoke_token(idp.issuer(), "short-lived", exp)
+        .await
+        .unwrap();
+    assert_eq!(status(&memory, &token).await, 401);
+    assert_eq!(status(&shared, &token).await, 401);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        status(&memory, &token).await,
+        401,
+        "still revoked after exp (memory)"
+    );
+    assert_eq!(
+        status(&shared, &token).await,
+        401,
+        "still revoked after exp (Redis)"
+    );
+}
+
+#[tokio::test]
+async fn records_of_the_old_key_format_are_still_read() {
+    // 0.1 wrote `{prefix}rs:{iss}:{sub}` and `{prefix}seen:{iss}:{jti}`:
+    // after an upgrade those revocations and replay records still count.
+    let redis = Redis::start();
+    let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let old_subject = format!("tower-mandate:rs:{}:mallory", idp.issuer());
+    let old_seen = format!("tower-mandate:seen:{}:used-once", idp.issuer());
+    redis::cmd("SET")
+        .arg(&old_subject)
+        .arg(now() + 1)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    redis::cmd("SET")
+        .arg(&old_seen)
+        .arg(1)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let server = replica(
+        &idp,
+        Revocation::new(RedisStore::new(&redis.url).unwrap()).guard_replay(),
+    )
+    .await;
+    assert_eq!(status(&server, &idp.token("mallory").sign()).await, 401);
+    let used = idp
+        .token("svc")
+        .claim("jti", serde_json::json!("used-once"))
+        .sign();
+    assert_eq!(
+        status(&server, &used).await,
+        401,
+        "replayed across the upgrade"
+    );
+    assert_eq!(status(&server, &idp.token("svc").sign()).await, 200);
+}

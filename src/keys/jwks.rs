@@ -74,6 +74,9 @@ struct State {
 /// up to the cooldown.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 
+/// The longest wait between fetches while the source has no usable key.
+const UNUSABLE_RETRY: Duration = Duration::from_millis(900);
+
 /// How long to wait after the last of `failures` failed fetches in a row:
 /// 250 ms, doubled for each further failure, at most the cooldown.
 fn backoff(settings: &Settings, failures: u32) -> Duration {
@@ -386,20 +389,27 @@ impl JwksSource {
         backoff(&self.0.settings, failures)
     }
 
-    /// Whether the backoff after a failed fetch still runs.
+    /// Whether the backoff after a failed fetch still runs. While no key
+    /// is usable every request that needs one fails anyway, so the wait is
+    /// at most [`UNUSABLE_RETRY`]: keys that appear after a long outage are
+    /// used within a second.
     fn backing_off(&self, state: &State, now: Instant) -> bool {
+        let mut wait = self.backoff(state.failures);
+        if !self.usable(state, now) {
+            wait = wait.min(UNUSABLE_RETRY);
+        }
         state.failing
             && state
                 .last_attempt
-                .is_some_and(|a| now.duration_since(a) < self.backoff(state.failures))
+                .is_some_and(|a| now.duration_since(a) < wait)
     }
 
     /// `Retry-After` in whole seconds: the backoff while failing, else the cooldown.
     fn retry_after(&self, state: &State) -> u64 {
-        let wait = if state.failing {
-            self.backoff(state.failures)
-        } else {
-            self.0.settings.cooldown
+        let wait = match (state.failing, self.usable(state, Instant::now())) {
+            (true, false) => self.backoff(state.failures).min(UNUSABLE_RETRY),
+            (true, true) => self.backoff(state.failures),
+            (false, _) => self.0.settings.cooldown,
         };
         wait.as_secs_f64().ceil().max(1.0) as u64
     }

@@ -102,9 +102,10 @@ impl PolicyDecision {
 ///
 /// - principal: `User::"<issuer>#<sub>"` with its roles (read through its
 ///   issuer's [`PermissionMapping`](crate::PermissionMapping), see
-///   [`Principal::roles`]) as parent entities `Role::"<role>"`, and the
-///   attributes `sub` and `iss`; or, for a caller with no user,
-///   `Service::"<issuer>#<sub>"`;
+///   [`Principal::roles`]) as parent entities `Role::"<issuer>#<role>"` — a
+///   role means what its issuer says, so another issuer's `admin` is
+///   another role — and the attributes `sub` and `iss`; or, for a caller
+///   with no user, `Service::"<issuer>#<sub>"`;
 /// - action: `Action::"<permission>"` (e.g. `Action::"images:read"`);
 /// - resource: the handler's [`Resource`], its [owner](Resource::with_owner)
 ///   as the entity attribute `owner`;
@@ -221,7 +222,10 @@ impl CedarPolicy {
             &self.service_type
         };
         let me = uid(kind, &cedar_id(principal.issuer(), principal.subject()));
-        let roles: Vec<EntityUid> = principal.roles().map(|r| uid(&self.role_type, r)).collect();
+        let roles: Vec<EntityUid> = principal
+            .roles()
+            .map(|r| uid(&self.role_type, &cedar_id(principal.issuer(), r)))
+            .collect();
         let attrs = HashMap::from([
             (
                 "sub".to_owned(),

@@ -25,23 +25,25 @@ const MAX_REDIRECTS: usize = 10;
 /// `Authorization`, `Cookie` and `Proxy-Authorization`: a
 /// `Service-Authorization` header (or a user token under a custom header
 /// name) would follow a `Location` anywhere. Build the client with
-/// [`redirect_policy`]: it follows a redirect only when the next hop is
-/// the destination the tokens were attached for (same scheme, host and
-/// port), and refuses every other hop with an error before connecting.
+/// [`redirect_policy`]: it follows a redirect only to the origin the
+/// request went to (same scheme, host and port), and refuses every other
+/// hop with an error before connecting.
 ///
 /// As a second line, the middleware checks where the answer came from: a
 /// request that carried tokens and was answered from anywhere but its
 /// destination (a client built without [`redirect_policy`]) fails with an
 /// error instead of handing that answer to the application, and is logged
-/// at `error` level. Only the redirect policy keeps the token from being
-/// sent: use it with every client this middleware is on.
+/// at `error` level. That check sees only the last hop — a chain that
+/// leaves and comes back passes it — and the tokens have left by then:
+/// only the redirect policy keeps them from being sent. Use it with every
+/// client this middleware is on.
 ///
 /// ```
 /// use tower_mandate::propagate::{Destination, PropagateLayer, PropagateMiddleware, redirect_policy};
 ///
 /// let policy = PropagateLayer::new().add_destination(Destination::https("images.internal"));
 /// let client = reqwest::Client::builder()
-///     .redirect(redirect_policy(&policy))
+///     .redirect(redirect_policy())
 ///     .build()?;
 /// let client = reqwest_middleware::ClientBuilder::new(client)
 ///     .with(PropagateMiddleware::new(&policy))
@@ -77,52 +79,53 @@ fn destination_for_url<'p>(policy: &'p Policy, url: &Url) -> Option<&'p Destinat
         .find(|d| d.matches_origin(url.scheme(), url.host_str(), url.port_or_known_default()))
 }
 
-/// Whether a redirect from a chain that started at `first` may go to `next`:
-/// a chain that started off the list carries no token of ours and may go
-/// anywhere; one that started at a destination stays on that destination.
-fn may_follow(policy: &Policy, first: &Url, next: &Url) -> bool {
-    match destination_for_url(policy, first) {
-        None => true,
-        Some(d) => destination_for_url(policy, next).is_some_and(|n| std::ptr::eq(d, n)),
-    }
+/// Whether two URLs have the same origin: scheme, host and port (the port
+/// defaulted from the scheme).
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
-/// A reqwest redirect policy for clients under [`PropagateMiddleware`]
-/// with `layer`'s destinations: a redirect is followed (at most 10 in a
-/// chain) only when the request that started the chain went to no
-/// destination (so it carries no token of ours), or when the next hop is
-/// that same destination: same scheme, host and port. Any other hop —
-/// another host, another port, `https` to `http` — fails the request with
-/// an error before anything is sent there.
+/// A redirect may be followed when every URL of the chain, `next` included,
+/// has the origin of the first one.
+fn may_follow(previous: &[Url], next: &Url) -> bool {
+    previous.iter().all(|p| same_origin(p, next))
+}
+
+/// A reqwest redirect policy for clients under [`PropagateMiddleware`]: a
+/// redirect is followed (at most 10 in a chain) only to the origin the
+/// chain started at — same scheme, host and port. Any other hop (another
+/// host, another port, `https` to `http`) fails the request with an error
+/// before anything is sent there, so a token the middleware attached for
+/// a destination never reaches another one, whatever the destinations are
+/// and however the layer changes later.
 ///
 /// ```
-/// use tower_mandate::propagate::{Destination, PropagateLayer, redirect_policy};
+/// use tower_mandate::propagate::redirect_policy;
 ///
-/// let layer = PropagateLayer::new().add_destination(Destination::https("images.internal"));
-/// let client = reqwest::Client::builder().redirect(redirect_policy(&layer)).build()?;
+/// let client = reqwest::Client::builder().redirect(redirect_policy()).build()?;
 /// # let _ = client;
 /// # Ok::<(), reqwest::Error>(())
 /// ```
-pub fn redirect_policy(layer: &PropagateLayer) -> reqwest::redirect::Policy {
-    let policy = layer.policy.clone();
-    reqwest::redirect::Policy::custom(move |attempt| {
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error("too many redirects");
         }
-        let Some(first) = attempt.previous().first() else {
+        if may_follow(attempt.previous(), attempt.url()) {
             return attempt.follow();
-        };
-        if may_follow(&policy, first, attempt.url()) {
-            attempt.follow()
-        } else {
-            tracing::warn!(
-                target: "tower_mandate::propagate",
-                from = %origin(first),
-                to = %origin(attempt.url()),
-                "refusing a redirect that would carry tokens off their destination"
-            );
-            attempt.error("redirect to a host that may not receive this request's tokens")
         }
+        let from = attempt.previous().first().map(origin).unwrap_or_default();
+        tracing::warn!(
+            target: "tower_mandate::propagate",
+            %from,
+            to = %origin(attempt.url()),
+            "refusing a redirect to another origin: it could carry tokens off their destination"
+        );
+        attempt.error(
+            "redirect to another origin refused (it could carry tokens off their destination)",
+        )
     })
 }
 
@@ -175,82 +178,85 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hops_stay_on_the_destination() {
+    fn hops_stay_on_the_origin() {
         struct Case {
             name: &'static str,
-            first: &'static str,
+            chain: &'static [&'static str],
             next: &'static str,
             follow: bool,
         }
-        let layer = PropagateLayer::new()
-            .add_destination(Destination::https("images.internal"))
-            .add_destination(Destination::https("tags.internal"))
-            .add_destination(Destination::insecure_http("127.0.0.1", 8080));
         let cases = [
             Case {
-                name: "same destination, other path",
-                first: "https://images.internal/a",
+                name: "same origin, other path",
+                chain: &["https://images.internal/a"],
                 next: "https://images.internal/b?x=1",
                 follow: true,
             },
             Case {
                 name: "explicit default port",
-                first: "https://images.internal/a",
+                chain: &["https://images.internal/a"],
                 next: "https://images.internal:443/b",
                 follow: true,
             },
             Case {
-                name: "off the list",
-                first: "https://images.internal/a",
+                name: "host case",
+                chain: &["https://images.internal/a"],
+                next: "https://IMAGES.internal/b",
+                follow: true,
+            },
+            Case {
+                name: "another host",
+                chain: &["https://images.internal/a"],
                 next: "https://evil.example/",
                 follow: false,
             },
             Case {
-                name: "another listed destination",
-                first: "https://images.internal/a",
-                next: "https://tags.internal/",
-                follow: false,
-            },
-            Case {
                 name: "https to http, same host",
-                first: "https://images.internal/a",
+                chain: &["https://images.internal/a"],
                 next: "http://images.internal/a",
                 follow: false,
             },
             Case {
                 name: "same host, other port",
-                first: "http://127.0.0.1:8080/a",
+                chain: &["http://127.0.0.1:8080/a"],
                 next: "http://127.0.0.1:8081/a",
                 follow: false,
             },
             Case {
-                name: "http to https, same host",
-                first: "http://127.0.0.1:8080/a",
+                name: "http to https, same host and port",
+                chain: &["http://127.0.0.1:8080/a"],
                 next: "https://127.0.0.1:8080/a",
                 follow: false,
             },
             Case {
                 name: "userinfo trick",
-                first: "https://images.internal/a",
+                chain: &["https://images.internal/a"],
                 next: "https://images.internal@evil.example/",
                 follow: false,
             },
             Case {
-                name: "a chain that carries no token",
-                first: "https://public.example/",
+                name: "IPv6 loopback to IPv4",
+                chain: &["http://[::1]:8080/a"],
+                next: "http://127.0.0.1:8080/a",
+                follow: false,
+            },
+            Case {
+                name: "a chain that already left",
+                chain: &["https://images.internal/a", "https://evil.example/b"],
+                next: "https://images.internal/c",
+                follow: false,
+            },
+            Case {
+                name: "a chain that carries no token goes nowhere else either",
+                chain: &["https://public.example/"],
                 next: "https://anywhere.example/",
-                follow: true,
+                follow: false,
             },
         ];
         for c in cases {
-            let first = Url::parse(c.first).unwrap();
+            let chain: Vec<Url> = c.chain.iter().map(|u| Url::parse(u).unwrap()).collect();
             let next = Url::parse(c.next).unwrap();
-            assert_eq!(
-                may_follow(&layer.policy, &first, &next),
-                c.follow,
-                "{}",
-                c.name
-            );
+            assert_eq!(may_follow(&chain, &next), c.follow, "{}", c.name);
         }
     }
 }

@@ -135,7 +135,7 @@ impl SelfSigned {
             "sub": self.0.subject,
             "aud": audience,
             "iat": now,
-            "exp": now + self.0.lifetime.as_secs(),
+            "exp": now.saturating_add(self.0.lifetime.as_secs()),
             "jti": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jti),
         });
         if let Some(scope) = &request.scope {

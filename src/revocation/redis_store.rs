@@ -22,12 +22,24 @@ use crate::verify::unix_now;
 /// with timeouts, so startup never fails because Redis is down.
 ///
 /// `rediss://` URLs connect over TLS (rustls), trusting the system's roots
-/// or, with [`RedisStore::new_with_root_ca`], a private CA.
+/// or, with [`RedisStore::new_with_root_ca`], a private CA. rustls needs a
+/// process-wide crypto provider: when the application has installed none,
+/// building a `rediss://` store installs aws-lc-rs's.
 pub struct RedisStore {
     client: redis::Client,
     prefix: String,
     timeout: Duration,
     conn: OnceCell<ConnectionManager>,
+}
+
+/// The redis crate asks rustls for the process-wide crypto provider when it
+/// connects over TLS, which panics when none is installed and the build
+/// holds two. For a `rediss://` URL, install aws-lc-rs's unless the
+/// application installed one first (it keeps its own then).
+fn tls_provider(url: &str) {
+    if url.starts_with("rediss:") && rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
 }
 
 fn err(e: impl fmt::Display) -> StoreError {
@@ -42,6 +54,7 @@ impl RedisStore {
     ///
     /// When the URL is not a Redis URL.
     pub fn new(url: &str) -> Result<Self, crate::ConfigError> {
+        tls_provider(url);
         Self::from_client(redis::Client::open(url))
     }
 
@@ -52,6 +65,7 @@ impl RedisStore {
     ///
     /// When the URL is not a `rediss://` URL, or the PEM holds no certificate.
     pub fn new_with_root_ca(url: &str, root_ca_pem: &[u8]) -> Result<Self, crate::ConfigError> {
+        tls_provider(url);
         Self::from_client(redis::Client::build_with_tls(
             url,
             redis::TlsCertificates {
@@ -106,7 +120,9 @@ impl RedisStore {
         Ok(conn.clone())
     }
 
-    /// Revoke the token `jti` of `issuer` until `until` (its `exp`).
+    /// Revoke the token `jti` of `issuer`; `until` is its `exp`. The record
+    /// is kept [`REVOCATION_MARGIN_SECS`](super::REVOCATION_MARGIN_SECS)
+    /// longer, while a verifier's leeway could still accept the token.
     ///
     /// # Errors
     ///
@@ -123,7 +139,11 @@ impl RedisStore {
             .arg(key)
             .arg(1)
             .arg("EXAT")
-            .arg(until.max(unix_now() + 1))
+            .arg(
+                until
+                    .saturating_add(super::REVOCATION_MARGIN_SECS)
+                    .max(unix_now() + 1),
+            )
             .query_async::<()>(&mut conn)
             .await
             .map_err(err)
@@ -155,24 +175,40 @@ impl TokenStore for RedisStore {
     fn check<'a>(&'a self, token: &'a TokenFacts, guard_replay: bool) -> StoreFuture<'a, Verdict> {
         Box::pin(async move {
             let mut conn = self.conn().await?;
-            let jti = key(&token.issuer, token.jti.as_deref().unwrap_or(""));
-            let (revoked_token, revoked_before): (bool, Option<u64>) = redis::pipe()
+            let raw_jti = token.jti.as_deref().unwrap_or("");
+            let jti = key(&token.issuer, raw_jti);
+            let p = &self.prefix;
+            // Records written by 0.1 (`{iss}:{id}`, ambiguous) are still
+            // read, so an upgrade forgets no revocation and no replay: an
+            // old record can only refuse more, never accept more.
+            let (revoked_token, revoked_before, old_token, old_before, old_seen): (
+                bool,
+                Option<u64>,
+                bool,
+                Option<u64>,
+                bool,
+            ) = redis::pipe()
                 .cmd("EXISTS")
-                .arg(format!("{}rt:{jti}", self.prefix))
+                .arg(format!("{p}rt:{jti}"))
                 .cmd("GET")
-                .arg(format!(
-                    "{}rs:{}",
-                    self.prefix,
-                    key(&token.issuer, &token.subject)
-                ))
+                .arg(format!("{p}rs:{}", key(&token.issuer, &token.subject)))
+                .cmd("EXISTS")
+                .arg(format!("{p}rt:{}:{raw_jti}", token.issuer))
+                .cmd("GET")
+                .arg(format!("{p}rs:{}:{}", token.issuer, token.subject))
+                .cmd("EXISTS")
+                .arg(format!("{p}seen:{}:{raw_jti}", token.issuer))
                 .query_async(&mut conn)
                 .await
                 .map_err(err)?;
-            if (token.jti.is_some() && revoked_token)
-                || revoked_before
-                    .is_some_and(|before| token.issued_at.is_none_or(|iat| iat < before))
+            let before = revoked_before.max(old_before);
+            if (token.jti.is_some() && (revoked_token || old_token))
+                || before.is_some_and(|before| token.issued_at.is_none_or(|iat| iat < before))
             {
                 return Ok(Verdict::Revoked);
+            }
+            if guard_replay && token.jti.is_some() && old_seen {
+                return Ok(Verdict::Replayed);
             }
             if guard_replay && token.jti.is_some() {
                 let first: Option<String> = redis::cmd("SET")

@@ -196,8 +196,9 @@ impl Issuer {
     }
 
     /// Refuse a delegated token (one with `act`) unless its `may_act` claim
-    /// (RFC 8693 §4.4) names the current actor: same `sub`, and same `iss`
-    /// when `may_act` gives one.
+    /// (RFC 8693 §4.4) names the current actor: the same `sub` of the same
+    /// issuer, where an `act` or `may_act` without `iss` means the token's
+    /// own issuer.
     pub fn require_may_act(mut self) -> Self {
         self.check_may_act = true;
         self
@@ -347,7 +348,7 @@ impl Issuer {
         let actors = actor_chain(captured, self.max_actor_depth)?;
         if self.check_may_act
             && let Some(actor) = actors.first()
-            && !may_act_allows(captured.get("may_act"), actor)
+            && !may_act_allows(captured.get("may_act"), actor, &self.name)
         {
             return Err(invalid("actor not allowed by may_act"));
         }
@@ -422,9 +423,11 @@ fn actor_chain(claims: &Map<String, Value>, max_depth: usize) -> Result<Vec<Acto
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return Err(AuthError::invalid_token("claim of wrong type")),
         };
+        // An issuer identifier has no fragment: identities are written
+        // `<issuer>#<subject>`.
         let iss = match act.get("iss") {
             None => None,
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) if !s.is_empty() && !s.contains('#') => Some(s.clone()),
             Some(_) => return Err(AuthError::invalid_token("claim of wrong type")),
         };
         actors.push(Actor::new(sub, iss));
@@ -433,17 +436,21 @@ fn actor_chain(claims: &Map<String, Value>, max_depth: usize) -> Result<Vec<Acto
     Ok(actors)
 }
 
-fn may_act_allows(may_act: Option<&Value>, actor: &Actor) -> bool {
+/// Whether `may_act` names `actor`: the same subject of the same issuer,
+/// either side's issuer being the token's own when it names none.
+fn may_act_allows(may_act: Option<&Value>, actor: &Actor, token_issuer: &str) -> bool {
     let Some(Value::Object(may)) = may_act else {
         return false;
     };
-    let sub_ok = may.get("sub").and_then(Value::as_str) == Some(actor.subject());
-    let iss_ok = match may.get("iss") {
-        None => true,
-        Some(Value::String(iss)) => actor.issuer() == Some(iss.as_str()),
-        Some(_) => false,
+    let Some(sub) = may.get("sub").and_then(Value::as_str) else {
+        return false;
     };
-    sub_ok && iss_ok
+    let iss = match may.get("iss") {
+        None => token_issuer,
+        Some(Value::String(iss)) => iss.as_str(),
+        Some(_) => return false,
+    };
+    actor.id(token_issuer) == crate::PrincipalId::new(iss, sub)
 }
 
 pub(crate) fn unix_now() -> u64 {

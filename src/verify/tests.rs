@@ -622,7 +622,10 @@ fn may_act_names_the_current_actor() {
         Case {
             name: "an actor of another issuer, may_act without iss",
             token: t()
-                .claim("act", json!({"sub": "relay", "iss": "https://evil.example"}))
+                .claim(
+                    "act",
+                    json!({"sub": "relay", "iss": "https://evil.example"}),
+                )
                 .claim("may_act", json!({"sub": "relay"}))
                 .sign(),
             ok: false,
@@ -638,16 +641,28 @@ fn may_act_names_the_current_actor() {
         Case {
             name: "both name the same other issuer",
             token: t()
-                .claim("act", json!({"sub": "relay", "iss": "https://mesh.example"}))
-                .claim("may_act", json!({"sub": "relay", "iss": "https://mesh.example"}))
+                .claim(
+                    "act",
+                    json!({"sub": "relay", "iss": "https://mesh.example"}),
+                )
+                .claim(
+                    "may_act",
+                    json!({"sub": "relay", "iss": "https://mesh.example"}),
+                )
                 .sign(),
             ok: true,
         },
         Case {
             name: "an actor issuer with a fragment",
             token: t()
-                .claim("act", json!({"sub": "relay", "iss": "https://mesh.example#x"}))
-                .claim("may_act", json!({"sub": "relay", "iss": "https://mesh.example#x"}))
+                .claim(
+                    "act",
+                    json!({"sub": "relay", "iss": "https://mesh.example#x"}),
+                )
+                .claim(
+                    "may_act",
+                    json!({"sub": "relay", "iss": "https://mesh.example#x"}),
+                )
                 .sign(),
             ok: false,
         },
