@@ -20,16 +20,29 @@
 //! Token text never appears. Route the target to durable storage with your
 //! subscriber, e.g. `tower_mandate::audit=info`.
 
-use crate::{Caller, Principal};
-
 pub(crate) const TARGET: &str = "tower_mandate::audit";
 
+/// Who a decision is about, as the audit trail writes it. Built by the
+/// [`Caller`](crate::Caller) (this module knows no principal types).
+#[derive(Default)]
+pub(crate) struct Who<'a> {
+    pub(crate) user: &'a str,
+    pub(crate) user_issuer: &'a str,
+    pub(crate) service: &'a str,
+    pub(crate) service_issuer: &'a str,
+    /// The current actor, `<issuer>#<subject>`.
+    pub(crate) actor: String,
+    /// The chain's subjects, current actor first, comma-separated.
+    pub(crate) actors: String,
+    pub(crate) token_id: String,
+}
+
 /// The `jti`, else the first 8 bytes of the token's SHA-256, hex.
-pub(crate) fn token_id(principal: &Principal) -> String {
-    if let Some(jti) = principal.token_id() {
-        return jti.to_owned();
+pub(crate) fn token_id(jti: Option<&str>, token: &str) -> String {
+    match jti {
+        Some(jti) => jti.to_owned(),
+        None => digest(token),
     }
-    digest(principal.token())
 }
 
 #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
@@ -53,46 +66,27 @@ pub(crate) fn enabled() -> bool {
     tracing::enabled!(target: TARGET, tracing::Level::INFO)
 }
 
-/// Record one decision about `caller`.
+/// Record one decision about `who`.
 pub(crate) fn decision(
-    caller: Option<&Caller>,
+    who: &Who<'_>,
     allowed: bool,
     reason: &str,
     permission: &str,
     resource: Option<&str>,
 ) {
-    if !enabled() {
-        return;
-    }
-    let user = caller.and_then(Caller::user);
-    let service = caller.and_then(Caller::service);
-    let actors = caller
-        .map(|c| {
-            c.actors()
-                .iter()
-                .map(|a| a.subject())
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    let token = user.or(service).map(token_id).unwrap_or_default();
-    let actor = caller
-        .and_then(Caller::actor_id)
-        .map(|a| format!("{}#{}", a.issuer(), a.subject()))
-        .unwrap_or_default();
     tracing::info!(
         target: TARGET,
         decision = if allowed { "allow" } else { "deny" },
         reason,
         permission,
         resource = resource.unwrap_or(""),
-        user = user.map_or("", Principal::subject),
-        user_issuer = user.map_or("", Principal::issuer),
-        service = service.map_or("", Principal::subject),
-        service_issuer = service.map_or("", Principal::issuer),
-        actor = actor.as_str(),
-        actors = actors.as_str(),
-        token_id = token.as_str(),
+        user = who.user,
+        user_issuer = who.user_issuer,
+        service = who.service,
+        service_issuer = who.service_issuer,
+        actor = who.actor.as_str(),
+        actors = who.actors.as_str(),
+        token_id = who.token_id.as_str(),
         "authorization decision"
     );
 }

@@ -45,7 +45,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 
-use crate::server::Renderer;
+use crate::server::behind_layer;
 use crate::{AuthError, Caller, PermissionCheck, Principal};
 
 const MISSING_LAYER: &str = "tower_mandate: no MandateLayer ran for this request; add \
@@ -79,11 +79,13 @@ impl IntoResponse for MissingMandateLayer {
 
 /// Rejection of a caller who is not authenticated or lacks a permission,
 /// rendered by the layer's [`MakeRejection`](crate::MakeRejection).
+///
+/// Its response carries the [`AuthError`] in its extensions; the layer in
+/// front renders it with its own renderer, like its own refusals.
 pub struct Refused(Box<RefusedInner>);
 
 struct RefusedInner {
     error: AuthError,
-    renderer: Renderer,
     headers: HeaderMap,
 }
 
@@ -114,12 +116,8 @@ impl fmt::Debug for Refused {
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
-        let RefusedInner {
-            error,
-            renderer,
-            headers,
-        } = *self.0;
-        renderer.render(error, &headers)
+        let RefusedInner { error, headers } = *self.0;
+        behind_layer(error, Some(headers))
     }
 }
 
@@ -160,10 +158,9 @@ impl IntoResponse for MandateRejection {
     }
 }
 
-fn refuse(parts: &Parts, renderer: &Renderer, error: AuthError) -> MandateRejection {
+fn refuse(parts: &Parts, error: AuthError) -> MandateRejection {
     MandateRejection::Refused(Refused(Box::new(RefusedInner {
         error,
-        renderer: renderer.clone(),
         headers: parts.headers.clone(),
     })))
 }
@@ -176,18 +173,10 @@ fn lookup(parts: &Parts) -> Result<&Caller, MandateRejection> {
         .ok_or(MandateRejection::MissingLayer(MissingMandateLayer))
 }
 
-fn renderer(caller: &Caller) -> Renderer {
-    caller.renderer.clone().unwrap_or_default()
-}
-
 fn authenticated(parts: &Parts) -> Result<&Caller, MandateRejection> {
     let caller = lookup(parts)?;
     if caller.is_anonymous() {
-        return Err(refuse(
-            parts,
-            &renderer(caller),
-            AuthError::missing_credentials(),
-        ));
+        return Err(refuse(parts, AuthError::missing_credentials()));
     }
     Ok(caller)
 }
@@ -270,7 +259,7 @@ macro_rules! guard {
                             scope = %P::scope(),
                             "permission missing"
                         );
-                        Err(refuse(parts, &renderer(caller), error))
+                        Err(refuse(parts, error))
                     }
                 }
             }
@@ -297,10 +286,11 @@ impl<P> RequireService<P> {
 }
 
 impl IntoResponse for AuthError {
-    /// Rendered by [`DefaultRejection`](crate::DefaultRejection); the error
-    /// goes into the response's extensions. Lets handlers write
-    /// `caller.require_owner::<P>(owner)?`.
+    /// Lets handlers write `caller.require_owner::<P>(owner)?`. The error
+    /// goes into the response's extensions, and the layer in front renders
+    /// it with its renderer (without a layer, [`DefaultRejection`](crate::DefaultRejection)
+    /// has rendered it).
     fn into_response(self) -> Response {
-        Renderer::default().render(self, &HeaderMap::new())
+        behind_layer(self, None)
     }
 }

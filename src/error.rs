@@ -134,6 +134,25 @@ impl AuthErrorKind {
         }
     }
 
+    /// The gRPC status code for this kind: UNAUTHENTICATED (16) for missing
+    /// or bad tokens, PERMISSION_DENIED (7) for a missing permission,
+    /// INVALID_ARGUMENT (3) for malformed credentials, UNAVAILABLE (14)
+    /// when keys cannot be had.
+    ///
+    /// ```
+    /// use tower_mandate::AuthErrorKind;
+    /// assert_eq!(AuthErrorKind::InsufficientScope.grpc_code(), 7);
+    /// assert_eq!(AuthErrorKind::InvalidToken.grpc_code(), 16);
+    /// ```
+    pub fn grpc_code(self) -> u16 {
+        match self {
+            AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidToken => 16,
+            AuthErrorKind::InsufficientScope => 7,
+            AuthErrorKind::InvalidRequest => 3,
+            AuthErrorKind::KeysUnavailable => 14,
+        }
+    }
+
     /// The RFC 6750 error code, when the kind has one.
     pub fn error_code(self) -> Option<&'static str> {
         match self {

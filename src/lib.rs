@@ -68,6 +68,7 @@
 
 pub mod audit;
 mod caller;
+mod clock;
 mod error;
 mod keys;
 #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]

@@ -327,7 +327,7 @@ mod tests {
             .unwrap();
             let token = key.sign_claims(&json!({
                 "iss": "svc", "sub": "svc", "aud": "dest",
-                "exp": crate::verify::unix_now() + 60,
+                "exp": crate::clock::unix_now() + 60,
             }));
             assert_eq!(verifier.verify(&token).unwrap().subject(), "svc", "{alg}");
         }

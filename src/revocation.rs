@@ -30,7 +30,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use crate::verify::unix_now;
+use crate::clock::unix_now;
 use crate::{AuthError, Caller, Principal};
 
 /// What the store says about a token.

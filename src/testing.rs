@@ -28,8 +28,8 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::Algorithm;
+use crate::clock::unix_now;
 pub use crate::mint::SigningKey as TestKey;
-use crate::verify::unix_now;
 use crate::{ConfigError, KeySet};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -21,7 +21,7 @@
 
 use tonic::{Code, Status};
 
-use crate::{AuthError, Caller, Permission, PermissionCheck, server::grpc_code};
+use crate::{AuthError, Caller, Permission, PermissionCheck};
 
 const MISSING_LAYER: &str = "tower_mandate: no MandateLayer ran for this request; add \
      `.layer(MandateLayer::…)` to `Server::builder()` so that the Caller is in the request";
@@ -31,7 +31,7 @@ impl From<AuthError> for Status {
     /// with the error's fixed reason as the message.
     fn from(error: AuthError) -> Status {
         Status::new(
-            Code::from(i32::from(grpc_code(error.kind()))),
+            Code::from(i32::from(error.kind().grpc_code())),
             error.reason(),
         )
     }
@@ -104,7 +104,7 @@ impl<T> RequestExt for tonic::Request<T> {
                 Err(Status::internal(MISSING_LAYER))
             }
             Some(caller) if caller.is_anonymous() => {
-                crate::audit::decision(Some(caller), false, "no credentials", "authenticate", None);
+                caller.audit(false, "no credentials", "authenticate", None);
                 Err(AuthError::missing_credentials().into())
             }
             Some(caller) => Ok(caller),

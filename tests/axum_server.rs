@@ -527,3 +527,74 @@ async fn a_subject_of_another_issuer_owns_nothing() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn every_refusal_of_a_service_uses_the_layers_renderer() {
+    // The layer's own refusals, an extractor's, and a handler's AuthError
+    // returned with `?` all come out of the one configured renderer, with
+    // the AuthError in the response's extensions.
+    use axum::http::HeaderMap;
+    use tower_mandate::testing::TestIssuer;
+    use tower_mandate::{AuthError, Issuer, MandateLayer, Require, Slot, Verifier, permission};
+    permission! { Write = "images:write"; }
+    async fn guarded(_: Require<Write>) -> &'static str {
+        "written"
+    }
+    async fn owned(caller: Caller) -> Result<&'static str, AuthError> {
+        let someone_else = tower_mandate::PrincipalId::new("https://id.example", "bob");
+        caller.require_owner::<Write>(&someone_else)?;
+        Ok("owned")
+    }
+    let idp = TestIssuer::es256("https://id.example").with_audience("a");
+    let layer = MandateLayer::builder()
+        .user(Slot::required(
+            Verifier::new([Issuer::new(idp.issuer(), "a").with_keys(idp.key_set())]).unwrap(),
+        ))
+        .with_rejection(|e: &AuthError, _: &HeaderMap| {
+            let mut r = axum::http::Response::new(format!("house style: {}", e.reason()));
+            *r.status_mut() = e.status();
+            r
+        })
+        .build()
+        .unwrap();
+    let server = Server::start(
+        Router::new()
+            .route("/guarded", get(guarded))
+            .route("/owned", get(owned))
+            .route_layer(layer),
+    )
+    .await;
+    let client = http_client();
+    let reader = idp.token("alice").scope("images:read").sign();
+    let writer = idp.token("alice").scope("images:write").sign();
+    for (path, token, status, body) in [
+        ("/guarded", None, 401, "house style: no credentials"),
+        (
+            "/guarded",
+            Some(&reader),
+            403,
+            "house style: permission missing",
+        ),
+        (
+            "/owned",
+            Some(&writer),
+            403,
+            "house style: permission missing",
+        ),
+    ] {
+        let mut req = client.get(server.url(path));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{path}");
+        assert_eq!(res.text().await.unwrap(), body, "{path}");
+    }
+    let res = client
+        .get(server.url("/guarded"))
+        .header("authorization", format!("Bearer {writer}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "written");
+}

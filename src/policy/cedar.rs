@@ -266,13 +266,7 @@ impl CedarPolicy {
             } else {
                 format!("cedar: {}", decision.policies.join(","))
             };
-            audit::decision(
-                Some(caller),
-                decision.allowed,
-                &reason,
-                action,
-                Some(&resource.id),
-            );
+            caller.audit(decision.allowed, &reason, action, Some(&resource.id));
         }
         decision
     }

@@ -50,6 +50,7 @@ mod reqwest;
 
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::{PropagateMiddleware, redirect_policy};
-pub use context::{Scoped, spawn};
+pub use crate::caller::Scoped;
+pub use context::spawn;
 pub use job::{AsService, OnBehalfOf};
 pub use layer::{BoxError, Destination, Propagate, PropagateLayer, ResponseFuture};

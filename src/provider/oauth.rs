@@ -154,7 +154,7 @@ impl Endpoint {
     fn assertion(&self, key: &crate::mint::SigningKey) -> String {
         use aws_lc_rs::rand::{SecureRandom, SystemRandom};
         use base64::Engine as _;
-        let now = crate::verify::unix_now();
+        let now = crate::clock::unix_now();
         let mut jti = [0u8; 16];
         let _ = SystemRandom::new().fill(&mut jti);
         key.sign_claims(&serde_json::json!({

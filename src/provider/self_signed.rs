@@ -12,8 +12,8 @@ use super::{
     AccessToken, Cache, ProviderError, ProviderErrorKind, TokenFuture, TokenProvider, TokenRequest,
 };
 use crate::ConfigError;
+use crate::clock::unix_now;
 use crate::mint::SigningKey;
-use crate::verify::unix_now;
 
 /// A [`TokenProvider`] that signs short-lived tokens with the service's own
 /// key: `iss` and `sub` are the service, `aud` is the destination

@@ -7,7 +7,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
 use super::{StoreError, StoreFuture, TokenFacts, TokenStore, Verdict, key};
-use crate::verify::unix_now;
+use crate::clock::unix_now;
 
 /// Revocation lists and replay records in Redis, shared by every replica
 /// that uses the same server and key prefix.

@@ -53,11 +53,12 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-pub(crate) use reject::Renderer;
-pub use reject::{DefaultRejection, MakeRejection, RejectionBody, grpc_code};
+pub use reject::{DefaultRejection, MakeRejection, RejectionBody};
+pub(crate) use reject::{Renderer, behind_layer};
 
-use crate::propagate::Scoped;
-use crate::verify::{Step, unix_now};
+use crate::caller::Scoped;
+use crate::clock::unix_now;
+use crate::verify::Step;
 use crate::{AuthError, Caller, ConfigError, Principal, SlotKind, TokenSource, Verifier};
 
 /// Whether a slot must carry a credential.
@@ -215,14 +216,13 @@ impl Config {
     }
 
     /// Put the caller into the request; returns it for the task-local scope.
-    fn accept<B>(&self, req: &mut Request<B>, mut caller: Caller) -> Caller {
+    fn accept<B>(&self, req: &mut Request<B>, caller: Caller) -> Caller {
         let reason = if caller.is_anonymous() {
             "anonymous: every slot optional and empty"
         } else {
             "authenticated"
         };
-        crate::audit::decision(Some(&caller), true, reason, "authenticate", None);
-        caller.renderer = Some(self.renderer.clone());
+        caller.audit(true, reason, "authenticate", None);
         req.extensions_mut().insert(caller.clone());
         caller
     }
@@ -235,7 +235,10 @@ impl Config {
         headers: &HeaderMap,
         caller: Option<&Caller>,
     ) -> Response<B> {
-        crate::audit::decision(caller, false, error.reason(), "authenticate", None);
+        match caller {
+            Some(caller) => caller.audit(false, error.reason(), "authenticate", None),
+            None => Caller::default().audit(false, error.reason(), "authenticate", None),
+        }
         tracing::debug!(
             target: "tower_mandate::server",
             kind = ?error.kind(),
@@ -484,7 +487,8 @@ where
                         match config.revoked(&caller).await {
                             Ok(()) => {
                                 let caller = config.accept(&mut req, caller);
-                                caller.scope(inner.call(req)).await
+                                let response = caller.scope(inner.call(req)).await?;
+                                Ok(config.renderer.finish(response))
                             }
                             Err(error) => Ok(config.refuse(error, req.headers(), Some(&caller))),
                         }
@@ -495,6 +499,7 @@ where
                 let caller = self.config.accept(&mut req, caller);
                 Kind::Inner {
                     future: caller.scope(self.inner.call(req)),
+                    renderer: self.config.renderer.clone(),
                 }
             }
             Err(Step::Refused(error)) => Kind::Reject {
@@ -515,7 +520,8 @@ where
                         match config.revoked(&caller).await {
                             Ok(()) => {
                                 let caller = config.accept(&mut req, caller);
-                                caller.scope(inner.call(req)).await
+                                let response = caller.scope(inner.call(req)).await?;
+                                Ok(config.renderer.finish(response))
                             }
                             Err(error) => Ok(config.refuse(error, req.headers(), Some(&caller))),
                         }
@@ -542,7 +548,7 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F, B, E> {
-        Inner { #[pin] future: Scoped<F> },
+        Inner { #[pin] future: Scoped<F>, renderer: Renderer },
         Reject { response: Option<Response<B>> },
         Slow { future: SlowFuture<B, E> },
     }
@@ -551,12 +557,16 @@ pin_project! {
 impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: RejectionBody,
 {
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { future } => future.poll(cx),
+            // Refusals made behind the layer are rendered here, like the layer's own.
+            KindProj::Inner { future, renderer } => {
+                future.poll(cx).map_ok(|response| renderer.finish(response))
+            }
             KindProj::Reject { response } => {
                 Poll::Ready(Ok(response.take().expect("future polled after completion")))
             }

@@ -53,16 +53,6 @@ where
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRejection;
 
-/// The gRPC status code for an error kind.
-pub fn grpc_code(kind: crate::AuthErrorKind) -> u16 {
-    match kind {
-        crate::AuthErrorKind::MissingCredentials | crate::AuthErrorKind::InvalidToken => 16,
-        crate::AuthErrorKind::InsufficientScope => 7,
-        crate::AuthErrorKind::InvalidRequest => 3,
-        crate::AuthErrorKind::KeysUnavailable => 14,
-    }
-}
-
 fn is_grpc(request: &HeaderMap) -> bool {
     request
         .get(CONTENT_TYPE)
@@ -75,7 +65,7 @@ fn grpc_rejection(error: &AuthError) -> Response<String> {
     let mut response = Response::new(String::new());
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    headers.insert("grpc-status", HeaderValue::from(grpc_code(error.kind())));
+    headers.insert("grpc-status", HeaderValue::from(error.kind().grpc_code()));
     // The reason is a fixed ASCII text: no percent-encoding needed.
     if let Ok(message) = HeaderValue::from_str(error.reason()) {
         headers.insert("grpc-message", message);
@@ -151,7 +141,27 @@ impl RejectionBody for tonic::body::Body {
     }
 }
 
-/// The renderer shared by a layer and the extractors behind it.
+/// Marks a refusal made behind the layer (an extractor's, or a handler's
+/// `AuthError` returned with `?`): rendered by default where it was made,
+/// rendered again by the layer with its own renderer on the way out, so
+/// that every refusal of one service looks the same. Holds the refused
+/// request's headers when the refusal had them.
+#[derive(Clone)]
+pub(crate) struct Unrendered(pub(crate) Option<HeaderMap>);
+
+/// A refusal made behind the layer: rendered by [`DefaultRejection`], with
+/// the [`AuthError`] and the [`Unrendered`] mark in its extensions.
+pub(crate) fn behind_layer<B: RejectionBody>(
+    error: AuthError,
+    request: Option<HeaderMap>,
+) -> Response<B> {
+    let empty = HeaderMap::new();
+    let mut response = Renderer::default().render(error, request.as_ref().unwrap_or(&empty));
+    response.extensions_mut().insert(Unrendered(request));
+    response
+}
+
+/// The layer's renderer.
 #[derive(Clone)]
 pub(crate) struct Renderer(pub(crate) Arc<dyn MakeRejection>);
 
@@ -164,6 +174,24 @@ impl Renderer {
         let mut response = self.0.make_rejection(&error, request).map(B::from_text);
         response.extensions_mut().insert(error);
         response
+    }
+
+    /// Render a refusal made behind the layer again, with this renderer;
+    /// any other response passes unchanged.
+    pub(crate) fn finish<B: RejectionBody>(&self, response: Response<B>) -> Response<B> {
+        if response.extensions().get::<Unrendered>().is_none() {
+            return response;
+        }
+        let mut response = response;
+        let request = response
+            .extensions_mut()
+            .remove::<Unrendered>()
+            .and_then(|u| u.0)
+            .unwrap_or_default();
+        match response.extensions_mut().remove::<AuthError>() {
+            Some(error) => self.render(error, &request),
+            None => response,
+        }
     }
 }
 

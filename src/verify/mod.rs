@@ -40,7 +40,7 @@ mod jws;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -453,11 +453,7 @@ fn may_act_allows(may_act: Option<&Value>, actor: &Actor, token_issuer: &str) ->
     actor.id(token_issuer) == crate::PrincipalId::new(iss, sub)
 }
 
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use crate::clock::unix_now;
 
 /// Verifies the tokens of one slot against one or more trusted issuers.
 ///
