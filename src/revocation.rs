@@ -143,6 +143,9 @@ pub enum OnStoreError {
 #[derive(Clone)]
 pub struct Revocation {
     store: Arc<dyn TokenStore>,
+    /// The same store when it is a [`MemoryStore`]: answered in place,
+    /// without a future.
+    memory: Option<MemoryStore>,
     guard_replay: bool,
     on_error: OnStoreError,
 }
@@ -150,8 +153,12 @@ pub struct Revocation {
 impl Revocation {
     /// Check every verified token against `store`'s revocation list.
     pub fn new(store: impl TokenStore) -> Self {
+        let memory = (&store as &dyn std::any::Any)
+            .downcast_ref::<MemoryStore>()
+            .cloned();
         Revocation {
             store: Arc::new(store),
+            memory,
             guard_replay: false,
             on_error: OnStoreError::FailClosed,
         }
@@ -173,32 +180,74 @@ impl Revocation {
         self
     }
 
-    /// Check every principal of `caller`.
-    pub(crate) async fn check(&self, caller: &Caller) -> Result<(), AuthError> {
-        for principal in caller.principals() {
-            let facts = TokenFacts::of(principal);
-            if self.guard_replay && facts.jti.is_none() {
-                return Err(AuthError::invalid_token("token without jti"));
-            }
-            match self.store.check(&facts, self.guard_replay).await {
-                Ok(Verdict::Fresh) => {}
-                Ok(Verdict::Revoked) => return Err(AuthError::invalid_token("token revoked")),
-                Ok(Verdict::Replayed) => return Err(AuthError::invalid_token("token replayed")),
-                Err(e) => match self.on_error {
-                    OnStoreError::FailClosed => {
-                        tracing::warn!(target: "tower_mandate::revocation", error = %e, "refusing: store unavailable");
-                        return Err(AuthError::keys_unavailable(
-                            "revocation store unavailable",
-                            1,
-                        ));
-                    }
-                    OnStoreError::InsecureFailOpen => {
-                        tracing::warn!(target: "tower_mandate::revocation", error = %e, "accepting without a revocation check");
-                    }
-                },
-            }
+    /// Check every principal of `caller`: answered in place by a
+    /// [`MemoryStore`], else a future asking the store.
+    pub(crate) fn check(&self, caller: &Caller) -> RevocationCheck {
+        let facts: Vec<TokenFacts> = caller.principals().map(TokenFacts::of).collect();
+        if self.guard_replay && facts.iter().any(|f| f.jti.is_none()) {
+            return RevocationCheck::Ready(Some(Err(AuthError::invalid_token(
+                "token without jti",
+            ))));
         }
-        Ok(())
+        if let Some(memory) = &self.memory {
+            let mut lists = memory.lists();
+            let result = facts
+                .iter()
+                .try_for_each(|f| self.judge(verdict(&mut lists, f, self.guard_replay)));
+            return RevocationCheck::Ready(Some(result));
+        }
+        let (store, guard, this) = (self.store.clone(), self.guard_replay, self.clone());
+        RevocationCheck::Asking(Box::pin(async move {
+            for f in &facts {
+                this.judge(store.check(f, guard).await)?;
+            }
+            Ok(())
+        }))
+    }
+
+    /// What the layer answers to a store's verdict.
+    fn judge(&self, verdict: Result<Verdict, StoreError>) -> Result<(), AuthError> {
+        match verdict {
+            Ok(Verdict::Fresh) => Ok(()),
+            Ok(Verdict::Revoked) => Err(AuthError::invalid_token("token revoked")),
+            Ok(Verdict::Replayed) => Err(AuthError::invalid_token("token replayed")),
+            Err(e) => match self.on_error {
+                OnStoreError::FailClosed => {
+                    tracing::warn!(target: "tower_mandate::revocation", error = %e, "refusing: store unavailable");
+                    Err(AuthError::keys_unavailable(
+                        "revocation store unavailable",
+                        1,
+                    ))
+                }
+                OnStoreError::InsecureFailOpen => {
+                    tracing::warn!(target: "tower_mandate::revocation", error = %e, "accepting without a revocation check");
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
+/// The revocation check of one request: answered in place (the memory
+/// store), or a future asking a shared store.
+pub(crate) enum RevocationCheck {
+    Ready(Option<Result<(), AuthError>>),
+    Asking(Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send>>),
+}
+
+impl Future for RevocationCheck {
+    type Output = Result<(), AuthError>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match &mut *self {
+            RevocationCheck::Ready(result) => {
+                std::task::Poll::Ready(result.take().expect("polled after completion"))
+            }
+            RevocationCheck::Asking(future) => future.as_mut().poll(cx),
+        }
     }
 }
 

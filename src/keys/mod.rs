@@ -36,9 +36,9 @@ use serde::Deserialize;
 pub use algorithm::Algorithm;
 pub(crate) use algorithm::{AlgSet, Family};
 #[cfg(feature = "jwks")]
-pub(crate) use jwks::Lookup;
-#[cfg(feature = "jwks")]
 pub use jwks::{JwksSource, JwksStats};
+#[cfg(feature = "jwks")]
+pub(crate) use jwks::{KeyWait, Lookup};
 
 use crate::ConfigError;
 

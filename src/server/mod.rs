@@ -40,23 +40,23 @@
 //! The rejection is a ready response, not an error, so the layer satisfies
 //! axum's `Error: Into<Infallible>` bound.
 
+mod future;
 mod reject;
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, Request, Response};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub use future::ResponseFuture;
+pub(crate) use reject::Renderer;
+#[cfg(feature = "axum")]
+pub(crate) use reject::behind_layer;
 pub use reject::{DefaultRejection, MakeRejection, RejectionBody};
-pub(crate) use reject::{Renderer, behind_layer};
 
-use crate::caller::Scoped;
 use crate::clock::unix_now;
 use crate::verify::Step;
 use crate::{AuthError, Caller, ConfigError, Principal, SlotKind, TokenSource, Verifier};
@@ -118,6 +118,7 @@ impl Slot {
     }
 
     /// Without waiting: `Err(Step::Fetch)` when keys must be fetched first.
+    #[allow(clippy::result_large_err)]
     fn authenticate(
         &self,
         kind: SlotKind,
@@ -135,24 +136,6 @@ impl Slot {
             },
         }
     }
-
-    #[cfg(feature = "jwks")]
-    async fn authenticate_async(
-        &self,
-        kind: SlotKind,
-        source: &TokenSource,
-        headers: &HeaderMap,
-    ) -> Result<Option<Principal>, AuthError> {
-        match self.token(kind, source, headers)? {
-            None => Ok(None),
-            Some(token) => self
-                .verifier
-                .verify_async(token)
-                .await
-                .map(Some)
-                .map_err(|e| e.with_slot(kind)),
-        }
-    }
 }
 
 struct SlotConfig {
@@ -167,52 +150,64 @@ struct Config {
     revocation: Option<crate::revocation::Revocation>,
 }
 
+/// Where the authentication of one request stands. `Waiting` holds the
+/// parsed token by value (the rare path; see `verify::Step`).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Progress {
+    Done(Caller),
+    Refused(AuthError),
+    /// The key of `slot`'s token is being fetched; `user` verified before.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    Waiting {
+        slot: SlotKind,
+        user: Option<Principal>,
+        verify: crate::verify::Verify,
+    },
+}
+
 impl Config {
-    fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Step> {
+    /// Verify the slots of a request from `from` on (`user` is the user
+    /// when the service slot is next), without waiting.
+    fn progress(
+        &self,
+        headers: &HeaderMap,
+        from: SlotKind,
+        mut user: Option<Principal>,
+    ) -> Progress {
         let now = unix_now();
-        let user = match &self.user {
-            Some(c) => c
-                .slot
-                .authenticate(SlotKind::User, &c.source, headers, now)?,
-            None => None,
-        };
-        let service = match &self.service {
-            Some(c) => c
-                .slot
-                .authenticate(SlotKind::Service, &c.source, headers, now)?,
-            None => None,
-        };
-        Ok(Caller::new(user, service))
-    }
-
-    /// The slow path: keys are being fetched.
-    #[cfg(feature = "jwks")]
-    async fn authenticate_async(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
-        let user = match &self.user {
-            Some(c) => {
-                c.slot
-                    .authenticate_async(SlotKind::User, &c.source, headers)
-                    .await?
+        let slots = [
+            (SlotKind::User, &self.user),
+            (SlotKind::Service, &self.service),
+        ];
+        let mut service = None;
+        for (kind, config) in slots {
+            if from == SlotKind::Service && kind == SlotKind::User {
+                continue;
             }
-            None => None,
-        };
-        let service = match &self.service {
-            Some(c) => {
-                c.slot
-                    .authenticate_async(SlotKind::Service, &c.source, headers)
-                    .await?
+            let Some(c) = config else { continue };
+            let principal = match c.slot.authenticate(kind, &c.source, headers, now) {
+                Ok(p) => p,
+                Err(Step::Refused(e)) => return Progress::Refused(e),
+                #[cfg(feature = "jwks")]
+                Err(Step::Fetch(pending)) => {
+                    return Progress::Waiting {
+                        slot: kind,
+                        user,
+                        verify: crate::verify::Verify::waiting(&c.slot.verifier, pending),
+                    };
+                }
+            };
+            match kind {
+                SlotKind::User => user = principal,
+                _ => service = principal,
             }
-            None => None,
-        };
-        Ok(Caller::new(user, service))
-    }
-
-    /// The revocation check, when one is configured.
-    async fn revoked(&self, caller: &Caller) -> Result<(), AuthError> {
-        match &self.revocation {
-            Some(r) if !caller.is_anonymous() => r.check(caller).await,
-            _ => Ok(()),
         }
+        Progress::Done(Caller::new(user, service))
+    }
+
+    /// Whether `caller` must be checked against the revocation store.
+    fn checks_revocation(&self, caller: &Caller) -> bool {
+        self.revocation.is_some() && !caller.is_anonymous()
     }
 
     /// Put the caller into the request; returns it for the task-local scope.
@@ -461,123 +456,35 @@ impl<S: fmt::Debug> fmt::Debug for Mandate<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Mandate<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: RejectionBody + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: RejectionBody,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+    type Future = ResponseFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let kind = match self.config.authenticate(req.headers()) {
-            // A revocation store answers asynchronously (Redis): the slow path.
-            Ok(caller) if self.config.revocation.is_some() && !caller.is_anonymous() => {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let progress = self.config.progress(req.headers(), SlotKind::User, None);
+        match progress {
+            // The common case: every token verified at once, nothing to ask.
+            Progress::Done(caller) if !self.config.checks_revocation(&caller) => {
+                ResponseFuture::call(&mut self.inner, req, &self.config, caller)
+            }
+            Progress::Refused(error) => {
+                ResponseFuture::rejected(self.config.refuse(error, req.headers(), None))
+            }
+            // Keys to fetch or a store to ask: the inner service is called
+            // later, so the future takes a ready clone of it (tower's way).
+            progress => {
                 let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let config = self.config.clone();
-                Kind::Slow {
-                    future: Box::pin(async move {
-                        match config.revoked(&caller).await {
-                            Ok(()) => {
-                                let caller = config.accept(&mut req, caller);
-                                let response = caller.scope(inner.call(req)).await?;
-                                Ok(config.renderer.finish(response))
-                            }
-                            Err(error) => Ok(config.refuse(error, req.headers(), Some(&caller))),
-                        }
-                    }),
-                }
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::next(progress, inner, req, self.config.clone())
             }
-            Ok(caller) => {
-                let caller = self.config.accept(&mut req, caller);
-                Kind::Inner {
-                    future: caller.scope(self.inner.call(req)),
-                    renderer: self.config.renderer.clone(),
-                }
-            }
-            Err(Step::Refused(error)) => Kind::Reject {
-                response: Some(self.config.refuse(error, req.headers(), None)),
-            },
-            // Keys must be fetched: the only path that allocates a future.
-            #[cfg(feature = "jwks")]
-            Err(Step::Fetch(..)) => {
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let config = self.config.clone();
-                Kind::Slow {
-                    future: Box::pin(async move {
-                        let caller = match config.authenticate_async(req.headers()).await {
-                            Ok(caller) => caller,
-                            Err(error) => return Ok(config.refuse(error, req.headers(), None)),
-                        };
-                        match config.revoked(&caller).await {
-                            Ok(()) => {
-                                let caller = config.accept(&mut req, caller);
-                                let response = caller.scope(inner.call(req)).await?;
-                                Ok(config.renderer.finish(response))
-                            }
-                            Err(error) => Ok(config.refuse(error, req.headers(), Some(&caller))),
-                        }
-                    }),
-                }
-            }
-        };
-        ResponseFuture { kind }
-    }
-}
-
-type SlowFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
-
-pin_project! {
-    /// The response future of [`Mandate`]: the inner service's future
-    /// (running with the [`Caller`] as [`Caller::current`]), a ready rejection, or (only while keys are being fetched) a boxed
-    /// future that verifies and then calls the inner service.
-    pub struct ResponseFuture<F, B, E> {
-        #[pin]
-        kind: Kind<F, B, E>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, B, E> {
-        Inner { #[pin] future: Scoped<F>, renderer: Renderer },
-        Reject { response: Option<Response<B>> },
-        Slow { future: SlowFuture<B, E> },
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: RejectionBody,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            // Refusals made behind the layer are rendered here, like the layer's own.
-            KindProj::Inner { future, renderer } => {
-                future.poll(cx).map_ok(|response| renderer.finish(response))
-            }
-            KindProj::Reject { response } => {
-                Poll::Ready(Ok(response.take().expect("future polled after completion")))
-            }
-            KindProj::Slow { future } => future.as_mut().poll(cx),
         }
-    }
-}
-
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 

@@ -151,6 +151,7 @@ pub(crate) struct Unrendered(pub(crate) Option<HeaderMap>);
 
 /// A refusal made behind the layer: rendered by [`DefaultRejection`], with
 /// the [`AuthError`] and the [`Unrendered`] mark in its extensions.
+#[cfg(feature = "axum")]
 pub(crate) fn behind_layer<B: RejectionBody>(
     error: AuthError,
     request: Option<HeaderMap>,

@@ -298,3 +298,38 @@ fn services_are_send_sync_and_cheap_to_clone() {
 
 #[derive(Clone)]
 struct Unit;
+
+#[test]
+fn the_layer_asks_no_more_of_the_inner_service_than_clone() {
+    // Neither the service nor the request body need be Send or 'static
+    // (the bounds of tower-http's async authorization): here both hold an
+    // Rc, and a refused request and an accepted one both complete.
+    use std::rc::Rc;
+    let users = TestIssuer::rs256("https://users").with_audience(AUD);
+    let layer = MandateLayer::new(verifier(&users));
+    let local = Rc::new("local");
+    let mut svc = layer.layer(tower::service_fn(move |req: Request<Rc<()>>| {
+        let local = local.clone();
+        async move {
+            let who = req
+                .extensions()
+                .get::<Caller>()
+                .map(|c| c.user().unwrap().subject().to_owned());
+            Ok::<_, Infallible>(Response::new(format!(
+                "{local}:{}",
+                who.unwrap_or_default()
+            )))
+        }
+    }));
+    let refused = futures_block_on(svc.call(Request::new(Rc::new(())))).unwrap();
+    assert_eq!(refused.status(), 401);
+    let mut req = Request::new(Rc::new(()));
+    req.headers_mut().insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {}", users.token("alice").sign())
+            .parse()
+            .unwrap(),
+    );
+    let accepted = futures_block_on(svc.call(req)).unwrap();
+    assert_eq!(accepted.body(), "local:alice");
+}

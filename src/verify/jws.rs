@@ -90,6 +90,18 @@ pub(crate) struct Header<'a> {
     pub(crate) typ: Option<Cow<'a, str>>,
 }
 
+#[cfg(feature = "jwks")]
+impl Header<'_> {
+    /// The same header, owning its strings (to wait for a key fetch).
+    pub(crate) fn into_owned(self) -> Header<'static> {
+        Header {
+            alg: self.alg,
+            kid: self.kid.map(|k| Cow::Owned(k.into_owned())),
+            typ: self.typ.map(|t| Cow::Owned(t.into_owned())),
+        }
+    }
+}
+
 /// Decode the header segment to its JSON text.
 pub(crate) fn header_json(segment: &str) -> Result<String, AuthError> {
     let bytes = B64
@@ -213,6 +225,21 @@ pub(crate) struct Claims<'a> {
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
     pub(crate) captured: Map<String, Value>,
+}
+
+#[cfg(feature = "jwks")]
+impl Claims<'_> {
+    /// The same claims, owning their strings (to wait for a key fetch).
+    pub(crate) fn into_owned(self) -> Claims<'static> {
+        Claims {
+            iss: self.iss.map(|s| Cow::Owned(s.into_owned())),
+            sub: self.sub.map(|s| Cow::Owned(s.into_owned())),
+            exp: self.exp,
+            nbf: self.nbf,
+            iat: self.iat,
+            captured: self.captured,
+        }
+    }
 }
 
 struct ClaimsSeed<'c> {

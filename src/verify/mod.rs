@@ -36,421 +36,43 @@
 //! ```
 
 mod cache;
+mod future;
+mod issuer;
 mod jws;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde_json::{Map, Value};
-
-use crate::caller::{Actor, PrincipalParts};
-use crate::keys::{AlgSet, Algorithm, KeyMiss, KeySet, VerifyingKey};
+use crate::caller::PrincipalParts;
 #[cfg(feature = "jwks")]
-use crate::keys::{JwksSource, Lookup};
-use crate::{AuthError, ConfigError, PermissionMapping, Principal};
+use crate::keys::KeyMiss;
+use crate::keys::VerifyingKey;
+use crate::{AuthError, ConfigError, Principal};
 
 use cache::TokenCache;
 pub use cache::{CacheStats, DEFAULT_CACHE_CAPACITY};
-
-/// Where an issuer's keys come from.
-#[derive(Clone, Debug)]
-enum Keys {
-    Static(KeySet),
-    #[cfg(feature = "jwks")]
-    Jwks(JwksSource),
-}
-
-impl Keys {
-    fn contains_key_id(&self, id: u64) -> bool {
-        match self {
-            Keys::Static(keys) => keys.contains_key_id(id),
-            #[cfg(feature = "jwks")]
-            Keys::Jwks(source) => source.contains_key_id(id),
-        }
-    }
-}
+#[cfg(feature = "jwks")]
+pub(crate) use future::Pending;
+pub use future::Verify;
+pub use issuer::{DEFAULT_LEEWAY, DEFAULT_MAX_ACTOR_DEPTH, DEFAULT_MAX_TOKEN_LEN, Issuer};
+use issuer::{KeyLookup, key_miss, select_key};
 
 /// Why verification stopped before a result.
+///
+/// The `Fetch` variant carries the parsed token (a few hundred bytes) by
+/// value: it is the rare path, and moving it costs less than allocating it.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Step {
     Refused(AuthError),
-    /// The key may arrive with a fetch: wait for it, then verify again.
+    /// The key may arrive with a fetch: the token, parsed, waits for it.
     #[cfg(feature = "jwks")]
-    Fetch(JwksSource, Option<String>),
+    Fetch(Pending),
 }
 
 impl From<AuthError> for Step {
     fn from(e: AuthError) -> Self {
         Step::Refused(e)
     }
-}
-
-/// Default maximum token length: 8 KiB.
-pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
-/// Default clock leeway for `exp`, `nbf` and `iat`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
-/// Default maximum depth of a nested `act` chain.
-pub const DEFAULT_MAX_ACTOR_DEPTH: usize = 5;
-/// Numeric dates above this (9999-12-31T23:59:59Z) are refused as nonsense.
-const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
-
-/// The rules for tokens of one trusted issuer.
-///
-/// Secure by default: the audience is required, the algorithm allow-list is
-/// the asymmetric set, `exp` is required, leeway is 60 s.
-#[derive(Clone)]
-pub struct Issuer {
-    name: Arc<str>,
-    audiences: Vec<String>,
-    algorithms: AlgSet,
-    leeway: u64,
-    typ: Option<String>,
-    required_claims: Vec<String>,
-    keys: Keys,
-    permissions: PermissionMapping,
-    max_actor_depth: usize,
-    check_may_act: bool,
-}
-
-impl Issuer {
-    /// Trust tokens whose `iss` is exactly `issuer` and whose `aud` holds `audience`.
-    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
-        Issuer {
-            name: Arc::from(issuer.into()),
-            audiences: vec![audience.into()],
-            algorithms: AlgSet::of(Algorithm::ASYMMETRIC),
-            leeway: DEFAULT_LEEWAY.as_secs(),
-            typ: None,
-            required_claims: Vec::new(),
-            keys: Keys::Static(KeySet::new()),
-            permissions: PermissionMapping::default(),
-            max_actor_depth: DEFAULT_MAX_ACTOR_DEPTH,
-            check_may_act: false,
-        }
-    }
-
-    /// The issuer identifier.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Also accept `audience`.
-    pub fn add_audience(mut self, audience: impl Into<String>) -> Self {
-        self.audiences.push(audience.into());
-        self
-    }
-
-    /// Replace the algorithm allow-list. HMAC algorithms are accepted only
-    /// when the key set holds a secret long enough for them.
-    pub fn with_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
-        self.algorithms = AlgSet::of(algorithms);
-        self
-    }
-
-    /// Clock leeway for `exp`, `nbf` and `iat` (whole seconds).
-    pub fn with_leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway.as_secs();
-        self
-    }
-
-    /// Require the header `typ` (e.g. `at+jwt`, RFC 9068 §4). Compared
-    /// case-insensitively, with or without the `application/` prefix.
-    /// Without it, a token without `typ` or typed `JWT` or `at+jwt` is
-    /// accepted, and one typed as any other kind is refused.
-    pub fn require_typ(mut self, typ: &str) -> Self {
-        self.typ = Some(normalize_typ(typ));
-        self
-    }
-
-    /// Require a claim to be present (e.g. `jti`).
-    pub fn require_claim(mut self, claim: impl Into<String>) -> Self {
-        self.required_claims.push(claim.into());
-        self
-    }
-
-    /// The keys that sign this issuer's tokens, fixed.
-    pub fn with_keys(mut self, keys: KeySet) -> Self {
-        self.keys = Keys::Static(keys);
-        self
-    }
-
-    /// Keys fetched from a JWKS endpoint or OIDC discovery, refreshed as
-    /// they rotate (feature `jwks`). The key must come from this source: a
-    /// token is never checked against another issuer's keys (RFC 8725 §3.8).
-    #[cfg(feature = "jwks")]
-    pub fn with_jwks(mut self, source: JwksSource) -> Self {
-        self.keys = Keys::Jwks(source);
-        self
-    }
-
-    /// How claims and roles become permissions.
-    pub fn with_permissions(mut self, mapping: PermissionMapping) -> Self {
-        self.permissions = mapping;
-        self
-    }
-
-    /// Refuse tokens whose `act` chain is deeper than `depth` (default 5).
-    pub fn with_max_actor_depth(mut self, depth: usize) -> Self {
-        self.max_actor_depth = depth;
-        self
-    }
-
-    /// Refuse a delegated token (one with `act`) unless its `may_act` claim
-    /// (RFC 8693 §4.4) names the current actor: the same `sub` of the same
-    /// issuer, where an `act` or `may_act` without `iss` means the token's
-    /// own issuer.
-    pub fn require_may_act(mut self) -> Self {
-        self.check_may_act = true;
-        self
-    }
-
-    pub(crate) fn audiences(&self) -> &[String] {
-        &self.audiences
-    }
-
-    pub(crate) fn typ(&self) -> Option<&str> {
-        self.typ.as_deref()
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let rule = |reason: &str| ConfigError::InvalidRule {
-            issuer: self.name.to_string(),
-            reason: reason.to_owned(),
-        };
-        if self.name.is_empty() {
-            return Err(rule("the issuer is empty"));
-        }
-        // Identities are written `<issuer>#<subject>` (Cedar ids, audit):
-        // an issuer identifier has no fragment (RFC 8414 §2).
-        if self.name.contains('#') {
-            return Err(rule("an issuer identifier has no fragment ('#')"));
-        }
-        if self.audiences.iter().any(String::is_empty) {
-            return Err(rule("an audience is empty"));
-        }
-        if self.algorithms.is_empty() {
-            return Err(rule("no algorithm is allowed"));
-        }
-        match &self.keys {
-            Keys::Static(keys) => {
-                if keys.is_empty() {
-                    return Err(rule("no keys are configured"));
-                }
-                let usable = keys.algorithms().intersect(self.algorithms);
-                if usable.is_empty() {
-                    return Err(rule("no key can verify any allowed algorithm"));
-                }
-                for alg in self.algorithms.iter().filter(|a| a.is_hmac()) {
-                    if !usable.contains(alg) {
-                        return Err(rule(&format!(
-                            "{alg} is allowed but no secret of sufficient length is configured"
-                        )));
-                    }
-                }
-            }
-            #[cfg(feature = "jwks")]
-            Keys::Jwks(_) => {
-                if let Some(alg) = self.algorithms.iter().find(|a| a.is_hmac()) {
-                    return Err(rule(&format!(
-                        "{alg} needs a shared secret, which a JWKS endpoint must not publish"
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The top-level claims this issuer needs as JSON values.
-    fn captured_claims(&self) -> impl Iterator<Item = &str> {
-        ["aud", "act", "may_act"]
-            .into_iter()
-            .chain(self.permissions.top_level_claims())
-            .chain(self.required_claims.iter().map(String::as_str))
-    }
-
-    /// Check the claims of a token whose signature verified.
-    fn check_claims(
-        &self,
-        header: &jws::Header<'_>,
-        claims: &jws::Claims<'_>,
-        now: u64,
-    ) -> Result<Checked, AuthError> {
-        let invalid = AuthError::invalid_token;
-        match (&self.typ, &header.typ) {
-            (Some(want), Some(typ)) if normalize_typ(typ) == *want => {}
-            (Some(_), _) => return Err(invalid("wrong token type")),
-            // RFC 8725 §3.11-3.12: a token typed as another kind of JWT (a
-            // security event, a logout token, a DPoP proof, a transaction
-            // token, …) is never an access token here, signed by a trusted
-            // issuer or not.
-            (None, Some(typ)) if !is_access_token_typ(typ) => {
-                return Err(invalid("token of another kind"));
-            }
-            (None, _) => {}
-        }
-        let exp = numeric_date(claims.exp)?.ok_or_else(|| invalid("missing exp"))?;
-        if now >= (exp.floor() as u64).saturating_add(self.leeway) {
-            return Err(invalid("token expired"));
-        }
-        let nbf = numeric_date(claims.nbf)?.map(|v| v.ceil() as u64);
-        if let Some(nbf) = nbf
-            && nbf > now.saturating_add(self.leeway)
-        {
-            return Err(invalid("token not yet valid"));
-        }
-        if let Some(iat) = numeric_date(claims.iat)?
-            && iat.ceil() as u64 > now.saturating_add(self.leeway)
-        {
-            return Err(invalid("token issued in the future"));
-        }
-        let captured = &claims.captured;
-        match captured.get("aud") {
-            None => return Err(invalid("missing aud")),
-            Some(Value::String(aud)) => {
-                if !self.audiences.iter().any(|a| a == aud) {
-                    return Err(invalid("audience mismatch"));
-                }
-            }
-            Some(Value::Array(auds)) => {
-                let mut found = false;
-                for aud in auds {
-                    let aud = aud.as_str().ok_or_else(|| invalid("claim of wrong type"))?;
-                    found |= self.audiences.iter().any(|a| a == aud);
-                }
-                if !found {
-                    return Err(invalid("audience mismatch"));
-                }
-            }
-            Some(_) => return Err(invalid("claim of wrong type")),
-        }
-        let subject = match &claims.sub {
-            Some(s) if !s.is_empty() => s.clone().into_owned(),
-            _ => return Err(invalid("missing sub")),
-        };
-        for name in &self.required_claims {
-            let present = match name.as_str() {
-                "iss" => claims.iss.is_some(),
-                "sub" => claims.sub.is_some(),
-                "exp" => claims.exp.is_some(),
-                "nbf" => claims.nbf.is_some(),
-                "iat" => claims.iat.is_some(),
-                other => captured.get(other).is_some_and(|v| !v.is_null()),
-            };
-            if !present {
-                return Err(invalid("missing required claim"));
-            }
-            if matches!(name.as_str(), "jti" | "client_id" | "azp")
-                && captured.get(name.as_str()).is_some_and(|v| !v.is_string())
-            {
-                return Err(invalid("claim of wrong type"));
-            }
-        }
-        let actors = actor_chain(captured, self.max_actor_depth)?;
-        if self.check_may_act
-            && let Some(actor) = actors.first()
-            && !may_act_allows(captured.get("may_act"), actor, &self.name)
-        {
-            return Err(invalid("actor not allowed by may_act"));
-        }
-        let (permissions, roles) = self
-            .permissions
-            .extract(captured)
-            .map_err(|_| invalid("claim of wrong type"))?;
-        let exp = exp.floor() as u64;
-        Ok(Checked {
-            subject,
-            exp,
-            accepted_until: exp.saturating_add(self.leeway),
-            nbf,
-            actors,
-            permissions,
-            roles,
-        })
-    }
-}
-
-struct Checked {
-    subject: String,
-    exp: u64,
-    accepted_until: u64,
-    nbf: Option<u64>,
-    actors: Vec<Actor>,
-    permissions: crate::Permissions,
-    roles: Vec<Box<str>>,
-}
-
-/// Whether an explicit `typ` names a plain JWT or an access token
-/// (`JWT`, `at+jwt`, RFC 9068 §2.1), compared case-insensitively with or
-/// without `application/`. Every other kind needs [`Issuer::require_typ`].
-fn is_access_token_typ(typ: &str) -> bool {
-    let typ = typ
-        .get(..12)
-        .filter(|p| p.eq_ignore_ascii_case("application/"))
-        .map_or(typ, |_| &typ[12..]);
-    typ.eq_ignore_ascii_case("jwt") || typ.eq_ignore_ascii_case("at+jwt")
-}
-
-fn normalize_typ(typ: &str) -> String {
-    let lower = typ.to_ascii_lowercase();
-    match lower.strip_prefix("application/") {
-        Some(rest) => rest.to_owned(),
-        None => lower,
-    }
-}
-
-/// A NumericDate (RFC 7519 §2): a JSON number (its type was checked when
-/// parsing), integer or not, finite, between 0 and year 9999.
-fn numeric_date(value: Option<f64>) -> Result<Option<f64>, AuthError> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.is_finite() && (0.0..=MAX_NUMERIC_DATE).contains(&v) => Ok(Some(v)),
-        Some(_) => Err(AuthError::invalid_token("date claim out of range")),
-    }
-}
-
-/// Read a nested `act` claim (RFC 8693 §4.1): current actor first.
-fn actor_chain(claims: &Map<String, Value>, max_depth: usize) -> Result<Vec<Actor>, AuthError> {
-    let mut actors = Vec::new();
-    let mut current = claims.get("act");
-    while let Some(value) = current {
-        let act = value
-            .as_object()
-            .ok_or_else(|| AuthError::invalid_token("claim of wrong type"))?;
-        if actors.len() == max_depth {
-            return Err(AuthError::invalid_token("actor chain too deep"));
-        }
-        let sub = match act.get("sub") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => return Err(AuthError::invalid_token("claim of wrong type")),
-        };
-        // An issuer identifier has no fragment: identities are written
-        // `<issuer>#<subject>`.
-        let iss = match act.get("iss") {
-            None => None,
-            Some(Value::String(s)) if !s.is_empty() && !s.contains('#') => Some(s.clone()),
-            Some(_) => return Err(AuthError::invalid_token("claim of wrong type")),
-        };
-        actors.push(Actor::new(sub, iss));
-        current = act.get("act");
-    }
-    Ok(actors)
-}
-
-/// Whether `may_act` names `actor`: the same subject of the same issuer,
-/// either side's issuer being the token's own when it names none.
-fn may_act_allows(may_act: Option<&Value>, actor: &Actor, token_issuer: &str) -> bool {
-    let Some(Value::Object(may)) = may_act else {
-        return false;
-    };
-    let Some(sub) = may.get("sub").and_then(Value::as_str) else {
-        return false;
-    };
-    let iss = match may.get("iss") {
-        None => token_issuer,
-        Some(Value::String(iss)) => iss.as_str(),
-        Some(_) => return false,
-    };
-    actor.id(token_issuer) == crate::PrincipalId::new(iss, sub)
 }
 
 use crate::clock::unix_now;
@@ -597,53 +219,28 @@ impl Verifier {
     }
 
     /// Verify, fetching keys first when the token's key is not known yet
-    /// (bounded by the key source's wait).
+    /// (bounded by the key source's wait). The future is ready at once
+    /// unless a fetch is needed; then it waits for the fetch and resumes
+    /// from the token as already parsed.
     ///
     /// # Errors
     ///
     /// As [`Verifier::verify`].
-    pub async fn verify_async(&self, token: &str) -> Result<Principal, AuthError> {
-        match self.verify_step(token, unix_now(), true) {
-            Ok(p) => Ok(p),
-            Err(Step::Refused(e)) => Err(e),
-            #[cfg(feature = "jwks")]
-            Err(Step::Fetch(source, kid)) => {
-                source.fetch_and_wait().await;
-                self.after_fetch(token, &source, kid.as_deref())
-            }
-        }
+    pub fn verify_async(&self, token: &str) -> Verify {
+        Verify::new(self, self.verify_step(token, unix_now(), true))
     }
 
-    #[cfg(feature = "jwks")]
-    pub(crate) fn after_fetch(
-        &self,
-        token: &str,
-        source: &JwksSource,
-        kid: Option<&str>,
-    ) -> Result<Principal, AuthError> {
-        match self.verify_step(token, unix_now(), false) {
-            Ok(p) => Ok(p),
-            Err(Step::Refused(e)) => {
-                if let Some(kid) = kid
-                    && e.reason() == UNKNOWN_KEY
-                {
-                    source.remember_unknown(kid);
-                }
-                Err(e)
-            }
-            Err(Step::Fetch(..)) => Err(AuthError::keys_unavailable("keys unavailable", 1)),
-        }
-    }
-
+    /// Verify from the cache, or in full; `fetch`: a key that may arrive
+    /// with a fetch is a [`Step::Fetch`] rather than unknown.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn verify_step(
         &self,
         token: &str,
         now: u64,
         fetch: bool,
     ) -> Result<Principal, Step> {
-        let invalid = AuthError::invalid_token;
         if token.len() > self.0.max_token_len {
-            return Err(invalid("token too large").into());
+            return Err(AuthError::invalid_token("token too large").into());
         }
         if let Some(cache) = &self.0.cache {
             if let Some((principal, index)) = cache.get(token) {
@@ -662,14 +259,11 @@ impl Verifier {
             }
             cache.miss();
         }
-        let (principal, index) = self.verify_full(token, now, fetch)?;
-        if let Some(cache) = &self.0.cache {
-            cache.insert(&principal, index);
-        }
-        Ok(principal)
+        self.verify_full(token, now, fetch)
     }
 
-    fn verify_full(&self, token: &str, now: u64, fetch: bool) -> Result<(Principal, usize), Step> {
+    #[allow(clippy::result_large_err)]
+    fn verify_full(&self, token: &str, now: u64, fetch: bool) -> Result<Principal, Step> {
         let invalid = AuthError::invalid_token;
         let compact = jws::split(token)?;
         let header_json = jws::header_json(compact.header)?;
@@ -682,90 +276,120 @@ impl Verifier {
             .iss
             .as_deref()
             .ok_or_else(|| invalid("missing iss"))?;
-        let (index, issuer) = self
+        let index = self
             .0
             .issuers
             .iter()
-            .enumerate()
-            .find(|(_, i)| *i.name == *iss)
+            .position(|i| *i.name == *iss)
             .ok_or_else(|| invalid("untrusted issuer"))?;
+        let issuer = &self.0.issuers[index];
         if !issuer.algorithms.contains(header.alg) {
             return Err(invalid("algorithm not allowed").into());
         }
-        let key = select_key(issuer, &header, fetch)?;
-        if !key.verify(
-            header.alg,
-            compact.signing_input.as_bytes(),
-            compact.signature,
-        ) {
-            return Err(invalid("bad signature").into());
-        }
-        let checked = issuer.check_claims(&header, &claims, now)?;
+        let key = match select_key(issuer, &header, fetch) {
+            KeyLookup::Found(key) => key,
+            KeyLookup::Miss(miss) => return Err(key_miss(miss).into()),
+            KeyLookup::Unavailable(retry_after) => {
+                return Err(AuthError::keys_unavailable("keys unavailable", retry_after).into());
+            }
+            #[cfg(feature = "jwks")]
+            KeyLookup::Fetch(source) => {
+                // Keep what was parsed, so that verification resumes from it.
+                return Err(Step::Fetch(Pending {
+                    source,
+                    token: token.into(),
+                    signing_len: compact.signing_input.len(),
+                    header: header.into_owned(),
+                    claims: claims.into_owned(),
+                    json,
+                    issuer: index,
+                }));
+            }
+        };
+        let parts = Self::finish(
+            issuer,
+            &key,
+            &header,
+            &claims,
+            token,
+            (compact.signing_input, compact.signature),
+            now,
+        );
         drop(claims);
-        let principal = Principal::from_parts(PrincipalParts {
+        Ok(self.cached(parts?, index, json))
+    }
+
+    /// Resume a verification that waited for keys, from the parsed token.
+    #[cfg(feature = "jwks")]
+    pub(crate) fn resume(&self, pending: Pending) -> Result<Principal, AuthError> {
+        let Pending {
+            source,
+            token,
+            signing_len,
+            header,
+            claims,
+            json,
+            issuer: index,
+        } = pending;
+        let issuer = &self.0.issuers[index];
+        let key = match select_key(issuer, &header, false) {
+            KeyLookup::Found(key) => key,
+            KeyLookup::Miss(miss) => {
+                // The fetch did not bring this kid: remember it for a cooldown.
+                if let (KeyMiss::UnknownKid, Some(kid)) = (miss, header.kid.as_deref()) {
+                    source.remember_unknown(kid);
+                }
+                return Err(key_miss(miss));
+            }
+            KeyLookup::Unavailable(retry_after) => {
+                return Err(AuthError::keys_unavailable("keys unavailable", retry_after));
+            }
+            KeyLookup::Fetch(_) => return Err(AuthError::keys_unavailable("keys unavailable", 1)),
+        };
+        let signed = (&token[..signing_len], &token[signing_len + 1..]);
+        let parts = Self::finish(issuer, &key, &header, &claims, &token, signed, unix_now());
+        drop(claims);
+        Ok(self.cached(parts?, index, json))
+    }
+
+    /// The signature and the claims, once the key is known; `signed` is the
+    /// signing input and the signature.
+    fn finish(
+        issuer: &Issuer,
+        key: &VerifyingKey,
+        header: &jws::Header<'_>,
+        claims: &jws::Claims<'_>,
+        token: &str,
+        (signing_input, signature): (&str, &str),
+        now: u64,
+    ) -> Result<PrincipalParts, AuthError> {
+        if !key.verify(header.alg, signing_input.as_bytes(), signature) {
+            return Err(AuthError::invalid_token("bad signature"));
+        }
+        let checked = issuer.check_claims(header, claims, now)?;
+        Ok(PrincipalParts {
             subject: checked.subject,
             issuer: issuer.name.clone(),
             permissions: checked.permissions,
             roles: checked.roles,
-            payload: json,
+            payload: String::new(),
             token: token.into(),
             expires_at: checked.exp,
             accepted_until: checked.accepted_until,
             not_before: checked.nbf,
             actors: checked.actors,
             key_id: key.id,
-        });
-        Ok((principal, index))
+        })
     }
-}
 
-const UNKNOWN_KEY: &str = "unknown key";
-
-fn key_miss(miss: KeyMiss) -> AuthError {
-    AuthError::invalid_token(match miss {
-        KeyMiss::UnknownKid => UNKNOWN_KEY,
-        KeyMiss::WrongAlgorithm => "key does not allow algorithm",
-        KeyMiss::Ambiguous => "no unique key for token without kid",
-    })
-}
-
-#[cfg_attr(not(feature = "jwks"), allow(unused_variables))]
-fn select_key(
-    issuer: &Issuer,
-    header: &jws::Header<'_>,
-    fetch: bool,
-) -> Result<Arc<VerifyingKey>, Step> {
-    let kid = header.kid.as_deref();
-    match &issuer.keys {
-        Keys::Static(keys) => keys
-            .select(kid, header.alg)
-            .cloned()
-            .map_err(|miss| key_miss(miss).into()),
-        #[cfg(feature = "jwks")]
-        Keys::Jwks(source) => match source.lookup(kid, header.alg, fetch) {
-            Lookup::Found(key) => Ok(key),
-            Lookup::Invalid(miss) => Err(key_miss(miss).into()),
-            Lookup::Fetch => Err(Step::Fetch(source.clone(), kid.map(str::to_owned))),
-            Lookup::Unknown {
-                failing: true,
-                retry_after,
-            } => Err(AuthError::keys_unavailable("keys unavailable", retry_after).into()),
-            Lookup::Unknown { failing: false, .. } => Err(key_miss(KeyMiss::UnknownKid).into()),
-        },
-    }
-}
-
-impl fmt::Debug for Issuer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Issuer")
-            .field("name", &self.name)
-            .field("audiences", &self.audiences)
-            .field("algorithms", &self.algorithms)
-            .field("leeway", &self.leeway)
-            .field("typ", &self.typ)
-            .field("required_claims", &self.required_claims)
-            .field("keys", &self.keys)
-            .finish_non_exhaustive()
+    /// The principal of verified parts, kept in the cache.
+    fn cached(&self, mut parts: PrincipalParts, index: usize, payload: String) -> Principal {
+        parts.payload = payload;
+        let principal = Principal::from_parts(parts);
+        if let Some(cache) = &self.0.cache {
+            cache.insert(&principal, index);
+        }
+        principal
     }
 }
 

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::*;
 use crate::testing::{TestIssuer, TestKey};
+use crate::{Algorithm, KeySet, PermissionMapping};
 
 const ISS: &str = "https://id.example";
 const AUD: &str = "image-store";

@@ -3,14 +3,24 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::sync::watch;
+use futures_util::FutureExt as _;
+use futures_util::future::{Map, Shared as SharedFuture};
+use pin_project_lite::pin_project;
 
-use super::{KeyMiss, KeySet, VerifyingKey, parse_jwks_document};
+mod fetch;
+
+use fetch::fetch;
+#[cfg(test)]
+use fetch::max_age;
+
+use super::{KeyMiss, KeySet, VerifyingKey};
 use crate::ConfigError;
 use crate::keys::Algorithm;
 
@@ -129,7 +139,7 @@ struct Shared {
     /// TLS set-up failure is a failed fetch, not a panic.
     client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     state: ArcSwap<State>,
-    flight: Mutex<Option<watch::Receiver<bool>>>,
+    flight: Mutex<Option<Flight>>,
     last_miss_fetch: Mutex<Option<Instant>>,
     negative: Mutex<HashMap<String, Instant>>,
     counters: Counters,
@@ -331,8 +341,7 @@ impl JwksSource {
     ///
     /// When the fetch failed or did not finish in time.
     pub async fn refresh(&self) -> Result<(), ConfigError> {
-        let rx = self.start_fetch();
-        self.wait(rx).await;
+        self.fetch_and_wait().await;
         let state = self.0.state.load();
         if state.failing || state.keys.is_empty() {
             Err(ConfigError::InvalidJwks(
@@ -519,7 +528,7 @@ impl JwksSource {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .is_some_and(|rx| !*rx.borrow())
+            .is_some_and(|f| f.peek().is_none())
     }
 
     fn refresh_in_background(&self, state: &State, now: Instant) {
@@ -534,58 +543,74 @@ impl JwksSource {
 
     /// Join the fetch in flight or start one (single flight). The fetch runs
     /// in its own task, so it completes even if every waiter goes away.
-    fn start_fetch(&self) -> watch::Receiver<bool> {
+    /// `None` outside a Tokio runtime: nothing can be fetched.
+    fn start_fetch(&self) -> Option<Flight> {
         let shared = self.0.clone();
         self.start_flight(async move { fetch(&shared).await })
     }
 
-    /// Run `work` as the flight, unless one is in flight already. The flight
-    /// lands when `work` ends, however it ends: a panic inside it drops the
-    /// guard, which tells the waiters, so the source is never left "in
-    /// flight" for ever.
-    fn start_flight<F>(&self, work: F) -> watch::Receiver<bool>
+    /// Run `work` as the flight in its own task, unless one is in flight
+    /// already. Waiters wait for the task itself: it lands however `work`
+    /// ends, a panic included, so the source is never left "in flight".
+    fn start_flight<F>(&self, work: F) -> Option<Flight>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let mut flight = self.0.flight.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(rx) = flight.as_ref()
-            && !*rx.borrow()
+        if let Some(f) = flight.as_ref()
+            && f.peek().is_none()
         {
-            return rx.clone();
+            return Some(f.clone());
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // Not inside a Tokio runtime: nothing can be fetched; waiters see it done.
-            return watch::channel(true).1;
-        };
-        let (tx, rx) = watch::channel(false);
-        *flight = Some(rx.clone());
-        drop(flight);
-        let landed = Landed(tx);
-        runtime.spawn(async move {
-            let _landed = landed;
-            work.await;
-        });
-        rx
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let landed: fn(Result<(), tokio::task::JoinError>) = |_| {};
+        let f = runtime.spawn(work).map(landed).shared();
+        *flight = Some(f.clone());
+        Some(f)
     }
 
-    /// Wait (bounded) for the fetch in flight, starting one if needed.
-    pub(crate) async fn fetch_and_wait(&self) {
-        let rx = self.start_fetch();
-        self.wait(rx).await;
-    }
-
-    async fn wait(&self, mut rx: watch::Receiver<bool>) {
-        let _ = tokio::time::timeout(self.0.settings.max_wait, rx.wait_for(|done| *done)).await;
+    /// Start (or join) a fetch and wait for it, at most
+    /// [`with_max_wait`](Self::with_max_wait).
+    pub(crate) fn fetch_and_wait(&self) -> KeyWait {
+        KeyWait {
+            flight: self.start_fetch(),
+            deadline: tokio::time::sleep(self.0.settings.max_wait),
+        }
     }
 }
 
-/// Tells the waiters of a flight that it is over, when dropped: at the end
-/// of the fetch, or while a panic unwinds it.
-struct Landed(watch::Sender<bool>);
+/// A fetch in flight, shared by everyone waiting for it (the task's
+/// handle, so no allocation per waiter).
+type Flight =
+    SharedFuture<Map<tokio::task::JoinHandle<()>, fn(Result<(), tokio::task::JoinError>)>>;
 
-impl Drop for Landed {
-    fn drop(&mut self) {
-        self.0.send_replace(true);
+pin_project! {
+    /// Waits for a key fetch to land, at most the source's wait.
+    pub(crate) struct KeyWait {
+        flight: Option<Flight>,
+        #[pin]
+        deadline: tokio::time::Sleep,
+    }
+}
+
+impl Future for KeyWait {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let Some(flight) = this.flight else {
+            return Poll::Ready(());
+        };
+        if Pin::new(flight).poll(cx).is_ready() || this.deadline.poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl fmt::Debug for KeyWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyWait").finish_non_exhaustive()
     }
 }
 
@@ -596,259 +621,6 @@ fn shorten(kid: &str) -> &str {
         end -= 1;
     }
     &kid[..end]
-}
-
-#[derive(Debug)]
-enum FetchError {
-    Http(String),
-    Status(u16),
-    TooLarge,
-    Parse(String),
-    NoKeys,
-    Insecure(String),
-    Discovery(String),
-}
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FetchError::Http(e) => write!(f, "request failed: {e}"),
-            FetchError::Status(s) => write!(f, "status {s}"),
-            FetchError::TooLarge => f.write_str("document too large"),
-            FetchError::Parse(e) => write!(f, "invalid document: {e}"),
-            FetchError::NoKeys => f.write_str("no usable signing key"),
-            FetchError::Insecure(u) => write!(f, "{u:?} is not https (see insecure_allow_http)"),
-            FetchError::Discovery(e) => write!(f, "discovery: {e}"),
-        }
-    }
-}
-
-fn check_scheme(shared: &Shared, url: &str) -> Result<(), FetchError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| FetchError::Parse(e.to_string()))?;
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if shared.settings.allow_http => Ok(()),
-        _ => Err(FetchError::Insecure(url.to_owned())),
-    }
-}
-
-/// GET `url`, reading at most `max_size` bytes.
-async fn get(
-    shared: &Shared,
-    url: &str,
-    etag: Option<&str>,
-) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>), FetchError> {
-    check_scheme(shared, url)?;
-    let client = shared
-        .client
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .connect_timeout(shared.settings.connect_timeout)
-                .timeout(shared.settings.timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| FetchError::Http(e.clone()))?;
-    let mut req = client
-        .get(url)
-        .header(reqwest::header::ACCEPT, "application/json");
-    if let Some(etag) = etag {
-        req = req.header(reqwest::header::IF_NONE_MATCH, etag);
-    }
-    let mut res = req
-        .send()
-        .await
-        .map_err(|e| FetchError::Http(e.without_url().to_string()))?;
-    let status = res.status();
-    let headers = res.headers().clone();
-    let max = shared.settings.max_size;
-    if res.content_length().is_some_and(|len| len > max as u64) {
-        return Err(FetchError::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res
-        .chunk()
-        .await
-        .map_err(|e| FetchError::Http(e.without_url().to_string()))?
-    {
-        if body.len() + chunk.len() > max {
-            return Err(FetchError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((status, headers, body))
-}
-
-async fn discover(shared: &Shared, issuer: &str) -> Result<String, FetchError> {
-    let url = format!(
-        "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
-    );
-    let (status, _, body) = get(shared, &url, None).await?;
-    if !status.is_success() {
-        return Err(FetchError::Discovery(format!("status {}", status.as_u16())));
-    }
-    #[derive(serde::Deserialize)]
-    struct Metadata {
-        issuer: String,
-        jwks_uri: String,
-    }
-    let meta: Metadata =
-        serde_json::from_slice(&body).map_err(|e| FetchError::Discovery(e.to_string()))?;
-    // OpenID Connect Discovery §4.3: the issuer must be identical.
-    if meta.issuer != issuer {
-        return Err(FetchError::Discovery(format!(
-            "the document names issuer {:?}, not {issuer:?}",
-            meta.issuer
-        )));
-    }
-    check_scheme(shared, &meta.jwks_uri)?;
-    tracing::info!(target: "tower_mandate::keys", issuer, jwks_uri = %meta.jwks_uri, "discovered JWKS endpoint");
-    Ok(meta.jwks_uri)
-}
-
-fn max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
-    value.split(',').find_map(|d| {
-        let d = d.trim();
-        let (name, secs) = d.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("max-age")
-            .then(|| {
-                secs.trim()
-                    .trim_matches('"')
-                    .parse()
-                    .ok()
-                    .map(Duration::from_secs)
-            })
-            .flatten()
-    })
-}
-
-async fn fetch(shared: &Shared) {
-    let started = Instant::now();
-    shared.counters.fetches.fetch_add(1, Ordering::Relaxed);
-    let previous = shared.state.load_full();
-    let result = fetch_inner(shared, &previous).await;
-    let now = Instant::now();
-    match result {
-        Ok(Fetched::Keys {
-            keys,
-            ttl,
-            etag,
-            jwks_uri,
-        }) => {
-            tracing::info!(
-                target: "tower_mandate::keys",
-                keys = keys.len(),
-                ttl_secs = ttl.as_secs(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "fetched JWKS"
-            );
-            shared.state.store(Arc::new(State {
-                keys,
-                fetched_at: Some(now),
-                refresh_at: Some(after(now, ttl - ttl / 4)),
-                expires_at: Some(after(now, ttl)),
-                etag,
-                jwks_uri: Some(jwks_uri),
-                failing: false,
-                failures: 0,
-                last_attempt: Some(now),
-            }));
-            shared.negative.lock().expect("negative cache lock").clear();
-        }
-        Ok(Fetched::NotModified { ttl, jwks_uri }) => {
-            shared.counters.not_modified.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(target: "tower_mandate::keys", "JWKS not modified");
-            shared.state.store(Arc::new(State {
-                keys: previous.keys.clone(),
-                fetched_at: Some(now),
-                refresh_at: Some(after(now, ttl - ttl / 4)),
-                expires_at: Some(after(now, ttl)),
-                etag: previous.etag.clone(),
-                jwks_uri: Some(jwks_uri),
-                failing: false,
-                failures: 0,
-                last_attempt: Some(now),
-            }));
-        }
-        Err(error) => {
-            shared.counters.failures.fetch_add(1, Ordering::Relaxed);
-            let failures = previous.failures.saturating_add(1);
-            let backoff = backoff(&shared.settings, failures);
-            tracing::warn!(
-                target: "tower_mandate::keys",
-                %error,
-                serving_stale = !previous.keys.is_empty(),
-                "JWKS fetch failed"
-            );
-            shared.state.store(Arc::new(State {
-                keys: previous.keys.clone(),
-                fetched_at: previous.fetched_at,
-                // Retry in the background after the backoff.
-                refresh_at: Some(after(now, backoff)),
-                expires_at: previous.expires_at,
-                etag: previous.etag.clone(),
-                jwks_uri: previous.jwks_uri.clone(),
-                failing: true,
-                failures,
-                last_attempt: Some(now),
-            }));
-        }
-    }
-}
-
-enum Fetched {
-    Keys {
-        keys: KeySet,
-        ttl: Duration,
-        etag: Option<String>,
-        jwks_uri: String,
-    },
-    NotModified {
-        ttl: Duration,
-        jwks_uri: String,
-    },
-}
-
-async fn fetch_inner(shared: &Shared, previous: &State) -> Result<Fetched, FetchError> {
-    let jwks_uri = match (&shared.location, &previous.jwks_uri) {
-        (Location::Jwks(url), _) => url.clone(),
-        (Location::Discovery { .. }, Some(uri)) => uri.clone(),
-        (Location::Discovery { issuer }, None) => discover(shared, issuer).await?,
-    };
-    let etag = (!previous.keys.is_empty())
-        .then_some(previous.etag.as_deref())
-        .flatten();
-    let (status, headers, body) = get(shared, &jwks_uri, etag).await?;
-    let s = &shared.settings;
-    let ttl = max_age(&headers)
-        .unwrap_or(s.default_ttl)
-        .clamp(s.min_ttl, s.max_ttl);
-    if status == reqwest::StatusCode::NOT_MODIFIED && !previous.keys.is_empty() {
-        return Ok(Fetched::NotModified { ttl, jwks_uri });
-    }
-    if !status.is_success() {
-        return Err(FetchError::Status(status.as_u16()));
-    }
-    let text = std::str::from_utf8(&body).map_err(|e| FetchError::Parse(e.to_string()))?;
-    let keys = parse_jwks_document(text, false).map_err(|e| FetchError::Parse(e.to_string()))?;
-    if keys.is_empty() {
-        return Err(FetchError::NoKeys);
-    }
-    let etag = headers
-        .get(reqwest::header::ETAG)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    Ok(Fetched::Keys {
-        keys,
-        ttl,
-        etag,
-        jwks_uri,
-    })
 }
 
 impl fmt::Debug for JwksSource {
@@ -947,19 +719,18 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_fetch_does_not_stay_in_flight() {
         let source = JwksSource::new("https://id.example/jwks").unwrap();
-        let mut rx = source.start_flight(async { panic!("a fetch that panics") });
+        let flight = source.start_flight(async { panic!("a fetch that panics") });
         // The waiters are told, and the next fetch can start.
-        tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|done| *done))
+        tokio::time::timeout(Duration::from_secs(5), flight.unwrap())
             .await
-            .expect("the flight lands")
-            .expect("landed, not closed");
+            .expect("the flight lands");
         assert!(!source.in_flight());
         // A new flight starts, and lands in its turn.
-        let mut rx = source.start_flight(async {
+        let flight = source.start_flight(async {
             tokio::time::sleep(Duration::from_millis(50)).await;
         });
         assert!(source.in_flight());
-        rx.wait_for(|done| *done).await.unwrap();
+        flight.unwrap().await;
         assert!(!source.in_flight());
     }
 

@@ -1,0 +1,232 @@
+//! [`ResponseFuture`]: one request's way through the layer, as a state
+//! enum — authenticating (while a key is fetched), checking revocation,
+//! calling the inner service, or a ready refusal.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::{Config, Progress, RejectionBody, Renderer};
+use crate::caller::Scoped;
+use crate::revocation::RevocationCheck;
+use crate::verify::Verify;
+use crate::{Caller, Principal, SlotKind};
+
+/// What a request still needs once authenticated: the inner service (a
+/// ready clone), the request and the layer's configuration.
+struct Call<S, B> {
+    inner: S,
+    req: Request<B>,
+    config: Arc<Config>,
+}
+
+pin_project! {
+    /// The response future of [`Mandate`](super::Mandate).
+    pub struct ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        /// A slot's key is being fetched; verification resumes from the
+        /// parsed token.
+        Authenticating {
+            #[pin]
+            verify: Verify,
+            slot: SlotKind,
+            user: Option<Principal>,
+            call: Option<Call<S, ReqBody>>,
+        },
+        /// The revocation store is asked about the verified tokens.
+        CheckingRevocation {
+            #[pin]
+            check: RevocationCheck,
+            caller: Option<Caller>,
+            call: Option<Call<S, ReqBody>>,
+        },
+        /// The inner service runs with the caller as `Caller::current`.
+        Calling {
+            #[pin]
+            future: Scoped<S::Future>,
+            renderer: Renderer,
+        },
+        Rejected {
+            response: Option<S::Response>,
+        },
+    }
+}
+
+impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: RejectionBody,
+{
+    /// Call the inner service for an authenticated request.
+    pub(super) fn call(
+        inner: &mut S,
+        req: Request<ReqBody>,
+        config: &Config,
+        caller: Caller,
+    ) -> Self {
+        ResponseFuture {
+            state: calling(inner, req, config, caller),
+        }
+    }
+
+    pub(super) fn rejected(response: Response<ResBody>) -> Self {
+        ResponseFuture {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    /// Go on from `progress`, with the request and an owned inner service.
+    pub(super) fn next(
+        progress: Progress,
+        inner: S,
+        req: Request<ReqBody>,
+        config: Arc<Config>,
+    ) -> Self {
+        ResponseFuture {
+            state: next(progress, Call { inner, req, config }),
+        }
+    }
+}
+
+fn calling<S, ReqBody, ResBody>(
+    inner: &mut S,
+    mut req: Request<ReqBody>,
+    config: &Config,
+    caller: Caller,
+) -> State<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    let caller = config.accept(&mut req, caller);
+    State::Calling {
+        future: caller.scope(inner.call(req)),
+        renderer: config.renderer.clone(),
+    }
+}
+
+/// The state that follows `progress`.
+fn next<S, ReqBody, ResBody>(progress: Progress, mut call: Call<S, ReqBody>) -> State<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: RejectionBody,
+{
+    match progress {
+        Progress::Refused(error) => State::Rejected {
+            response: Some(call.config.refuse(error, call.req.headers(), None)),
+        },
+        Progress::Waiting { slot, user, verify } => State::Authenticating {
+            verify,
+            slot,
+            user,
+            call: Some(call),
+        },
+        Progress::Done(caller) => match &call.config.revocation {
+            Some(revocation) if call.config.checks_revocation(&caller) => {
+                State::CheckingRevocation {
+                    check: revocation.check(&caller),
+                    caller: Some(caller),
+                    call: Some(call),
+                }
+            }
+            _ => calling(&mut call.inner, call.req, &call.config, caller),
+        },
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: RejectionBody,
+{
+    type Output = Result<Response<ResBody>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            let following = match state.as_mut().project() {
+                StateProj::Authenticating {
+                    verify,
+                    slot,
+                    user,
+                    call,
+                } => {
+                    let verified = ready!(verify.poll(cx));
+                    let call = call.take().expect("ResponseFuture polled after completion");
+                    let progress = match (verified, *slot) {
+                        (Err(error), slot) => Progress::Refused(error.with_slot(slot)),
+                        (Ok(principal), SlotKind::User) => call.config.progress(
+                            call.req.headers(),
+                            SlotKind::Service,
+                            Some(principal),
+                        ),
+                        (Ok(principal), _) => {
+                            Progress::Done(Caller::new(user.take(), Some(principal)))
+                        }
+                    };
+                    next(progress, call)
+                }
+                StateProj::CheckingRevocation {
+                    check,
+                    caller,
+                    call,
+                } => {
+                    let checked = ready!(check.poll(cx));
+                    let mut call = call.take().expect("ResponseFuture polled after completion");
+                    let caller = caller
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    match checked {
+                        Ok(()) => calling(&mut call.inner, call.req, &call.config, caller),
+                        Err(error) => State::Rejected {
+                            response: Some(call.config.refuse(
+                                error,
+                                call.req.headers(),
+                                Some(&caller),
+                            )),
+                        },
+                    }
+                }
+                // Refusals made behind the layer are rendered here, like the layer's own.
+                StateProj::Calling { future, renderer } => {
+                    return future.poll(cx).map_ok(|response| renderer.finish(response));
+                }
+                StateProj::Rejected { response } => {
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .expect("ResponseFuture polled after completion")));
+                }
+            };
+            state.set(following);
+        }
+    }
+}
+
+impl<S, ReqBody> fmt::Debug for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,127 @@
+//! [`Verify`]: verification as a future that waits for keys by itself.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use super::{Step, Verifier};
+use crate::{AuthError, Principal};
+
+/// A token parsed up to the choice of its key, waiting for the key source
+/// to fetch: verification resumes from here, without parsing it again.
+#[cfg(feature = "jwks")]
+pub(crate) struct Pending {
+    pub(super) source: crate::JwksSource,
+    pub(super) token: Box<str>,
+    /// `token[..signing_len]` is the signing input; the signature follows the dot.
+    pub(super) signing_len: usize,
+    pub(super) header: super::jws::Header<'static>,
+    pub(super) claims: super::jws::Claims<'static>,
+    pub(super) json: String,
+    pub(super) issuer: usize,
+}
+
+/// Without the `jwks` feature nothing is ever fetched.
+#[cfg(not(feature = "jwks"))]
+pub(crate) enum Pending {}
+
+#[cfg(feature = "jwks")]
+type KeyWait = crate::keys::KeyWait;
+
+#[cfg(not(feature = "jwks"))]
+type KeyWait = std::future::Ready<()>;
+
+pin_project! {
+    /// The future of [`Verifier::verify_async`]: ready at once unless the
+    /// token's key must be fetched; then it waits for the fetch (bounded by
+    /// the key source's wait) and resumes from the token as parsed.
+    pub struct Verify {
+        #[pin]
+        state: State,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State {
+        Done { result: Option<Result<Principal, AuthError>> },
+        Waiting {
+            #[pin]
+            wait: KeyWait,
+            verifier: Verifier,
+            pending: Option<Pending>,
+        },
+    }
+}
+
+impl Verify {
+    /// A verification waiting for `pending`'s key source.
+    #[cfg(feature = "jwks")]
+    pub(crate) fn waiting(verifier: &Verifier, pending: Pending) -> Self {
+        Verify::new(verifier, Err(Step::Fetch(pending)))
+    }
+
+    pub(crate) fn new(verifier: &Verifier, step: Result<Principal, Step>) -> Self {
+        let state = match step {
+            Ok(principal) => State::Done {
+                result: Some(Ok(principal)),
+            },
+            Err(Step::Refused(error)) => State::Done {
+                result: Some(Err(error)),
+            },
+            #[cfg(feature = "jwks")]
+            Err(Step::Fetch(pending)) => State::Waiting {
+                wait: pending.source.fetch_and_wait(),
+                verifier: verifier.clone(),
+                pending: Some(pending),
+            },
+        };
+        #[cfg(not(feature = "jwks"))]
+        let _ = verifier;
+        Verify { state }
+    }
+}
+
+impl Future for Verify {
+    type Output = Result<Principal, AuthError>;
+
+    // Without `jwks`, `Pending` is uninhabited and the waiting arm unreachable.
+    #[cfg_attr(not(feature = "jwks"), allow(unreachable_code, unused_variables))]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Done { result } => {
+                Poll::Ready(result.take().expect("Verify polled after completion"))
+            }
+            StateProj::Waiting {
+                wait,
+                verifier,
+                pending,
+            } => {
+                if wait.poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let pending = pending.take().expect("Verify polled after completion");
+                Poll::Ready(resume(verifier, pending))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "jwks")]
+fn resume(verifier: &Verifier, pending: Pending) -> Result<Principal, AuthError> {
+    verifier.resume(pending)
+}
+
+#[cfg(not(feature = "jwks"))]
+fn resume(_: &Verifier, pending: Pending) -> Result<Principal, AuthError> {
+    match pending {}
+}
+
+impl fmt::Debug for Verify {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verify").finish_non_exhaustive()
+    }
+}
