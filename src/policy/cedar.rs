@@ -389,314 +389,320 @@ impl fmt::Debug for CedarPolicy {
     }
 }
 
-#[cfg(all(test, feature = "test-util"))]
+#[cfg(test)]
 mod tests {
-    use serde_json::json;
+    // The tests mint tokens with the test kit.
+    #[cfg(feature = "test-util")]
+    mod with_test_kit {
 
-    use super::*;
-    use crate::testing::TestIssuer;
-    use crate::{Issuer, Verifier};
+        use serde_json::json;
 
-    const POLICIES: &str = include_str!("../../examples/policies/images.cedar");
+        use super::super::*;
+        use crate::testing::TestIssuer;
+        use crate::{Issuer, Verifier};
 
-    struct World {
-        users: TestIssuer,
-        /// A second users' issuer trusted by the same slot.
-        others: TestIssuer,
-        services: TestIssuer,
-        uv: Verifier,
-        sv: Verifier,
-    }
+        const POLICIES: &str = include_str!("../../examples/policies/images.cedar");
 
-    impl World {
-        fn new() -> Self {
-            let users = TestIssuer::es256("https://users").with_audience("a");
-            let others = TestIssuer::es256("https://users-b").with_audience("a");
-            let services = TestIssuer::es256("https://services").with_audience("a");
-            let uv = Verifier::new([
-                Issuer::new("https://users", "a").with_keys(users.key_set()),
-                Issuer::new("https://users-b", "a").with_keys(others.key_set()),
-            ])
-            .unwrap();
-            let sv =
-                Verifier::new([Issuer::new("https://services", "a").with_keys(services.key_set())])
-                    .unwrap();
-            World {
-                users,
-                others,
-                services,
-                uv,
-                sv,
+        struct World {
+            users: TestIssuer,
+            /// A second users' issuer trusted by the same slot.
+            others: TestIssuer,
+            services: TestIssuer,
+            uv: Verifier,
+            sv: Verifier,
+        }
+
+        impl World {
+            fn new() -> Self {
+                let users = TestIssuer::es256("https://users").with_audience("a");
+                let others = TestIssuer::es256("https://users-b").with_audience("a");
+                let services = TestIssuer::es256("https://services").with_audience("a");
+                let uv = Verifier::new([
+                    Issuer::new("https://users", "a").with_keys(users.key_set()),
+                    Issuer::new("https://users-b", "a").with_keys(others.key_set()),
+                ])
+                .unwrap();
+                let sv = Verifier::new([
+                    Issuer::new("https://services", "a").with_keys(services.key_set())
+                ])
+                .unwrap();
+                World {
+                    users,
+                    others,
+                    services,
+                    uv,
+                    sv,
+                }
+            }
+
+            fn caller(
+                &self,
+                user: Option<crate::testing::TokenBuilder>,
+                service: Option<crate::testing::TokenBuilder>,
+            ) -> Caller {
+                Caller::new(
+                    user.map(|t| self.uv.verify(&t.sign()).unwrap()),
+                    service.map(|t| self.sv.verify(&t.sign()).unwrap()),
+                )
             }
         }
 
-        fn caller(
-            &self,
-            user: Option<crate::testing::TokenBuilder>,
-            service: Option<crate::testing::TokenBuilder>,
-        ) -> Caller {
-            Caller::new(
-                user.map(|t| self.uv.verify(&t.sign()).unwrap()),
-                service.map(|t| self.sv.verify(&t.sign()).unwrap()),
-            )
-        }
-    }
+        #[test]
+        fn the_image_sharing_rules() {
+            let w = World::new();
+            let policy = CedarPolicy::from_text(POLICIES).unwrap();
+            let all = "images:read images:write images:delete tags:write";
+            let alice = w.caller(Some(w.users.token("alice").scope(all)), None);
+            let bob = w.caller(Some(w.users.token("bob").scope(all)), None);
+            // alice's token exchanged for the tagger: the actor is the services'
+            // tagger, which calls with its own token.
+            let tagger_for_alice = w.caller(
+                Some(
+                    w.users
+                        .token("alice")
+                        .scope(all)
+                        .claim("act", json!({"sub": "tagger", "iss": "https://services"})),
+                ),
+                Some(w.services.token("tagger").scope("tags:write")),
+            );
+            let archiver = w.caller(
+                None,
+                Some(w.services.token("archiver").scope("images:read")),
+            );
+            let admin = w.caller(
+                Some(w.users.token("root").claim("roles", json!(["image-admin"]))),
+                None,
+            );
+            let weak_service = w.caller(
+                Some(w.users.token("alice").scope(all)),
+                Some(w.services.token("thumbnailer").scope("images:write")),
+            );
+            // alice of the other issuer, with every plain permission and the
+            // admin role's name in her own `roles` claim.
+            let other_alice = w.caller(
+                Some(
+                    w.others
+                        .token("alice")
+                        .scope(all)
+                        .claim("roles", json!(["image-admin"])),
+                ),
+                None,
+            );
+            let tagger_chain = json!({
+                "sub": "gateway",
+                "iss": "https://services",
+                "act": {"sub": "tagger", "iss": "https://services"},
+            });
+            // A delegated token whose chain names the tagger, but not as the
+            // current actor, and no service token: the tagger is not calling.
+            let chain_names_tagger = w.caller(
+                Some(
+                    w.users
+                        .token("alice")
+                        .scope(all)
+                        .claim("act", tagger_chain.clone()),
+                ),
+                None,
+            );
+            // The tagger calls for alice, but the token's current actor is the gateway.
+            let tagger_not_actor = w.caller(
+                Some(w.users.token("alice").scope(all).claim("act", tagger_chain)),
+                Some(w.services.token("tagger").scope("tags:write")),
+            );
+            // The tagger calls with a delegated token that names it as actor,
+            // but the user lacks tags:write: every principal must hold it.
+            let tagger_user_lacks = w.caller(
+                Some(
+                    w.users
+                        .token("alice")
+                        .scope("images:read")
+                        .claim("act", json!({"sub": "tagger", "iss": "https://services"})),
+                ),
+                Some(w.services.token("tagger").scope("tags:write")),
+            );
+            let alices = Resource::new("Image", "img-1")
+                .with_owner(&PrincipalId::new("https://users", "alice"));
+            let bobs = Resource::new("Image", "img-2")
+                .with_owner(&PrincipalId::new("https://users", "bob"));
 
-    #[test]
-    fn the_image_sharing_rules() {
-        let w = World::new();
-        let policy = CedarPolicy::from_text(POLICIES).unwrap();
-        let all = "images:read images:write images:delete tags:write";
-        let alice = w.caller(Some(w.users.token("alice").scope(all)), None);
-        let bob = w.caller(Some(w.users.token("bob").scope(all)), None);
-        // alice's token exchanged for the tagger: the actor is the services'
-        // tagger, which calls with its own token.
-        let tagger_for_alice = w.caller(
-            Some(
-                w.users
-                    .token("alice")
-                    .scope(all)
-                    .claim("act", json!({"sub": "tagger", "iss": "https://services"})),
-            ),
-            Some(w.services.token("tagger").scope("tags:write")),
-        );
-        let archiver = w.caller(
-            None,
-            Some(w.services.token("archiver").scope("images:read")),
-        );
-        let admin = w.caller(
-            Some(w.users.token("root").claim("roles", json!(["image-admin"]))),
-            None,
-        );
-        let weak_service = w.caller(
-            Some(w.users.token("alice").scope(all)),
-            Some(w.services.token("thumbnailer").scope("images:write")),
-        );
-        // alice of the other issuer, with every plain permission and the
-        // admin role's name in her own `roles` claim.
-        let other_alice = w.caller(
-            Some(
-                w.others
-                    .token("alice")
-                    .scope(all)
-                    .claim("roles", json!(["image-admin"])),
-            ),
-            None,
-        );
-        let tagger_chain = json!({
-            "sub": "gateway",
-            "iss": "https://services",
-            "act": {"sub": "tagger", "iss": "https://services"},
-        });
-        // A delegated token whose chain names the tagger, but not as the
-        // current actor, and no service token: the tagger is not calling.
-        let chain_names_tagger = w.caller(
-            Some(
-                w.users
-                    .token("alice")
-                    .scope(all)
-                    .claim("act", tagger_chain.clone()),
-            ),
-            None,
-        );
-        // The tagger calls for alice, but the token's current actor is the gateway.
-        let tagger_not_actor = w.caller(
-            Some(w.users.token("alice").scope(all).claim("act", tagger_chain)),
-            Some(w.services.token("tagger").scope("tags:write")),
-        );
-        // The tagger calls with a delegated token that names it as actor,
-        // but the user lacks tags:write: every principal must hold it.
-        let tagger_user_lacks = w.caller(
-            Some(
-                w.users
-                    .token("alice")
-                    .scope("images:read")
-                    .claim("act", json!({"sub": "tagger", "iss": "https://services"})),
-            ),
-            Some(w.services.token("tagger").scope("tags:write")),
-        );
-        let alices =
-            Resource::new("Image", "img-1").with_owner(&PrincipalId::new("https://users", "alice"));
-        let bobs =
-            Resource::new("Image", "img-2").with_owner(&PrincipalId::new("https://users", "bob"));
-
-        struct Case<'a> {
-            name: &'a str,
-            caller: &'a Caller,
-            action: &'a str,
-            resource: &'a Resource,
-            allowed: bool,
-            policy: &'a str,
-        }
-        let cases = [
-            Case {
-                name: "owner reads",
-                caller: &alice,
-                action: "images:read",
-                resource: &alices,
-                allowed: true,
-                policy: "owner-crud",
-            },
-            Case {
-                name: "owner deletes",
-                caller: &alice,
-                action: "images:delete",
-                resource: &alices,
-                allowed: true,
-                policy: "owner-crud",
-            },
-            Case {
-                name: "other user reads",
-                caller: &bob,
-                action: "images:read",
-                resource: &alices,
-                allowed: false,
-                policy: "",
-            },
-            Case {
-                name: "other user deletes",
-                caller: &bob,
-                action: "images:delete",
-                resource: &alices,
-                allowed: false,
-                policy: "",
-            },
-            Case {
-                name: "tagger for the owner",
-                caller: &tagger_for_alice,
-                action: "tags:write",
-                resource: &alices,
-                allowed: true,
-                policy: "tagger-acts-for-owner",
-            },
-            Case {
-                name: "tagger for an owner who lacks tags:write",
-                caller: &tagger_user_lacks,
-                action: "tags:write",
-                resource: &alices,
-                allowed: false,
-                policy: "",
-            },
-            Case {
-                name: "tagger on another user's image",
-                caller: &tagger_for_alice,
-                action: "tags:write",
-                resource: &bobs,
-                allowed: false,
-                policy: "tagger-only-for-owner",
-            },
-            Case {
-                name: "tagger cannot delete",
-                caller: &tagger_for_alice,
-                action: "images:delete",
-                resource: &alices,
-                allowed: false,
-                policy: "",
-            },
-            Case {
-                name: "archiver reads any",
-                caller: &archiver,
-                action: "images:read",
-                resource: &bobs,
-                allowed: true,
-                policy: "archiver-reads-any",
-            },
-            Case {
-                name: "archiver deletes none",
-                caller: &archiver,
-                action: "images:delete",
-                resource: &bobs,
-                allowed: false,
-                policy: "archiver-deletes-none",
-            },
-            Case {
-                name: "admin role reads any",
-                caller: &admin,
-                action: "images:read",
-                resource: &bobs,
-                allowed: true,
-                policy: "admins-read-any",
-            },
-            Case {
-                name: "another issuer's alice reads",
-                caller: &other_alice,
-                action: "images:read",
-                resource: &alices,
-                allowed: false,
-                policy: "",
-            },
-            Case {
-                name: "another issuer's alice writes",
-                caller: &other_alice,
-                action: "images:write",
-                resource: &alices,
-                allowed: false,
-                policy: "",
-            },
-            Case {
-                name: "another issuer's alice deletes",
-                caller: &other_alice,
-                action: "images:delete",
-                resource: &alices,
-                allowed: false,
-                policy: "",
-            },
-            Case {
-                name: "another issuer's image-admin role reads any",
-                caller: &other_alice,
-                action: "images:read",
-                resource: &bobs,
-                allowed: false,
-                policy: "",
-            },
-            Case {
-                name: "the chain names the tagger, no service token",
-                caller: &chain_names_tagger,
-                action: "tags:write",
-                resource: &alices,
-                allowed: false,
-                policy: "",
-            },
-            Case {
-                name: "the tagger calls, the current actor is another",
-                caller: &tagger_not_actor,
-                action: "tags:write",
-                resource: &alices,
-                allowed: false,
-                policy: "",
-            },
-            Case {
-                name: "owner through a weak service",
-                caller: &weak_service,
-                action: "images:read",
-                resource: &alices,
-                allowed: false,
-                policy: "",
-            },
-        ];
-        for c in cases {
-            let d = policy.authorize(c.caller, c.action, c.resource);
-            assert_eq!(d.is_allowed(), c.allowed, "{}: {d:?}", c.name);
-            if !c.policy.is_empty() {
-                assert!(
-                    d.policies().iter().any(|p| p == c.policy),
-                    "{}: {d:?}",
-                    c.name
-                );
+            struct Case<'a> {
+                name: &'a str,
+                caller: &'a Caller,
+                action: &'a str,
+                resource: &'a Resource,
+                allowed: bool,
+                policy: &'a str,
             }
-            assert!(d.errors().is_empty(), "{}: {d:?}", c.name);
+            let cases = [
+                Case {
+                    name: "owner reads",
+                    caller: &alice,
+                    action: "images:read",
+                    resource: &alices,
+                    allowed: true,
+                    policy: "owner-crud",
+                },
+                Case {
+                    name: "owner deletes",
+                    caller: &alice,
+                    action: "images:delete",
+                    resource: &alices,
+                    allowed: true,
+                    policy: "owner-crud",
+                },
+                Case {
+                    name: "other user reads",
+                    caller: &bob,
+                    action: "images:read",
+                    resource: &alices,
+                    allowed: false,
+                    policy: "",
+                },
+                Case {
+                    name: "other user deletes",
+                    caller: &bob,
+                    action: "images:delete",
+                    resource: &alices,
+                    allowed: false,
+                    policy: "",
+                },
+                Case {
+                    name: "tagger for the owner",
+                    caller: &tagger_for_alice,
+                    action: "tags:write",
+                    resource: &alices,
+                    allowed: true,
+                    policy: "tagger-acts-for-owner",
+                },
+                Case {
+                    name: "tagger for an owner who lacks tags:write",
+                    caller: &tagger_user_lacks,
+                    action: "tags:write",
+                    resource: &alices,
+                    allowed: false,
+                    policy: "",
+                },
+                Case {
+                    name: "tagger on another user's image",
+                    caller: &tagger_for_alice,
+                    action: "tags:write",
+                    resource: &bobs,
+                    allowed: false,
+                    policy: "tagger-only-for-owner",
+                },
+                Case {
+                    name: "tagger cannot delete",
+                    caller: &tagger_for_alice,
+                    action: "images:delete",
+                    resource: &alices,
+                    allowed: false,
+                    policy: "",
+                },
+                Case {
+                    name: "archiver reads any",
+                    caller: &archiver,
+                    action: "images:read",
+                    resource: &bobs,
+                    allowed: true,
+                    policy: "archiver-reads-any",
+                },
+                Case {
+                    name: "archiver deletes none",
+                    caller: &archiver,
+                    action: "images:delete",
+                    resource: &bobs,
+                    allowed: false,
+                    policy: "archiver-deletes-none",
+                },
+                Case {
+                    name: "admin role reads any",
+                    caller: &admin,
+                    action: "images:read",
+                    resource: &bobs,
+                    allowed: true,
+                    policy: "admins-read-any",
+                },
+                Case {
+                    name: "another issuer's alice reads",
+                    caller: &other_alice,
+                    action: "images:read",
+                    resource: &alices,
+                    allowed: false,
+                    policy: "",
+                },
+                Case {
+                    name: "another issuer's alice writes",
+                    caller: &other_alice,
+                    action: "images:write",
+                    resource: &alices,
+                    allowed: false,
+                    policy: "",
+                },
+                Case {
+                    name: "another issuer's alice deletes",
+                    caller: &other_alice,
+                    action: "images:delete",
+                    resource: &alices,
+                    allowed: false,
+                    policy: "",
+                },
+                Case {
+                    name: "another issuer's image-admin role reads any",
+                    caller: &other_alice,
+                    action: "images:read",
+                    resource: &bobs,
+                    allowed: false,
+                    policy: "",
+                },
+                Case {
+                    name: "the chain names the tagger, no service token",
+                    caller: &chain_names_tagger,
+                    action: "tags:write",
+                    resource: &alices,
+                    allowed: false,
+                    policy: "",
+                },
+                Case {
+                    name: "the tagger calls, the current actor is another",
+                    caller: &tagger_not_actor,
+                    action: "tags:write",
+                    resource: &alices,
+                    allowed: false,
+                    policy: "",
+                },
+                Case {
+                    name: "owner through a weak service",
+                    caller: &weak_service,
+                    action: "images:read",
+                    resource: &alices,
+                    allowed: false,
+                    policy: "",
+                },
+            ];
+            for c in cases {
+                let d = policy.authorize(c.caller, c.action, c.resource);
+                assert_eq!(d.is_allowed(), c.allowed, "{}: {d:?}", c.name);
+                if !c.policy.is_empty() {
+                    assert!(
+                        d.policies().iter().any(|p| p == c.policy),
+                        "{}: {d:?}",
+                        c.name
+                    );
+                }
+                assert!(d.errors().is_empty(), "{}: {d:?}", c.name);
+            }
         }
-    }
 
-    #[test]
-    fn bad_policies_are_refused_and_anonymous_callers_denied() {
-        let policy = CedarPolicy::from_text(POLICIES).unwrap();
-        let image =
-            Resource::new("Image", "img-1").with_owner(&PrincipalId::new("https://users", "alice"));
-        assert!(CedarPolicy::from_text("permit(principal, action, resource").is_err());
-        assert!(CedarPolicy::from_file("/nonexistent.cedar").is_err());
-        let anonymous = policy.authorize(&Caller::default(), "images:read", &image);
-        assert!(!anonymous.is_allowed());
-        assert!(anonymous.require("images:read").is_err());
+        #[test]
+        fn bad_policies_are_refused_and_anonymous_callers_denied() {
+            let policy = CedarPolicy::from_text(POLICIES).unwrap();
+            let image = Resource::new("Image", "img-1")
+                .with_owner(&PrincipalId::new("https://users", "alice"));
+            assert!(CedarPolicy::from_text("permit(principal, action, resource").is_err());
+            assert!(CedarPolicy::from_file("/nonexistent.cedar").is_err());
+            let anonymous = policy.authorize(&Caller::default(), "images:read", &image);
+            assert!(!anonymous.is_allowed());
+            assert!(anonymous.require("images:read").is_err());
+        }
     }
 }

@@ -1,0 +1,98 @@
+//! The single flight of fetches: one fetch task at a time, shared by every
+//! request that waits for keys, each waiting at most the source's wait.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::PoisonError;
+use std::task::{Context, Poll};
+
+use futures_util::FutureExt as _;
+use futures_util::future::{Map, Shared as SharedFuture};
+use pin_project_lite::pin_project;
+
+use super::JwksSource;
+use super::fetch::fetch;
+
+impl JwksSource {
+    pub(super) fn in_flight(&self) -> bool {
+        self.0
+            .flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|f| f.peek().is_none())
+    }
+
+    /// Join the fetch in flight or start one (single flight). The fetch runs
+    /// in its own task, so it completes even if every waiter goes away.
+    /// `None` outside a Tokio runtime: nothing can be fetched.
+    pub(super) fn start_fetch(&self) -> Option<Flight> {
+        let shared = self.0.clone();
+        self.start_flight(async move { fetch(&shared).await })
+    }
+
+    /// Run `work` as the flight in its own task, unless one is in flight
+    /// already. Waiters wait for the task itself: it lands however `work`
+    /// ends, a panic included, so the source is never left "in flight".
+    pub(super) fn start_flight<F>(&self, work: F) -> Option<Flight>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut flight = self.0.flight.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = flight.as_ref()
+            && f.peek().is_none()
+        {
+            return Some(f.clone());
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let landed: fn(Result<(), tokio::task::JoinError>) = |_| {};
+        let f = runtime.spawn(work).map(landed).shared();
+        *flight = Some(f.clone());
+        Some(f)
+    }
+
+    /// Start (or join) a fetch and wait for it, at most
+    /// [`with_max_wait`](Self::with_max_wait).
+    pub(crate) fn fetch_and_wait(&self) -> KeyWait {
+        KeyWait {
+            flight: self.start_fetch(),
+            deadline: tokio::time::sleep(self.0.settings.max_wait),
+        }
+    }
+}
+
+/// A fetch in flight, shared by everyone waiting for it (the task's
+/// handle, so no allocation per waiter).
+pub(super) type Flight =
+    SharedFuture<Map<tokio::task::JoinHandle<()>, fn(Result<(), tokio::task::JoinError>)>>;
+
+pin_project! {
+    /// Waits for a key fetch to land, at most the source's wait.
+    pub(crate) struct KeyWait {
+        flight: Option<Flight>,
+        #[pin]
+        deadline: tokio::time::Sleep,
+    }
+}
+
+impl Future for KeyWait {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let Some(flight) = this.flight else {
+            return Poll::Ready(());
+        };
+        if Pin::new(flight).poll(cx).is_ready() || this.deadline.poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl fmt::Debug for KeyWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyWait").finish_non_exhaustive()
+    }
+}
