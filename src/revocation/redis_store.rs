@@ -105,8 +105,8 @@ impl RedisStore {
             .conn
             .get_or_try_init(|| async {
                 let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(self.timeout)
-                    .set_response_timeout(self.timeout)
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
                     .set_number_of_retries(1);
                 tokio::time::timeout(
                     self.timeout * 2,
