@@ -21,14 +21,9 @@ fn now() -> u64 {
 
 fn facts(jti: String) -> TokenFacts {
     let now = now();
-    TokenFacts {
-        issuer: "https://id.example".into(),
-        subject: "svc".into(),
-        jti: Some(jti),
-        issued_at: Some(now),
-        expires_at: now + 300,
-        accepted_until: now + 360,
-    }
+    TokenFacts::new("https://id.example", "svc", now + 300, now + 360)
+        .with_jti(jti)
+        .with_issued_at(now)
 }
 
 fn revocation(c: &mut Criterion) {

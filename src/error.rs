@@ -53,6 +53,20 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// No issuer is trusted: a verifier needs at least one.
+    NoIssuer,
+    /// A URL (of keys, discovery, a token endpoint or a store) that cannot
+    /// be used.
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A policy that does not parse.
+    InvalidPolicy(String),
+    /// The slots of one layer conflict (both read the same header).
+    SlotConflict(String),
     /// Two slots accept the same tokens (RFC 8725 §3.12).
     InterchangeableSlots {
         /// The issuer both slots trust.
@@ -82,6 +96,10 @@ impl fmt::Display for ConfigError {
             ConfigError::InvalidRule { issuer, reason } => {
                 write!(f, "invalid rules for issuer {issuer:?}: {reason}")
             }
+            ConfigError::NoIssuer => f.write_str("no trusted issuer"),
+            ConfigError::InvalidUrl { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
+            ConfigError::InvalidPolicy(reason) => write!(f, "invalid policy: {reason}"),
+            ConfigError::SlotConflict(reason) => write!(f, "conflicting slots: {reason}"),
             ConfigError::InterchangeableSlots { issuer } => write!(
                 f,
                 "the user and service slots both accept tokens of issuer {issuer:?} with the same \

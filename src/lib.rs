@@ -71,7 +71,7 @@ mod caller;
 mod clock;
 mod error;
 mod keys;
-#[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+#[cfg(feature = "_aws-lc")]
 pub mod mint;
 pub mod permission;
 pub mod policy;

@@ -11,7 +11,8 @@
 //!
 //! [`MemoryStore`] keeps the lists in this process; `RedisStore` (feature
 //! `redis`) shares them across a fleet of replicas. When the store cannot be
-//! reached, requests are refused with 503 by default ([`OnStoreError::FailClosed`]).
+//! reached, requests are refused with 503 unless
+//! [`Revocation::insecure_fail_open`].
 //!
 //! ```
 //! use tower_mandate::revocation::{MemoryStore, Revocation};
@@ -45,23 +46,67 @@ pub enum Verdict {
     Replayed,
 }
 
-/// The store could not answer.
-#[derive(Debug, Clone)]
-pub struct StoreError(pub String);
+/// The class of a [`StoreError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store could not be reached or did not answer in time.
+    Unavailable,
+    /// The store holds as many records as it may (a bounded [`MemoryStore`]).
+    Full,
+}
 
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "revocation store: {}", self.0)
+/// The store could not answer. Opaque: match on [`StoreError::kind`].
+#[derive(Debug)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// An error of `kind`, described by `message` (never token text); for
+    /// implementations of [`TokenStore`].
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        StoreError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same, caused by `source`.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The class of the error.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
     }
 }
 
-impl std::error::Error for StoreError {}
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "revocation store: {}", self.message)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// The future a [`TokenStore`] returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// What the layer asks of a token, with the token's facts.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TokenFacts {
     /// `iss`.
     pub issuer: String,
@@ -88,6 +133,37 @@ pub const REPLAY_MARGIN_SECS: u64 = 30;
 pub const REVOCATION_MARGIN_SECS: u64 = 600;
 
 impl TokenFacts {
+    /// The facts of a token of `issuer` for `subject` expiring at `expires_at`
+    /// and accepted until `accepted_until` (unix seconds), without `jti` or
+    /// `iat` (for tests and tools that drive a [`TokenStore`]).
+    pub fn new(
+        issuer: impl Into<String>,
+        subject: impl Into<String>,
+        expires_at: u64,
+        accepted_until: u64,
+    ) -> Self {
+        TokenFacts {
+            issuer: issuer.into(),
+            subject: subject.into(),
+            jti: None,
+            issued_at: None,
+            expires_at,
+            accepted_until,
+        }
+    }
+
+    /// With this `jti`.
+    pub fn with_jti(mut self, jti: impl Into<String>) -> Self {
+        self.jti = Some(jti.into());
+        self
+    }
+
+    /// With this `iat` (unix seconds).
+    pub fn with_issued_at(mut self, issued_at: u64) -> Self {
+        self.issued_at = Some(issued_at);
+        self
+    }
+
     fn of(p: &Principal) -> Self {
         TokenFacts {
             issuer: p.issuer().to_owned(),
@@ -124,21 +200,6 @@ pub trait TokenStore: Send + Sync + 'static {
     fn check<'a>(&'a self, token: &'a TokenFacts, guard_replay: bool) -> StoreFuture<'a, Verdict>;
 }
 
-/// What the layer does when the store cannot answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum OnStoreError {
-    /// Refuse the request with 503 (the default).
-    #[default]
-    FailClosed,
-    /// Let the request through, with a warning.
-    ///
-    /// # Security
-    ///
-    /// While the store is down, revoked and replayed tokens are accepted.
-    InsecureFailOpen,
-}
-
 /// The layer's revocation settings: see [`MandateBuilder::with_revocation`](crate::MandateBuilder::with_revocation).
 #[derive(Clone)]
 pub struct Revocation {
@@ -147,7 +208,8 @@ pub struct Revocation {
     /// without a future.
     memory: Option<MemoryStore>,
     guard_replay: bool,
-    on_error: OnStoreError,
+    /// Let requests through when the store cannot answer.
+    fail_open: bool,
 }
 
 impl Revocation {
@@ -160,7 +222,7 @@ impl Revocation {
             store: Arc::new(store),
             memory,
             guard_replay: false,
-            on_error: OnStoreError::FailClosed,
+            fail_open: false,
         }
     }
 
@@ -170,13 +232,14 @@ impl Revocation {
         self
     }
 
-    /// Let requests through when the store cannot answer.
+    /// Let requests through, with a warning, when the store cannot answer
+    /// (by default they are refused with 503).
     ///
     /// # Security
     ///
-    /// See [`OnStoreError::InsecureFailOpen`].
+    /// While the store is down, revoked and replayed tokens are accepted.
     pub fn insecure_fail_open(mut self) -> Self {
-        self.on_error = OnStoreError::InsecureFailOpen;
+        self.fail_open = true;
         self
     }
 
@@ -211,19 +274,17 @@ impl Revocation {
             Ok(Verdict::Fresh) => Ok(()),
             Ok(Verdict::Revoked) => Err(AuthError::invalid_token("token revoked")),
             Ok(Verdict::Replayed) => Err(AuthError::invalid_token("token replayed")),
-            Err(e) => match self.on_error {
-                OnStoreError::FailClosed => {
-                    tracing::warn!(target: "tower_mandate::revocation", error = %e, "refusing: store unavailable");
-                    Err(AuthError::keys_unavailable(
-                        "revocation store unavailable",
-                        1,
-                    ))
-                }
-                OnStoreError::InsecureFailOpen => {
-                    tracing::warn!(target: "tower_mandate::revocation", error = %e, "accepting without a revocation check");
-                    Ok(())
-                }
-            },
+            Err(e) if self.fail_open => {
+                tracing::warn!(target: "tower_mandate::revocation", error = %e, "accepting without a revocation check");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(target: "tower_mandate::revocation", error = %e, "refusing: store unavailable");
+                Err(AuthError::keys_unavailable(
+                    "revocation store unavailable",
+                    1,
+                ))
+            }
         }
     }
 }
@@ -255,7 +316,7 @@ impl fmt::Debug for Revocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Revocation")
             .field("guard_replay", &self.guard_replay)
-            .field("on_error", &self.on_error)
+            .field("fail_open", &self.fail_open)
             .finish_non_exhaustive()
     }
 }
@@ -392,7 +453,7 @@ impl MemoryStore {
         lists
             .revoked_tokens
             .insert(key(issuer, jti), until, unix_now(), capacity)
-            .map_err(|Full| StoreError("the revoked-token list is full".into()))
+            .map_err(|Full| StoreError::new(StoreErrorKind::Full, "the revoked-token list is full"))
     }
 
     /// Revoke every token of `subject` issued by `issuer` before `issued_before`.
@@ -442,7 +503,7 @@ fn verdict(
         lists
             .seen
             .insert(k, token.replay_record_until(), now, capacity)
-            .map_err(|Full| StoreError("the replay list is full".into()))?;
+            .map_err(|Full| StoreError::new(StoreErrorKind::Full, "the replay list is full"))?;
     }
     Ok(Verdict::Fresh)
 }

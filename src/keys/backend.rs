@@ -129,7 +129,8 @@ mod imp {
                 Material::Rsa { n, e } => DecodingKey::from_rsa_raw_components(n, e),
                 Material::Ec { point, .. } => DecodingKey::from_ec_der(point),
                 Material::Ed25519 { x } => DecodingKey::from_ed_der(x),
-                Material::Hmac { secret } => DecodingKey::from_secret(secret),
+                Material::Hmac { secret } => DecodingKey::from_secret(secret)
+                    .map_err(|e| format!("HMAC key rejected: {e}"))?,
             };
             Ok(Verifiers { key, algs })
         }

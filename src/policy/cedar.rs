@@ -186,10 +186,8 @@ impl CedarPolicy {
     ///
     /// When the text does not parse.
     pub fn from_text(text: &str) -> Result<Self, ConfigError> {
-        let policies = PolicySet::from_str(text).map_err(|e| ConfigError::InvalidRule {
-            issuer: String::new(),
-            reason: format!("Cedar policies: {e}"),
-        })?;
+        let policies = PolicySet::from_str(text)
+            .map_err(|e| ConfigError::InvalidPolicy(format!("Cedar policies: {e}")))?;
         Ok(CedarPolicy {
             policies,
             resource_types: std::sync::RwLock::default(),

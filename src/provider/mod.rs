@@ -16,14 +16,11 @@
 
 // With no provider compiled in (no `oauth`, no signing backend) the shared
 // cache has no user.
-#![cfg_attr(
-    not(any(feature = "oauth", feature = "aws-lc-rs", feature = "test-util")),
-    allow(dead_code)
-)]
+#![cfg_attr(not(any(feature = "oauth", feature = "_aws-lc")), allow(dead_code))]
 
 #[cfg(feature = "oauth")]
 mod oauth;
-#[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+#[cfg(feature = "_aws-lc")]
 mod self_signed;
 
 use std::collections::HashMap;
@@ -39,7 +36,7 @@ use tokio::sync::watch;
 pub(crate) use oauth::parse_token_response;
 #[cfg(feature = "oauth")]
 pub use oauth::{ClientAuth, ClientCredentials, TokenExchange};
-#[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+#[cfg(feature = "_aws-lc")]
 pub use self_signed::SelfSigned;
 
 /// A bearer token and when it stops being usable. `Debug` never prints it.
@@ -169,19 +166,31 @@ pub enum ProviderErrorKind {
     InvalidRequest,
 }
 
-/// Why a token could not be obtained. Never contains token text.
+/// Why a token could not be obtained. Never contains token text. Opaque:
+/// match on [`ProviderError::kind`]; [`source`](std::error::Error::source)
+/// gives the transport error, when there is one.
 #[derive(Debug, Clone)]
 pub struct ProviderError {
     kind: ProviderErrorKind,
     message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl ProviderError {
-    pub(crate) fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
+    /// An error of `kind`, described by `message` (never token text); for
+    /// implementations of [`TokenProvider`].
+    pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
         ProviderError {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same, caused by `source`.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// The class of the error.
@@ -203,7 +212,13 @@ impl fmt::Display for ProviderError {
     }
 }
 
-impl std::error::Error for ProviderError {}
+impl std::error::Error for ProviderError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// The future a [`TokenProvider`] returns.
 pub type TokenFuture<'a> =

@@ -26,7 +26,7 @@ pub enum ClientAuth {
     SecretPost(String),
     /// `private_key_jwt` (RFC 7523): a short JWT assertion signed with the
     /// client's key, whose public key the server knows.
-    #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+    #[cfg(feature = "_aws-lc")]
     PrivateKeyJwt(crate::mint::SigningKey),
 }
 
@@ -35,7 +35,7 @@ impl fmt::Debug for ClientAuth {
         f.write_str(match self {
             ClientAuth::SecretBasic(_) => "SecretBasic(<redacted>)",
             ClientAuth::SecretPost(_) => "SecretPost(<redacted>)",
-            #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+            #[cfg(feature = "_aws-lc")]
             ClientAuth::PrivateKeyJwt(_) => "PrivateKeyJwt(<redacted>)",
         })
     }
@@ -65,6 +65,12 @@ struct ErrorResponse {
 
 fn err(kind: ProviderErrorKind, message: impl Into<String>) -> ProviderError {
     ProviderError::new(kind, message)
+}
+
+/// A transport failure, with reqwest's error (its URL removed) as source.
+fn network(e: reqwest::Error) -> ProviderError {
+    let e = e.without_url();
+    ProviderError::new(ProviderErrorKind::Network, e.to_string()).with_source(e)
 }
 
 impl Endpoint {
@@ -111,7 +117,7 @@ impl Endpoint {
                 form.push(("client_id", self.client_id.clone()));
                 form.push(("client_secret", secret.clone()));
             }
-            #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+            #[cfg(feature = "_aws-lc")]
             ClientAuth::PrivateKeyJwt(key) => {
                 form.push(("client_id", self.client_id.clone()));
                 form.push((
@@ -121,18 +127,10 @@ impl Endpoint {
                 form.push(("client_assertion", self.assertion(key)));
             }
         }
-        let mut res = req
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| err(ProviderErrorKind::Network, e.without_url().to_string()))?;
+        let mut res = req.form(&form).send().await.map_err(network)?;
         let status = res.status();
         let mut body = Vec::new();
-        while let Some(chunk) = res
-            .chunk()
-            .await
-            .map_err(|e| err(ProviderErrorKind::Network, e.without_url().to_string()))?
-        {
+        while let Some(chunk) = res.chunk().await.map_err(network)? {
             if body.len() + chunk.len() > MAX_RESPONSE {
                 return Err(err(
                     ProviderErrorKind::InvalidResponse,
@@ -150,7 +148,7 @@ impl Endpoint {
         Ok(token)
     }
 
-    #[cfg(any(feature = "aws-lc-rs", feature = "test-util"))]
+    #[cfg(feature = "_aws-lc")]
     fn assertion(&self, key: &crate::mint::SigningKey) -> String {
         use aws_lc_rs::rand::{SecureRandom, SystemRandom};
         use base64::Engine as _;
@@ -206,18 +204,10 @@ pub(crate) fn parse_token_response(status: u16, body: &[u8]) -> Result<AccessTok
 }
 
 /// RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic.
+/// `application/x-www-form-urlencoded` (RFC 6749 §2.3.1 asks it of the
+/// client id and secret in HTTP Basic authentication).
 fn form_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*') {
-            out.push(b as char);
-        } else if b == b' ' {
-            out.push('+');
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 fn add_request(form: &mut Vec<(&str, String)>, request: &TokenRequest) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use super::{StoreError, StoreFuture, TokenFacts, TokenStore, Verdict, key};
+use super::{StoreError, StoreErrorKind, StoreFuture, TokenFacts, TokenStore, Verdict, key};
 use crate::clock::unix_now;
 
 /// Revocation lists and replay records in Redis, shared by every replica
@@ -43,7 +43,7 @@ fn tls_provider(url: &str) {
 }
 
 fn err(e: impl fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::new(StoreErrorKind::Unavailable, e.to_string())
 }
 
 impl RedisStore {
@@ -55,7 +55,7 @@ impl RedisStore {
     /// When the URL is not a Redis URL.
     pub fn new(url: &str) -> Result<Self, crate::ConfigError> {
         tls_provider(url);
-        Self::from_client(redis::Client::open(url))
+        Self::from_client(url, redis::Client::open(url))
     }
 
     /// A store at a `rediss://` URL whose server certificate is signed by
@@ -66,19 +66,25 @@ impl RedisStore {
     /// When the URL is not a `rediss://` URL, or the PEM holds no certificate.
     pub fn new_with_root_ca(url: &str, root_ca_pem: &[u8]) -> Result<Self, crate::ConfigError> {
         tls_provider(url);
-        Self::from_client(redis::Client::build_with_tls(
+        Self::from_client(
             url,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(root_ca_pem.to_vec()),
-            },
-        ))
+            redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_ca_pem.to_vec()),
+                },
+            ),
+        )
     }
 
-    fn from_client(client: redis::RedisResult<redis::Client>) -> Result<Self, crate::ConfigError> {
-        let client = client.map_err(|e| crate::ConfigError::InvalidRule {
-            issuer: String::new(),
-            reason: format!("Redis URL: {e}"),
+    fn from_client(
+        url: &str,
+        client: redis::RedisResult<redis::Client>,
+    ) -> Result<Self, crate::ConfigError> {
+        let client = client.map_err(|e| crate::ConfigError::InvalidUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
         })?;
         Ok(RedisStore {
             client,

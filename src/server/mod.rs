@@ -299,7 +299,7 @@ impl MandateBuilder {
     ///
     /// [`ConfigError::InterchangeableSlots`] when both slots trust an issuer
     /// with an overlapping audience and no `typ` that tells them apart;
-    /// [`ConfigError::InvalidRule`] when both slots read the same header.
+    /// [`ConfigError::SlotConflict`] when both slots read the same header.
     pub fn build(self) -> Result<MandateLayer, ConfigError> {
         let user = self.user.map(|slot| SlotConfig {
             source: slot
@@ -317,13 +317,10 @@ impl MandateBuilder {
         });
         if let (Some(u), Some(s)) = (&user, &service) {
             if u.source.header_name() == s.source.header_name() {
-                return Err(ConfigError::InvalidRule {
-                    issuer: String::new(),
-                    reason: format!(
-                        "the user and service slots both read {}",
-                        u.source.header_name()
-                    ),
-                });
+                return Err(ConfigError::SlotConflict(format!(
+                    "the user and service slots both read {}",
+                    u.source.header_name()
+                )));
             }
             if !self.interchangeable_ok {
                 check_distinct(&u.slot.verifier, &s.slot.verifier)?;

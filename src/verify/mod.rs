@@ -134,10 +134,7 @@ impl Verifier {
     pub fn new(issuers: impl IntoIterator<Item = Issuer>) -> Result<Self, ConfigError> {
         let issuers: Vec<Issuer> = issuers.into_iter().collect();
         if issuers.is_empty() {
-            return Err(ConfigError::InvalidRule {
-                issuer: String::new(),
-                reason: "no trusted issuer".into(),
-            });
+            return Err(ConfigError::NoIssuer);
         }
         for (i, issuer) in issuers.iter().enumerate() {
             issuer.validate()?;

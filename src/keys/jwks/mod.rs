@@ -227,15 +227,13 @@ impl JwksSource {
             Location::Jwks(u) => u,
             Location::Discovery { issuer } => issuer,
         };
-        let parsed = reqwest::Url::parse(url).map_err(|e| ConfigError::InvalidRule {
-            issuer: String::new(),
-            reason: format!("{url:?} is not a URL: {e}"),
-        })?;
+        let invalid = |reason: String| ConfigError::InvalidUrl {
+            url: url.clone(),
+            reason,
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
         if !matches!(parsed.scheme(), "https" | "http") {
-            return Err(ConfigError::InvalidRule {
-                issuer: String::new(),
-                reason: format!("{url:?} is not an https URL"),
-            });
+            return Err(invalid("not an https URL".into()));
         }
         Ok(Self::build(location, Settings::default()))
     }
