@@ -1,5 +1,13 @@
 //! Verification keys: PEM, JWK, JWKS documents and HMAC secrets, parsed once.
 //!
+//! The JWK and DER readers are the crate's own: a key is parsed once into
+//! the backend's verifying form (aws-lc-rs `ParsedPublicKey` per allowed
+//! algorithm), and the JWK rules (`alg`, `use`, `key_ops`, key type, RSA
+//! size) are checked while reading, which `jsonwebtoken::jwk` does not do;
+//! a request then pays only for the signature (BENCHMARKS.md: RS256 at
+//! 0.80× `jsonwebtoken::decode`, whose `DecodingKey` re-parses the key
+//! material on every verification).
+//!
 //! A [`KeySet`] is built when the layer is configured. Every key in it knows
 //! which algorithms it may verify: the intersection of what its key type
 //! allows, what its JWK `alg` names, and what its `use` / `key_ops` permit.

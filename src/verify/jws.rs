@@ -2,6 +2,20 @@
 //! without padding, a header whose members have the right types, no header
 //! parameter the crate does not understand in `crit`, no key-bearing or
 //! key-locating parameters, and a claims object without duplicate members.
+//!
+//! # Why the crate keeps its own parser
+//!
+//! jsonwebtoken's `decode` (the kept crate this one builds on for PEM keys
+//! and the RustCrypto backend) accepts what a verifier here must refuse:
+//! duplicate claim names (serde keeps the last `sub`), a `null` `kid` or
+//! `typ` read as absent, unknown `crit` parameters, and claims of the wrong
+//! JSON type in members it does not check; and it deserialises the whole
+//! claims object, where this parser reads the registered claims in one
+//! pass, keeps only the members some issuer needs, and skips the rest
+//! (bounding their nesting). Measured in `cargo bench --bench verify`
+//! (BENCHMARKS.md, one run): with the signature cheap (HS256) the whole
+//! verification takes 2.17 µs here against 4.12 µs for
+//! `jsonwebtoken::decode` with the same checks (0.53×), and RS256 0.80×.
 
 use std::borrow::Cow;
 use std::collections::HashSet;

@@ -160,7 +160,6 @@ pub(super) async fn fetch(shared: &Shared) {
             );
             shared.state.store(Arc::new(State {
                 keys,
-                fetched_at: Some(now),
                 refresh_at: Some(after(now, ttl - ttl / 4)),
                 expires_at: Some(after(now, ttl)),
                 etag,
@@ -176,7 +175,6 @@ pub(super) async fn fetch(shared: &Shared) {
             tracing::debug!(target: "tower_mandate::keys", "JWKS not modified");
             shared.state.store(Arc::new(State {
                 keys: previous.keys.clone(),
-                fetched_at: Some(now),
                 refresh_at: Some(after(now, ttl - ttl / 4)),
                 expires_at: Some(after(now, ttl)),
                 etag: previous.etag.clone(),
@@ -198,7 +196,6 @@ pub(super) async fn fetch(shared: &Shared) {
             );
             shared.state.store(Arc::new(State {
                 keys: previous.keys.clone(),
-                fetched_at: previous.fetched_at,
                 // Retry in the background after the backoff.
                 refresh_at: Some(after(now, backoff)),
                 expires_at: previous.expires_at,

@@ -63,8 +63,6 @@ impl Default for Settings {
 /// One snapshot of what the source knows; replaced whole, read lock-free.
 struct State {
     keys: KeySet,
-    /// When the keys were last confirmed by the endpoint.
-    fetched_at: Option<Instant>,
     refresh_at: Option<Instant>,
     expires_at: Option<Instant>,
     etag: Option<String>,
@@ -245,7 +243,6 @@ impl JwksSource {
             client: std::sync::OnceLock::new(),
             state: ArcSwap::from_pointee(State {
                 keys: KeySet::new(),
-                fetched_at: None,
                 refresh_at: None,
                 expires_at: None,
                 etag: None,
