@@ -1,19 +1,16 @@
 //! [`PropagateLayer`]: attach identity to outgoing `http::Request`s.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
 use http::{HeaderName, HeaderValue, Request, Uri};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::Caller;
-use crate::provider::{ProviderError, TokenProvider, TokenRequest};
+use crate::provider::{TokenProvider, TokenRequest};
 
 /// The error type of [`Propagate`]: the inner client's error, or a token
 /// that could not be obtained.
@@ -21,7 +18,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What happens to the user's token on the way to a destination.
 #[derive(Clone)]
-enum UserToken {
+pub(super) enum UserToken {
     Forward,
     Exchange(Arc<dyn TokenProvider>, TokenRequest),
     Drop,
@@ -36,8 +33,8 @@ pub struct Destination {
     scheme: &'static str,
     host: String,
     port: u16,
-    user: UserToken,
-    service: Option<(Arc<dyn TokenProvider>, TokenRequest)>,
+    pub(super) user: UserToken,
+    pub(super) service: Option<(Arc<dyn TokenProvider>, TokenRequest)>,
 }
 
 impl Destination {
@@ -155,9 +152,9 @@ pub(crate) struct Policy {
     /// The client talks to one destination only (a tonic `Channel`): requests
     /// without scheme and authority are meant for it.
     single: bool,
-    user_header: HeaderName,
-    service_header: HeaderName,
-    overwrite: bool,
+    pub(super) user_header: HeaderName,
+    pub(super) service_header: HeaderName,
+    pub(super) overwrite: bool,
 }
 
 /// Attaches the current user's token and this service's own token to
@@ -337,7 +334,7 @@ fn bearer(token: &str) -> Result<HeaderValue, BoxError> {
     Ok(value)
 }
 
-fn set(
+pub(super) fn set(
     headers: &mut http::HeaderMap,
     name: &HeaderName,
     token: &str,
@@ -349,16 +346,17 @@ fn set(
     Ok(())
 }
 
+pub use super::future::ResponseFuture;
+pub(super) use super::future::Tokens;
+
 impl<S, B> Service<Request<B>> for Propagate<S>
 where
-    S: Service<Request<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request<B>> + Clone,
     S::Error: Into<BoxError>,
-    B: Send + 'static,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future, S::Response>;
+    type Future = ResponseFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -368,32 +366,22 @@ where
         let policy = &self.policy;
         let Some(destination) = policy.destination_for(req.uri()) else {
             // Off the list: leaves without any token added.
-            return ResponseFuture::direct(self.inner.call(req));
+            return ResponseFuture::calling(self.inner.call(req));
         };
         let user = Caller::current().and_then(|c| c.user().map(|u| u.token().to_owned()));
-        let needs_io = destination.service.is_some()
-            || (user.is_some() && matches!(destination.user, UserToken::Exchange(..)));
-        if !needs_io {
-            if let (Some(token), UserToken::Forward) = (&user, &destination.user)
-                && let Err(e) = set(
-                    req.headers_mut(),
-                    &policy.user_header,
-                    token,
-                    policy.overwrite,
-                )
-            {
-                return ResponseFuture::error(e);
+        let tokens = Tokens::plan(destination, user);
+        if tokens.ready() {
+            // Forwarded or cached tokens: attached now, no future to wait for.
+            if let Err(e) = tokens.set(policy, req.headers_mut()) {
+                return ResponseFuture::failed(e);
             }
-            return ResponseFuture::direct(self.inner.call(req));
+            return ResponseFuture::calling(self.inner.call(req));
         }
+        // A token must be fetched: the inner client is called after, so the
+        // future takes a ready clone of it (tower's way).
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let policy = policy.clone();
-        let destination = destination.clone();
-        ResponseFuture::boxed(Box::pin(async move {
-            attach(&policy, &destination, user, req.headers_mut()).await?;
-            inner.call(req).await.map_err(Into::into)
-        }))
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::attaching(tokens, inner, req, policy.clone())
     }
 }
 
@@ -408,101 +396,6 @@ impl Policy {
             return self.destinations.first();
         }
         self.destinations.iter().find(|d| d.matches(uri))
-    }
-}
-
-/// Add the tokens `destination` gets to `headers`.
-pub(crate) async fn attach(
-    p: &Policy,
-    destination: &Destination,
-    user: Option<String>,
-    headers: &mut http::HeaderMap,
-) -> Result<(), BoxError> {
-    if let Some(token) = user {
-        match &destination.user {
-            UserToken::Forward => set(headers, &p.user_header, &token, p.overwrite)?,
-            UserToken::Exchange(provider, request) => {
-                let request = request.clone().with_subject_token(token);
-                let exchanged = provider.token(request).await.map_err(box_provider)?;
-                set(headers, &p.user_header, exchanged.secret(), p.overwrite)?;
-            }
-            UserToken::Drop => {}
-        }
-    }
-    if let Some((provider, request)) = &destination.service {
-        let own = provider
-            .token(request.clone())
-            .await
-            .map_err(box_provider)?;
-        set(headers, &p.service_header, own.secret(), p.overwrite)?;
-    }
-    Ok(())
-}
-
-fn box_provider(e: ProviderError) -> BoxError {
-    Box::new(e)
-}
-
-type Boxed<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
-
-pin_project! {
-    /// The response future of [`Propagate`].
-    pub struct ResponseFuture<F, R> {
-        #[pin]
-        kind: Kind<F, R>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, R> {
-        Direct { #[pin] future: F },
-        Boxed { future: Boxed<R> },
-        Error { error: Option<BoxError> },
-    }
-}
-
-impl<F, R> ResponseFuture<F, R> {
-    fn direct(future: F) -> Self {
-        ResponseFuture {
-            kind: Kind::Direct { future },
-        }
-    }
-
-    fn boxed(future: Boxed<R>) -> Self {
-        ResponseFuture {
-            kind: Kind::Boxed { future },
-        }
-    }
-
-    fn error(error: BoxError) -> Self {
-        ResponseFuture {
-            kind: Kind::Error { error: Some(error) },
-        }
-    }
-}
-
-impl<F, R, E> Future for ResponseFuture<F, R>
-where
-    F: Future<Output = Result<R, E>>,
-    E: Into<BoxError>,
-{
-    type Output = Result<R, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Direct { future } => future.poll(cx).map_err(Into::into),
-            KindProj::Boxed { future } => future.as_mut().poll(cx),
-            KindProj::Error { error } => {
-                Poll::Ready(Err(error.take().expect("future polled after completion")))
-            }
-        }
-    }
-}
-
-impl<F, R> fmt::Debug for ResponseFuture<F, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
@@ -566,6 +459,40 @@ mod tests {
         let local = Destination::insecure_http("127.0.0.1", 8080);
         assert!(local.matches(&"http://127.0.0.1:8080/".parse().unwrap()));
         assert!(!local.matches(&"http://127.0.0.1:8081/".parse().unwrap()));
+    }
+
+    #[cfg(feature = "test-util")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_client_need_not_be_send() {
+        // A client and a body holding an Rc: Propagate asks only Clone of
+        // it. The first call fetches the service token; the second finds
+        // it cached and attaches it without a future of its own.
+        use std::rc::Rc;
+        use tower_service::Service as _;
+        let me = crate::provider::SelfSigned::new(
+            "https://me.internal",
+            crate::mint::SigningKey::generate(crate::Algorithm::ES256, "me-1"),
+        )
+        .unwrap();
+        let layer = PropagateLayer::new().add_destination(
+            Destination::https("images.internal")
+                .with_service_token(me, TokenRequest::for_audience("images")),
+        );
+        let seen: Rc<std::cell::RefCell<Vec<bool>>> = Rc::default();
+        let record = seen.clone();
+        let mut client = layer.layer(tower::service_fn(move |req: Request<Rc<()>>| {
+            record
+                .borrow_mut()
+                .push(req.headers().contains_key("service-authorization"));
+            std::future::ready(Ok::<_, std::convert::Infallible>(()))
+        }));
+        for _ in 0..2 {
+            let req = Request::get("https://images.internal/x")
+                .body(Rc::new(()))
+                .unwrap();
+            client.call(req).await.unwrap();
+        }
+        assert_eq!(*seen.borrow(), [true, true]);
     }
 
     #[test]

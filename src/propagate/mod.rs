@@ -43,6 +43,7 @@
 //! ```
 
 mod context;
+mod future;
 mod job;
 mod layer;
 #[cfg(feature = "reqwest")]

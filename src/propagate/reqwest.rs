@@ -9,7 +9,7 @@ use reqwest::Url;
 use reqwest_middleware::{Middleware, Next};
 
 use super::PropagateLayer;
-use super::layer::{Destination, Policy, attach};
+use super::layer::{Destination, Policy, Tokens};
 use crate::Caller;
 
 /// Most redirects [`redirect_policy`] follows in one chain (reqwest's default).
@@ -151,7 +151,8 @@ impl Middleware for PropagateMiddleware {
             return next.run(req, extensions).await;
         };
         let user = Caller::current().and_then(|c| c.user().map(|u| u.token().to_owned()));
-        attach(&self.policy, destination, user, req.headers_mut())
+        Tokens::plan(destination, user)
+            .attach(&self.policy, req.headers_mut())
             .await
             .map_err(|e| {
                 reqwest_middleware::Error::Middleware(anyhow::Error::msg(e.to_string()))

@@ -220,19 +220,32 @@ impl std::error::Error for ProviderError {
     }
 }
 
-/// The future a [`TokenProvider`] returns.
-pub type TokenFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<AccessToken, ProviderError>> + Send + 'a>>;
+/// The future a [`TokenProvider`] returns. It owns what it needs (the
+/// providers here are cheap clones of an `Arc`), so an outgoing request can
+/// hold it while the token is fetched.
+pub type TokenFuture = Pin<Box<dyn Future<Output = Result<AccessToken, ProviderError>> + Send>>;
 
 /// Supplies tokens for outgoing calls.
 pub trait TokenProvider: Send + Sync + 'static {
     /// A token for `request`, from the cache when a fresh one is there.
-    fn token(&self, request: TokenRequest) -> TokenFuture<'_>;
+    fn token(&self, request: TokenRequest) -> TokenFuture;
+
+    /// A fresh token for `request` from the cache, without waiting, when
+    /// one is there (outgoing requests then need no future); `None` by
+    /// default.
+    fn cached(&self, request: &TokenRequest) -> Option<AccessToken> {
+        let _ = request;
+        None
+    }
 }
 
 impl<P: TokenProvider + ?Sized> TokenProvider for Arc<P> {
-    fn token(&self, request: TokenRequest) -> TokenFuture<'_> {
+    fn token(&self, request: TokenRequest) -> TokenFuture {
         (**self).token(request)
+    }
+
+    fn cached(&self, request: &TokenRequest) -> Option<AccessToken> {
+        (**self).cached(request)
     }
 }
 
@@ -294,6 +307,14 @@ enum Turn<'c> {
 }
 
 impl Cache {
+    /// A cached token for `request` that needs no refresh yet.
+    pub(crate) fn fresh(&self, request: &TokenRequest) -> Option<AccessToken> {
+        self.lock()
+            .get(request)
+            .and_then(|e| e.token.clone())
+            .filter(|t| Instant::now() < t.refresh_at())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenRequest, Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -273,9 +273,14 @@ impl ClientCredentials {
 }
 
 impl TokenProvider for ClientCredentials {
-    fn token(&self, request: TokenRequest) -> TokenFuture<'_> {
+    fn cached(&self, request: &TokenRequest) -> Option<AccessToken> {
+        self.0.1.fresh(request)
+    }
+
+    fn token(&self, request: TokenRequest) -> TokenFuture {
+        let this = self.clone();
         Box::pin(async move {
-            let (endpoint, cache) = &*self.0;
+            let (endpoint, cache) = &*this.0;
             cache
                 .get(request.clone(), || {
                     let mut form = vec![("grant_type", "client_credentials".to_owned())];
@@ -352,9 +357,14 @@ impl TokenExchange {
 }
 
 impl TokenProvider for TokenExchange {
-    fn token(&self, request: TokenRequest) -> TokenFuture<'_> {
+    fn cached(&self, request: &TokenRequest) -> Option<AccessToken> {
+        self.0.cache.fresh(request)
+    }
+
+    fn token(&self, request: TokenRequest) -> TokenFuture {
+        let this = self.clone();
         Box::pin(async move {
-            let inner = &*self.0;
+            let inner = &*this.0;
             let Some(subject) = request.subject_token.clone() else {
                 return Err(err(
                     ProviderErrorKind::InvalidRequest,

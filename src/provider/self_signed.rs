@@ -149,14 +149,19 @@ impl SelfSigned {
 }
 
 impl TokenProvider for SelfSigned {
-    fn token(&self, request: TokenRequest) -> TokenFuture<'_> {
+    fn token(&self, request: TokenRequest) -> TokenFuture {
+        let this = self.clone();
         Box::pin(async move {
             let key = request.clone();
-            self.0
+            this.0
                 .cache
-                .get(key, || async { self.mint(&request) })
+                .get(key, || async { this.mint(&request) })
                 .await
         })
+    }
+
+    fn cached(&self, request: &TokenRequest) -> Option<AccessToken> {
+        self.0.cache.fresh(request)
     }
 }
 
