@@ -177,23 +177,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rules = |idp: &TestIssuer| Issuer::new(idp.issuer(), AUD).with_keys(idp.key_set());
     let user = Verifier::new([rules(&users)])?;
     let service = Verifier::new([rules(&services)])?;
+    let uncached = |idp: &TestIssuer| Verifier::builder([rules(idp)]).without_cache().build();
     let both = |user: Verifier, service: Verifier| {
         MandateLayer::builder()
             .user(Slot::required(user))
             .service(Slot::required(service))
             .build()
     };
-    let source = JwksSource::new(jwks_url)?
+    let source = JwksSource::builder(jwks_url)
         .insecure_allow_http()
         .with_refresh_bounds(
             Duration::from_secs(1),
             Duration::from_secs(60),
             Duration::from_secs(1),
         )
-        .with_cooldown(Duration::from_secs(1));
+        .with_cooldown(Duration::from_secs(1))
+        .build()?;
     source.refresh().await?;
-    let remote_cached = Verifier::new([Issuer::new(users.issuer(), AUD).with_jwks(source)])?;
-    let remote = remote_cached.clone().without_cache();
+    let remote_cached =
+        Verifier::new([Issuer::new(users.issuer(), AUD).with_jwks(source.clone())])?;
+    let remote = Verifier::builder([Issuer::new(users.issuer(), AUD).with_jwks(source)])
+        .without_cache()
+        .build()?;
 
     // Tokens for the faults-under-load run (benches/faults.sh), one per line.
     let forger =
@@ -254,7 +259,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/one", get(ok).route_layer(MandateLayer::new(user.clone())))
         .route(
             "/one-uncached",
-            get(ok).route_layer(MandateLayer::new(user.clone().without_cache())),
+            get(ok).route_layer(MandateLayer::new(uncached(&users)?)),
         )
         .route(
             "/two",
@@ -262,7 +267,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .route(
             "/two-uncached",
-            get(ok).route_layer(both(user.without_cache(), service.without_cache())?),
+            get(ok).route_layer(both(uncached(&users)?, uncached(&services)?)?),
         )
         .route("/jwks", get(ok).route_layer(MandateLayer::new(remote)))
         .route(

@@ -93,7 +93,7 @@ pub use caller::{Actor, Caller, Principal, PrincipalId};
 pub use error::{AuthError, AuthErrorKind, ConfigError, SlotKind};
 pub use keys::{Algorithm, KeySet};
 #[cfg(feature = "jwks")]
-pub use keys::{JwksSource, JwksStats};
+pub use keys::{JwksBuilder, JwksSource, JwksStats};
 pub use permission::{AllOf, AnyOf, Permission, PermissionCheck, PermissionMapping, Permissions};
 pub use server::{
     DefaultRejection, MakeRejection, Mandate, MandateBuilder, MandateLayer, RejectionBody, Slot,

@@ -237,11 +237,12 @@ async fn keys_that_cannot_be_had_are_unavailable() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let keys = JwksSource::new(format!("http://{dead}/jwks"))
-        .unwrap()
+    let keys = JwksSource::builder(format!("http://{dead}/jwks"))
         .insecure_allow_http()
         .with_timeouts(Duration::from_millis(200), Duration::from_millis(300))
-        .with_max_wait(Duration::from_secs(1));
+        .with_max_wait(Duration::from_secs(1))
+        .build()
+        .unwrap();
     let layer = MandateLayer::new(
         Verifier::new([Issuer::new(users.issuer(), AUD).with_jwks(keys)]).unwrap(),
     );

@@ -158,17 +158,27 @@ impl JwksServer {
     }
 }
 
-fn source(server: &JwksServer) -> JwksSource {
-    JwksSource::new(server.url())
-        .unwrap()
+fn source_builder(server: &JwksServer) -> tower_mandate::JwksBuilder {
+    JwksSource::builder(server.url())
         .insecure_allow_http()
         .with_cooldown(Duration::from_millis(300))
         .with_timeouts(Duration::from_millis(300), Duration::from_millis(500))
         .with_max_wait(Duration::from_secs(2))
 }
 
+fn source(server: &JwksServer) -> JwksSource {
+    source_builder(server).build().unwrap()
+}
+
 fn verifier(idp: &TestIssuer, source: JwksSource) -> Verifier {
     Verifier::new([Issuer::new(idp.issuer(), AUD).with_jwks(source)]).unwrap()
+}
+
+fn uncached_verifier(idp: &TestIssuer, source: JwksSource) -> Verifier {
+    Verifier::builder([Issuer::new(idp.issuer(), AUD).with_jwks(source)])
+        .without_cache()
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -195,7 +205,7 @@ async fn rotation_is_picked_up_and_outage_serves_known_keys() {
     let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
     let mut server = JwksServer::start(&idp).await;
     let keys = source(&server);
-    let v = verifier(&idp, keys.clone()).without_cache();
+    let v = uncached_verifier(&idp, keys.clone());
     let old = idp.token("alice").sign();
     assert!(v.verify_async(&old).await.is_ok());
     assert_eq!(server.hits(), 1);
@@ -266,7 +276,10 @@ async fn an_oversized_document_is_refused() {
     let idp = TestIssuer::rs256("https://id.example").with_audience(AUD);
     let server = JwksServer::start(&idp).await;
     server.set(Mode::Oversized);
-    let keys = source(&server).with_max_response_size(64 * 1024);
+    let keys = source_builder(&server)
+        .with_max_response_size(64 * 1024)
+        .build()
+        .unwrap();
     let v = verifier(&idp, keys.clone());
     let err = v
         .verify_async(&idp.token("alice").sign())
@@ -281,7 +294,10 @@ async fn an_oversized_document_is_refused() {
 async fn a_flood_of_unknown_kids_does_not_flood_the_idp() {
     let idp = TestIssuer::rs256("https://id.example").with_audience(AUD);
     let server = JwksServer::start(&idp).await;
-    let keys = source(&server).with_cooldown(Duration::from_secs(30));
+    let keys = source_builder(&server)
+        .with_cooldown(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let v = verifier(&idp, keys.clone());
     assert!(v.verify_async(&idp.token("alice").sign()).await.is_ok());
     assert_eq!(server.hits(), 1);
@@ -330,12 +346,15 @@ async fn etag_and_refresh_ahead() {
     let idp = TestIssuer::rs256("https://id.example").with_audience(AUD);
     let server = JwksServer::start(&idp).await;
     *server.ctl.max_age.lock().unwrap() = Some(1);
-    let keys = source(&server).with_refresh_bounds(
-        Duration::from_secs(1),
-        Duration::from_secs(60),
-        Duration::from_secs(10),
-    );
-    let v = verifier(&idp, keys.clone()).without_cache();
+    let keys = source_builder(&server)
+        .with_refresh_bounds(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+        )
+        .build()
+        .unwrap();
+    let v = uncached_verifier(&idp, keys.clone());
     let token = idp.token("alice").sign();
     assert!(v.verify_async(&token).await.is_ok());
     assert_eq!(server.hits(), 1);
@@ -379,17 +398,19 @@ async fn discovery_finds_the_jwks_and_checks_the_issuer() {
     let server = JwksServer::start(&idp_placeholder).await;
     let idp = TestIssuer::rs256(server.base()).with_audience(AUD);
     server.publish(&idp);
-    let keys = JwksSource::discover(server.base())
-        .unwrap()
-        .insecure_allow_http();
+    let keys = JwksSource::discovery(server.base())
+        .insecure_allow_http()
+        .build()
+        .unwrap();
     let v = verifier(&idp, keys.clone());
     assert!(v.verify_async(&idp.token("alice").sign()).await.is_ok());
 
     // A discovery document naming another issuer is refused.
     *server.ctl.issuer.lock().unwrap() = format!("{}/", server.base());
-    let keys = JwksSource::discover(server.base())
-        .unwrap()
-        .insecure_allow_http();
+    let keys = JwksSource::discovery(server.base())
+        .insecure_allow_http()
+        .build()
+        .unwrap();
     let v = verifier(&idp, keys.clone());
     let err = v
         .verify_async(&idp.token("alice").sign())
@@ -471,10 +492,11 @@ async fn keys_that_appear_late_are_used_within_a_second() {
     let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
     let mut server = JwksServer::start(&idp).await;
     server.stop();
-    let keys = JwksSource::new(server.url())
-        .unwrap()
+    let keys = JwksSource::builder(server.url())
         .insecure_allow_http()
-        .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
+        .with_timeouts(Duration::from_millis(300), Duration::from_millis(500))
+        .build()
+        .unwrap();
     let v = verifier(&idp, keys.clone());
     let token = idp.token("alice").sign();
     let err = v.verify_async(&token).await.unwrap_err();
@@ -518,11 +540,12 @@ async fn an_endpoint_that_stays_down_is_asked_with_backoff() {
     let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
     let mut server = JwksServer::start(&idp).await;
     server.stop();
-    let keys = JwksSource::new(server.url())
-        .unwrap()
+    let keys = JwksSource::builder(server.url())
         .insecure_allow_http()
         .with_cooldown(Duration::from_secs(10))
-        .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
+        .with_timeouts(Duration::from_millis(300), Duration::from_millis(500))
+        .build()
+        .unwrap();
     let v = verifier(&idp, keys.clone());
     // 2.2 s of requests: fetches at 0, ≥0.25, ≥0.75, ≥1.75 s at most.
     let start = Instant::now();
@@ -542,13 +565,15 @@ async fn an_endpoint_that_stays_down_is_asked_with_backoff() {
 async fn cached_tokens_do_not_outlive_max_staleness() {
     let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
     let mut server = JwksServer::start(&idp).await;
-    let keys = source(&server)
+    let keys = source_builder(&server)
         .with_refresh_bounds(
             Duration::from_secs(1),
             Duration::from_secs(1),
             Duration::from_secs(1),
         )
-        .with_max_staleness(Duration::from_secs(1));
+        .with_max_staleness(Duration::from_secs(1))
+        .build()
+        .unwrap();
     let v = verifier(&idp, keys);
     let token = idp.token("alice").sign();
     assert!(v.verify_async(&token).await.is_ok());
@@ -569,10 +594,11 @@ async fn keys_that_appear_after_a_long_outage_are_used_within_a_second() {
     let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
     let mut server = JwksServer::start(&idp).await;
     server.stop();
-    let keys = JwksSource::new(server.url())
-        .unwrap()
+    let keys = JwksSource::builder(server.url())
         .insecure_allow_http()
-        .with_timeouts(Duration::from_millis(300), Duration::from_millis(500));
+        .with_timeouts(Duration::from_millis(300), Duration::from_millis(500))
+        .build()
+        .unwrap();
     let v = verifier(&idp, keys.clone());
     let token = idp.token("alice").sign();
     let start = Instant::now();

@@ -47,9 +47,10 @@ async fn no_token_in_any_log_line() {
     let keys_server =
         support::Server::start(Router::new().route("/jwks", get(move || async move { jwks })))
             .await;
-    let keys = JwksSource::new(keys_server.url("/jwks"))
-        .unwrap()
-        .insecure_allow_http();
+    let keys = JwksSource::builder(keys_server.url("/jwks"))
+        .insecure_allow_http()
+        .build()
+        .unwrap();
     let a_key = SigningKey::generate(Algorithm::ES256, "a-1");
     let a_jwks = a_key.jwks();
     let a = SelfSigned::new("https://a.internal", a_key).unwrap();

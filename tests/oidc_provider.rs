@@ -14,10 +14,11 @@ const RELAY_SECRET: &str = "relay-secret-0123456789abcdef0123456789abcdef";
 async fn discovery_client_credentials_and_rotation() {
     let idp = support::Idp::start();
     let client = support::http_client();
-    let keys = JwksSource::discover(idp.issuer.clone())
-        .unwrap()
+    let keys = JwksSource::discovery(idp.issuer.clone())
         .insecure_allow_http()
-        .with_cooldown(Duration::from_millis(200));
+        .with_cooldown(Duration::from_millis(200))
+        .build()
+        .unwrap();
     let verifier = Verifier::new([Issuer::new(idp.issuer.clone(), "image-store")
         .require_typ("at+jwt")
         .with_jwks(keys.clone())])
@@ -51,9 +52,10 @@ async fn discovery_client_credentials_and_rotation() {
 async fn idp_tokens_through_the_layer() {
     let idp = support::Idp::start();
     let client = support::http_client();
-    let keys = JwksSource::discover(idp.issuer.clone())
-        .unwrap()
-        .insecure_allow_http();
+    let keys = JwksSource::discovery(idp.issuer.clone())
+        .insecure_allow_http()
+        .build()
+        .unwrap();
     keys.prefetch();
     let service = Verifier::new([Issuer::new(idp.issuer.clone(), "image-store")
         .require_typ("at+jwt")
@@ -167,9 +169,10 @@ async fn client_credentials_and_token_exchange_with_an_actor() {
         ClientAuth::SecretPost("archiver-secret-0123456789abcdef0123456789ab".into()),
     )
     .insecure_allow_http();
-    let keys = JwksSource::discover(idp.issuer.clone())
-        .unwrap()
-        .insecure_allow_http();
+    let keys = JwksSource::discovery(idp.issuer.clone())
+        .insecure_allow_http()
+        .build()
+        .unwrap();
     let verifier = |aud: &str| {
         Verifier::new([Issuer::new(idp.issuer.clone(), aud)
             .require_typ("at+jwt")
@@ -238,9 +241,10 @@ async fn three_hops_with_token_exchange_show_the_actor_at_the_end() {
     let idp = support::Idp::start();
     let client = support::http_client();
     let token_url = format!("{}/token", idp.issuer);
-    let keys = JwksSource::discover(idp.issuer.clone())
-        .unwrap()
-        .insecure_allow_http();
+    let keys = JwksSource::discovery(idp.issuer.clone())
+        .insecure_allow_http()
+        .build()
+        .unwrap();
     let verifier = |aud: &str| {
         Verifier::new([Issuer::new(idp.issuer.clone(), aud)
             .require_typ("at+jwt")

@@ -73,9 +73,10 @@ async fn three_hops_forward_the_user_and_add_each_service() {
     )
     .unwrap();
 
-    let b_keys = JwksSource::new(format!("{a_issuer}/.well-known/jwks.json"))
-        .unwrap()
-        .insecure_allow_http();
+    let b_keys = JwksSource::builder(format!("{a_issuer}/.well-known/jwks.json"))
+        .insecure_allow_http()
+        .build()
+        .unwrap();
     let b_layer = MandateLayer::builder()
         .user(Slot::required(Verifier::new([user_rules()]).unwrap()))
         .service(Slot::required(

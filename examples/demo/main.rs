@@ -155,10 +155,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The users' keys come from their IdP's JWKS endpoint; the services' are fixed.
     let mut idp_keys = IdpKeys::start(&e.users).await?;
     let cooldown = Duration::from_secs(1);
-    let user_keys = JwksSource::new(idp_keys.url())?
+    let user_keys = JwksSource::builder(idp_keys.url())
         .insecure_allow_http() // loopback only
         .with_cooldown(cooldown)
-        .with_timeouts(Duration::from_millis(500), Duration::from_secs(1));
+        .with_timeouts(Duration::from_millis(500), Duration::from_secs(1))
+        .build()?;
     let layer = app::layer(
         settings.verifier(
             e.users.issuer(),

@@ -17,8 +17,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower_mandate::testing::TestIssuer;
 use tower_mandate::{
-    Algorithm, AuthError, Caller, Issuer, JwksSource, KeySet, MandateLayer, Permission,
-    PermissionMapping, Principal, PrincipalId, Require, Slot, Verifier, permission,
+    Algorithm, AuthError, Caller, Issuer, JwksBuilder, JwksSource, KeySet, MandateLayer,
+    Permission, PermissionMapping, Principal, PrincipalId, Require, Slot, Verifier, permission,
 };
 
 permission! {
@@ -156,13 +156,18 @@ pub(crate) fn is_loopback(url: &str) -> bool {
 }
 
 impl Keys {
-    fn remote(source: JwksSource, url: &str, cooldown: Duration) -> Self {
+    fn remote(
+        source: JwksBuilder,
+        url: &str,
+        cooldown: Duration,
+    ) -> Result<Self, tower_mandate::ConfigError> {
         let source = source.with_cooldown(cooldown);
-        Keys::Remote(if is_loopback(url) {
+        let source = if is_loopback(url) {
             source.insecure_allow_http()
         } else {
             source
-        })
+        };
+        Ok(Keys::Remote(source.build()?))
     }
 }
 
@@ -213,16 +218,16 @@ impl Settings {
         }
         if let Some(url) = env(&format!("{prefix}_JWKS_URL")) {
             return Ok(Keys::remote(
-                JwksSource::new(url.clone())?,
+                JwksSource::builder(url.clone()),
                 &url,
                 self.cooldown,
-            ));
+            )?);
         }
         Ok(Keys::remote(
-            JwksSource::discover(issuer)?,
+            JwksSource::discovery(issuer),
             issuer,
             self.cooldown,
-        ))
+        )?)
     }
 
     /// The rules of one slot for `issuer` with `keys`.
@@ -245,12 +250,12 @@ impl Settings {
                 rules.with_jwks(source)
             }
         };
-        let verifier = Verifier::new([rules])?;
-        Ok(if self.cache {
-            verifier
+        let verifier = Verifier::builder([rules]);
+        if self.cache {
+            verifier.build()
         } else {
-            verifier.without_cache()
-        })
+            verifier.without_cache().build()
+        }
     }
 }
 

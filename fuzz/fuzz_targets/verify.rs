@@ -14,11 +14,12 @@ fn verifier() -> &'static (Verifier, String) {
         let idp = TestIssuer::es256("https://id.example").with_audience("a");
         let mut keys = KeySet::from_jwks(&idp.jwks()).unwrap();
         keys = keys.add_hmac_secret(Some("h"), [7u8; 64]).unwrap();
-        let v = Verifier::new([Issuer::new("https://id.example", "a")
+        let v = Verifier::builder([Issuer::new("https://id.example", "a")
             .with_keys(keys)
             .with_algorithms(Algorithm::ALL)])
-        .unwrap()
-        .without_cache();
+        .without_cache()
+        .build()
+        .unwrap();
         (v, idp.token("alice").sign())
     })
 }

@@ -44,7 +44,7 @@ use serde::Deserialize;
 pub use algorithm::Algorithm;
 pub(crate) use algorithm::{AlgSet, Family};
 #[cfg(feature = "jwks")]
-pub use jwks::{JwksSource, JwksStats};
+pub use jwks::{JwksBuilder, JwksSource, JwksStats};
 #[cfg(feature = "jwks")]
 pub(crate) use jwks::{KeyWait, Lookup};
 

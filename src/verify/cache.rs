@@ -32,6 +32,7 @@ struct Shard {
 }
 
 pub(crate) struct TokenCache {
+    #[cfg_attr(not(test), allow(dead_code))]
     capacity: usize,
     shards: Box<[RwLock<Shard>]>,
     per_shard: usize,
@@ -71,6 +72,7 @@ impl TokenCache {
     }
 
     /// The capacity asked for.
+    #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }

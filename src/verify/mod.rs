@@ -81,7 +81,7 @@ use crate::clock::unix_now;
 ///
 /// Built once (keys parsed, rules checked), then shared: cloning is cheap.
 /// Tokens that verified are kept in a bounded cache (on by default, see
-/// [`Verifier::with_cache`]); a cached token is still checked for `exp`,
+/// [`VerifierBuilder::with_cache`]); a cached token is still checked for `exp`,
 /// `nbf` and whether its key is still in the key set on every use.
 #[derive(Clone)]
 pub struct Verifier(Arc<VerifierInner>);
@@ -123,16 +123,58 @@ impl Captured {
     }
 }
 
-impl Verifier {
-    /// A verifier trusting these issuers.
+/// Builds a [`Verifier`]: everything is set before it is shared, and
+/// [`build`](VerifierBuilder::build) checks the rules once.
+///
+/// ```
+/// use tower_mandate::{Issuer, Verifier};
+/// # use tower_mandate::testing::TestIssuer;
+/// # let idp = TestIssuer::es256("https://id.example").with_audience("a");
+/// let verifier = Verifier::builder([Issuer::new("https://id.example", "a").with_keys(idp.key_set())])
+///     .with_max_token_len(4096)
+///     .without_cache()
+///     .build()?;
+/// assert_eq!(verifier.cache_stats().entries, 0);
+/// # Ok::<(), tower_mandate::ConfigError>(())
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct VerifierBuilder {
+    issuers: Vec<Issuer>,
+    max_token_len: usize,
+    cache: Option<usize>,
+}
+
+impl VerifierBuilder {
+    /// Refuse tokens longer than `len` bytes before decoding them (default 8 KiB).
+    pub fn with_max_token_len(mut self, len: usize) -> Self {
+        self.max_token_len = len;
+        self
+    }
+
+    /// Keep up to `capacity` verified tokens (default 10 000; memory is
+    /// about one principal, with its token, per entry).
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.cache = Some(capacity);
+        self
+    }
+
+    /// Verify every token in full, every time.
+    pub fn without_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
+    /// The verifier.
     ///
     /// # Errors
     ///
-    /// When no issuer is given, an issuer is listed twice, or an issuer's
-    /// rules are unusable (no keys, no algorithm, an HMAC algorithm without
-    /// a long enough secret, an empty audience).
-    pub fn new(issuers: impl IntoIterator<Item = Issuer>) -> Result<Self, ConfigError> {
-        let issuers: Vec<Issuer> = issuers.into_iter().collect();
+    /// When no issuer is given ([`ConfigError::NoIssuer`]), an issuer is
+    /// listed twice, or an issuer's rules are unusable (no keys, no
+    /// algorithm, an HMAC algorithm without a long enough secret, an empty
+    /// audience, a `#` in the issuer).
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        let issuers = self.issuers;
         if issuers.is_empty() {
             return Err(ConfigError::NoIssuer);
         }
@@ -148,41 +190,35 @@ impl Verifier {
         Ok(Verifier(Arc::new(VerifierInner {
             captured: Captured::new(&issuers),
             issuers,
-            max_token_len: DEFAULT_MAX_TOKEN_LEN,
-            cache: Some(TokenCache::new(DEFAULT_CACHE_CAPACITY)),
+            max_token_len: self.max_token_len,
+            cache: self.cache.map(TokenCache::new),
         })))
     }
+}
 
-    fn rebuild(self, max_token_len: usize, cache: Option<usize>) -> Self {
-        Verifier(Arc::new(VerifierInner {
-            issuers: self.0.issuers.clone(),
-            captured: self.0.captured.clone(),
-            max_token_len,
-            cache: cache.map(TokenCache::new),
-        }))
+impl Verifier {
+    /// A verifier trusting these issuers, with the defaults (8 KiB tokens,
+    /// the verified-token cache on); [`Verifier::builder`] to change them.
+    ///
+    /// # Errors
+    ///
+    /// As [`VerifierBuilder::build`].
+    pub fn new(issuers: impl IntoIterator<Item = Issuer>) -> Result<Self, ConfigError> {
+        Self::builder(issuers).build()
     }
 
+    /// Start a verifier trusting these issuers.
+    pub fn builder(issuers: impl IntoIterator<Item = Issuer>) -> VerifierBuilder {
+        VerifierBuilder {
+            issuers: issuers.into_iter().collect(),
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            cache: Some(DEFAULT_CACHE_CAPACITY),
+        }
+    }
+
+    #[cfg(test)]
     fn cache_capacity(&self) -> Option<usize> {
         self.0.cache.as_ref().map(TokenCache::capacity)
-    }
-
-    /// Refuse tokens longer than `len` bytes before decoding them (default 8 KiB).
-    pub fn with_max_token_len(self, len: usize) -> Self {
-        let cache = self.cache_capacity();
-        self.rebuild(len, cache)
-    }
-
-    /// Keep up to `capacity` verified tokens (default 10 000; memory is
-    /// about one principal, with its token, per entry).
-    pub fn with_cache(self, capacity: usize) -> Self {
-        let len = self.0.max_token_len;
-        self.rebuild(len, Some(capacity))
-    }
-
-    /// Verify every token in full, every time.
-    pub fn without_cache(self) -> Self {
-        let len = self.0.max_token_len;
-        self.rebuild(len, None)
     }
 
     /// Counters of the verified-token cache (zero when it is off).

@@ -679,16 +679,23 @@ fn may_act_names_the_current_actor() {
 #[test]
 fn cache_settings_survive_other_settings() {
     let idp = TestIssuer::rs256(ISS).with_audience(AUD);
-    let v = verifier_for(&idp, |i| i)
+    let rules = || [Issuer::new(ISS, AUD).with_keys(idp.key_set())];
+    let v = Verifier::builder(rules())
         .with_cache(5)
-        .with_max_token_len(4096);
+        .with_max_token_len(4096)
+        .build()
+        .unwrap();
     assert_eq!(v.cache_capacity(), Some(5));
-    assert_eq!(
-        v.clone()
-            .without_cache()
-            .with_max_token_len(100)
-            .cache_capacity(),
-        None
+    let off = Verifier::builder(rules())
+        .with_cache(5)
+        .without_cache()
+        .with_max_token_len(100)
+        .build()
+        .unwrap();
+    assert_eq!(off.cache_capacity(), None);
+    assert!(
+        off.verify(&idp.token("a").sign()).is_err(),
+        "over 100 bytes"
     );
     assert_eq!(
         verifier_for(&idp, |i| i).cache_capacity(),

@@ -53,7 +53,7 @@ impl JwksSource {
     }
 
     /// Start (or join) a fetch and wait for it, at most
-    /// [`with_max_wait`](Self::with_max_wait).
+    /// [`with_max_wait`](super::JwksBuilder::with_max_wait).
     pub(crate) fn fetch_and_wait(&self) -> KeyWait {
         KeyWait {
             flight: self.start_fetch(),

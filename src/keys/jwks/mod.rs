@@ -147,7 +147,7 @@ struct Shared {
 ///
 /// - **Startup never fails** because the identity provider is down: keys are
 ///   fetched on first need (or with [`JwksSource::prefetch`]); a request that
-///   needs them waits at most [`with_max_wait`](JwksSource::with_max_wait).
+///   needs them waits at most [`with_max_wait`](JwksBuilder::with_max_wait).
 /// - **Lock-free reads**: the request path loads the current key set from an
 ///   `ArcSwap`; no lock is ever held across a fetch.
 /// - **Refresh ahead** of expiry, from `Cache-Control: max-age` clamped to
@@ -157,11 +157,11 @@ struct Shared {
 ///   remembered for a cooldown (bounded negative cache). A flood of random
 ///   kids costs at most one fetch per cooldown.
 /// - **Stale-if-error**: while fetches fail, the last good keys keep serving
-///   for up to [`with_max_staleness`](JwksSource::with_max_staleness).
+///   for up to [`with_max_staleness`](JwksBuilder::with_max_staleness).
 ///   Meanwhile a token whose key is unknown is answered 503 with
 ///   `Retry-After`, not 401.
 /// - **Strict, bounded fetches**: connect and read timeouts, a response size
-///   limit, `https` only unless [`insecure_allow_http`](JwksSource::insecure_allow_http);
+///   limit, `https` only unless [`insecure_allow_http`](JwksBuilder::insecure_allow_http);
 ///   keys that break the rules (short RSA, `use: enc`, secrets) are skipped
 ///   with a warning.
 ///
@@ -169,8 +169,9 @@ struct Shared {
 /// use std::time::Duration;
 /// use tower_mandate::{Issuer, JwksSource, Verifier};
 ///
-/// let keys = JwksSource::discover("https://id.example.com/realms/main")?
-///     .with_cooldown(Duration::from_secs(10));
+/// let keys = JwksSource::discovery("https://id.example.com/realms/main")
+///     .with_cooldown(Duration::from_secs(10))
+///     .build()?;
 /// let verifier = Verifier::new([
 ///     Issuer::new("https://id.example.com/realms/main", "image-store").with_jwks(keys),
 /// ])?;
@@ -196,32 +197,141 @@ pub(crate) enum Lookup {
     Fetch,
 }
 
+/// Builds a [`JwksSource`]: every setting is made before the source is
+/// shared (and before anything is fetched); [`build`](JwksBuilder::build)
+/// checks the URL.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mandate::JwksSource;
+///
+/// let keys = JwksSource::builder("https://id.example.com/jwks")
+///     .with_cooldown(Duration::from_secs(30))
+///     .build()?;
+/// # let _ = keys;
+/// assert!(JwksSource::builder("ftp://id.example.com/jwks").build().is_err());
+/// # Ok::<(), tower_mandate::ConfigError>(())
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct JwksBuilder {
+    location: Location,
+    settings: Settings,
+}
+
 impl JwksSource {
-    /// Keys from the JWKS document at `url`.
+    /// Keys from the JWKS document at `url`, with the default settings
+    /// ([`JwksSource::builder`] to change them).
     ///
     /// # Errors
     ///
-    /// When `url` is not an absolute `https` URL (`http` needs
-    /// [`insecure_allow_http`](Self::insecure_allow_http), checked when fetching).
+    /// As [`JwksBuilder::build`].
     pub fn new(url: impl Into<String>) -> Result<Self, ConfigError> {
-        Self::with_location(Location::Jwks(url.into()))
+        Self::builder(url).build()
     }
 
-    /// Keys found through OIDC discovery: `{issuer}/.well-known/openid-configuration`,
-    /// whose `issuer` must equal `issuer` exactly, names the `jwks_uri`.
-    /// Discovery happens on the first fetch, not now.
+    /// Keys found through OIDC discovery, with the default settings
+    /// ([`JwksSource::discovery`] to change them).
     ///
     /// # Errors
     ///
-    /// When `issuer` is not an absolute URL.
+    /// As [`JwksBuilder::build`].
     pub fn discover(issuer: impl Into<String>) -> Result<Self, ConfigError> {
-        Self::with_location(Location::Discovery {
-            issuer: issuer.into(),
-        })
+        Self::discovery(issuer).build()
     }
 
-    fn with_location(location: Location) -> Result<Self, ConfigError> {
-        let url = match &location {
+    /// Start a source of the JWKS document at `url`.
+    pub fn builder(url: impl Into<String>) -> JwksBuilder {
+        JwksBuilder {
+            location: Location::Jwks(url.into()),
+            settings: Settings::default(),
+        }
+    }
+
+    /// Start a source found through OIDC discovery:
+    /// `{issuer}/.well-known/openid-configuration`, whose `issuer` must equal
+    /// `issuer` exactly, names the `jwks_uri`. Discovery happens on the first
+    /// fetch, not when building.
+    pub fn discovery(issuer: impl Into<String>) -> JwksBuilder {
+        JwksBuilder {
+            location: Location::Discovery {
+                issuer: issuer.into(),
+            },
+            settings: Settings::default(),
+        }
+    }
+}
+
+impl JwksBuilder {
+    /// Minimum time between two refetches caused by unknown kids (default
+    /// 10 s). After a failed fetch, the next one may start after 250 ms,
+    /// then twice as long after each further failure, up to the cooldown:
+    /// keys that appear late (services start in any order) are picked up
+    /// within a second, and an endpoint that stays down is asked at most
+    /// once per cooldown.
+    pub fn with_cooldown(mut self, cooldown: Duration) -> Self {
+        self.settings.cooldown = cooldown;
+        self
+    }
+
+    /// Bounds for the `Cache-Control: max-age` of the document (default 60 s to 24 h),
+    /// and the lifetime assumed without one (default 10 min).
+    pub fn with_refresh_bounds(mut self, min: Duration, max: Duration, default: Duration) -> Self {
+        let s = &mut self.settings;
+        s.min_ttl = min;
+        s.max_ttl = max.max(min);
+        s.default_ttl = default.clamp(min, s.max_ttl);
+        self
+    }
+
+    /// How long past their expiry the last good keys keep serving while the
+    /// endpoint fails (default 12 h); it also bounds tokens answered from
+    /// the verified-token cache.
+    pub fn with_max_staleness(mut self, max: Duration) -> Self {
+        self.settings.max_staleness = max;
+        self
+    }
+
+    /// How long a request waits for keys being fetched (default 5 s).
+    pub fn with_max_wait(mut self, max: Duration) -> Self {
+        self.settings.max_wait = max;
+        self
+    }
+
+    /// Connect timeout (default 2 s) and whole-request timeout (default 5 s).
+    pub fn with_timeouts(mut self, connect: Duration, total: Duration) -> Self {
+        self.settings.connect_timeout = connect;
+        self.settings.timeout = total;
+        self
+    }
+
+    /// Largest accepted document, in bytes (default 256 KiB).
+    pub fn with_max_response_size(mut self, bytes: usize) -> Self {
+        self.settings.max_size = bytes;
+        self
+    }
+
+    /// Allow `http` URLs for the JWKS and discovery documents.
+    ///
+    /// # Security
+    ///
+    /// Keys fetched over plain http can be replaced by anyone on the path,
+    /// who can then mint any token. Use it for loopback test servers only.
+    pub fn insecure_allow_http(mut self) -> Self {
+        self.settings.allow_http = true;
+        self
+    }
+
+    /// The source. Nothing is fetched yet.
+    ///
+    /// # Errors
+    ///
+    /// When the URL (or the issuer, for discovery) is not an absolute
+    /// `https` URL ([`ConfigError::InvalidUrl`]; `http` needs
+    /// [`insecure_allow_http`](Self::insecure_allow_http), checked when
+    /// fetching).
+    pub fn build(self) -> Result<JwksSource, ConfigError> {
+        let url = match &self.location {
             Location::Jwks(u) => u,
             Location::Discovery { issuer } => issuer,
         };
@@ -233,10 +343,12 @@ impl JwksSource {
         if !matches!(parsed.scheme(), "https" | "http") {
             return Err(invalid("not an https URL".into()));
         }
-        Ok(Self::build(location, Settings::default()))
+        Ok(JwksSource::from_parts(self.location, self.settings))
     }
+}
 
-    fn build(location: Location, settings: Settings) -> Self {
+impl JwksSource {
+    fn from_parts(location: Location, settings: Settings) -> Self {
         JwksSource(Arc::new(Shared {
             location,
             settings,
@@ -256,66 +368,6 @@ impl JwksSource {
             negative: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         }))
-    }
-
-    fn map_settings(self, f: impl FnOnce(&mut Settings)) -> Self {
-        let mut settings = self.0.settings.clone();
-        f(&mut settings);
-        Self::build(self.0.location.clone(), settings)
-    }
-
-    /// Minimum time between two refetches caused by unknown kids (default
-    /// 10 s). After a failed fetch, the next one may start after 250 ms,
-    /// then twice as long after each further failure, up to the cooldown:
-    /// keys that appear late (services start in any order) are picked up
-    /// within a second, and an endpoint that stays down is asked at most
-    /// once per cooldown.
-    pub fn with_cooldown(self, cooldown: Duration) -> Self {
-        self.map_settings(|s| s.cooldown = cooldown)
-    }
-
-    /// Bounds for the `Cache-Control: max-age` of the document (default 60 s to 24 h),
-    /// and the lifetime assumed without one (default 10 min).
-    pub fn with_refresh_bounds(self, min: Duration, max: Duration, default: Duration) -> Self {
-        self.map_settings(|s| {
-            s.min_ttl = min;
-            s.max_ttl = max.max(min);
-            s.default_ttl = default.clamp(min, s.max_ttl);
-        })
-    }
-
-    /// How long past their expiry the last good keys keep serving while the
-    /// endpoint fails (default 12 h).
-    pub fn with_max_staleness(self, max: Duration) -> Self {
-        self.map_settings(|s| s.max_staleness = max)
-    }
-
-    /// How long a request waits for keys being fetched (default 5 s).
-    pub fn with_max_wait(self, max: Duration) -> Self {
-        self.map_settings(|s| s.max_wait = max)
-    }
-
-    /// Connect timeout (default 2 s) and whole-request timeout (default 5 s).
-    pub fn with_timeouts(self, connect: Duration, total: Duration) -> Self {
-        self.map_settings(|s| {
-            s.connect_timeout = connect;
-            s.timeout = total;
-        })
-    }
-
-    /// Largest accepted document, in bytes (default 256 KiB).
-    pub fn with_max_response_size(self, bytes: usize) -> Self {
-        self.map_settings(|s| s.max_size = bytes)
-    }
-
-    /// Allow `http` URLs for the JWKS and discovery documents.
-    ///
-    /// # Security
-    ///
-    /// Keys fetched over plain http can be replaced by anyone on the path,
-    /// who can then mint any token. Use it for loopback test servers only.
-    pub fn insecure_allow_http(self) -> Self {
-        self.map_settings(|s| s.allow_http = true)
     }
 
     /// Start fetching now, in the background (needs a Tokio runtime; without
@@ -614,12 +666,13 @@ mod tests {
     fn huge_durations_saturate() {
         let now = Instant::now();
         assert!(after(now, Duration::MAX) > now);
-        let source = JwksSource::new("https://id.example/jwks")
-            .unwrap()
+        let source = JwksSource::builder("https://id.example/jwks")
             .with_cooldown(Duration::MAX)
             .with_max_staleness(Duration::MAX)
             .with_refresh_bounds(Duration::MAX, Duration::MAX, Duration::MAX)
-            .with_max_wait(Duration::MAX);
+            .with_max_wait(Duration::MAX)
+            .build()
+            .unwrap();
         let state = source.0.state.load();
         assert!(!source.usable(&state, now), "no keys yet");
         assert_eq!(source.retry_after(&state), u64::MAX);
