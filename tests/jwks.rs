@@ -624,3 +624,27 @@ async fn keys_that_appear_after_a_long_outage_are_used_within_a_second() {
         keys.stats()
     );
 }
+
+#[tokio::test]
+async fn keys_keep_being_refreshed_ahead_in_the_background() {
+    // max-age 1 s: each refresh ahead runs in the background with nobody
+    // waiting for it; every one must land so that the next one can start.
+    let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
+    let server = JwksServer::start(&idp).await;
+    *server.ctl.max_age.lock().unwrap() = Some(1);
+    let keys = source_builder(&server)
+        .with_refresh_bounds(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .build()
+        .unwrap();
+    let v = uncached_verifier(&idp, keys.clone());
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(3500) {
+        assert!(v.verify_async(&idp.token("alice").sign()).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.hits() >= 4, "{} fetches in 3.5 s", server.hits());
+}

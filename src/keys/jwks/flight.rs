@@ -21,7 +21,7 @@ impl JwksSource {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .is_some_and(|f| f.peek().is_none())
+            .is_some_and(|f| !f.task.is_finished())
     }
 
     /// Join the fetch in flight or start one (single flight). The fetch runs
@@ -35,21 +35,28 @@ impl JwksSource {
     /// Run `work` as the flight in its own task, unless one is in flight
     /// already. Waiters wait for the task itself: it lands however `work`
     /// ends, a panic included, so the source is never left "in flight".
+    /// Whether a flight is over is asked of the task, not of the shared
+    /// future: a background refresh nobody waits for is over all the same.
     pub(super) fn start_flight<F>(&self, work: F) -> Option<Flight>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let mut flight = self.0.flight.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(f) = flight.as_ref()
-            && f.peek().is_none()
+            && !f.task.is_finished()
         {
-            return Some(f.clone());
+            return Some(f.landing.clone());
         }
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let landed: fn(Result<(), tokio::task::JoinError>) = |_| {};
-        let f = runtime.spawn(work).map(landed).shared();
-        *flight = Some(f.clone());
-        Some(f)
+        let handle = runtime.spawn(work);
+        let task = handle.abort_handle();
+        let landing = handle.map(landed).shared();
+        *flight = Some(InFlight {
+            landing: landing.clone(),
+            task,
+        });
+        Some(landing)
     }
 
     /// Start (or join) a fetch and wait for it, at most
@@ -60,6 +67,13 @@ impl JwksSource {
             deadline: tokio::time::sleep(self.0.settings.max_wait),
         }
     }
+}
+
+/// The fetch task of a source: its landing, and a handle that tells
+/// whether it is over.
+pub(super) struct InFlight {
+    landing: Flight,
+    task: tokio::task::AbortHandle,
 }
 
 /// A fetch in flight, shared by everyone waiting for it (the task's

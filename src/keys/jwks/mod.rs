@@ -13,7 +13,7 @@ mod flight;
 
 #[cfg(test)]
 use fetch::max_age;
-use flight::Flight;
+use flight::InFlight;
 pub(crate) use flight::KeyWait;
 
 use super::{KeyMiss, KeySet, VerifyingKey};
@@ -133,7 +133,7 @@ struct Shared {
     /// TLS set-up failure is a failed fetch, not a panic.
     client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     state: ArcSwap<State>,
-    flight: Mutex<Option<Flight>>,
+    flight: Mutex<Option<InFlight>>,
     last_miss_fetch: Mutex<Option<Instant>>,
     negative: Mutex<HashMap<String, Instant>>,
     counters: Counters,
@@ -695,6 +695,21 @@ mod tests {
         assert!(source.in_flight());
         flight.unwrap().await;
         assert!(!source.in_flight());
+    }
+
+    #[tokio::test]
+    async fn a_flight_nobody_waits_for_still_lands() {
+        // A background refresh: started, never awaited. Once its task is
+        // over, the source is not in flight, and the next fetch starts.
+        let source = JwksSource::new("https://id.example/jwks").unwrap();
+        drop(source.start_flight(async {}));
+        for _ in 0..100 {
+            if !source.in_flight() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!source.in_flight(), "an unwatched flight stays in flight");
     }
 
     #[test]
