@@ -160,12 +160,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // 1. While handling alice's request, capture her for a job that runs later.
-    let exchange = TokenExchange::new(
+    let exchange = TokenExchange::builder(
         token_url.clone(),
         "batch-worker",
         ClientAuth::SecretBasic(SECRET.into()),
     )
-    .insecure_allow_http(); // loopback only
+    .insecure_allow_http()
+    .build(); // loopback only
     let job = OnBehalfOf::capture(
         &alice,
         exchange,
@@ -183,12 +184,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 2. A job with no user: the worker's own token, with a narrow scope.
-    let own = ClientCredentials::new(
+    let own = ClientCredentials::builder(
         token_url,
         "batch-worker",
         ClientAuth::SecretBasic(SECRET.into()),
     )
-    .insecure_allow_http(); // loopback only
+    .insecure_allow_http()
+    .build(); // loopback only
     let nightly = AsService::new(
         own,
         TokenRequest::for_audience("reports").with_scope("reports:aggregate"),

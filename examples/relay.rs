@@ -121,10 +121,11 @@ async fn main() -> Result<(), BoxError> {
     match &token_url {
         Some(url) if app::env("CLIENT_ID").is_some() => {
             let (id, auth) = client_auth()?;
-            let mut provider = ClientCredentials::new(url.clone(), id, auth);
+            let mut provider = ClientCredentials::builder(url.clone(), id, auth);
             if loopback_ok(url) {
                 provider = provider.insecure_allow_http();
             }
+            let provider = provider.build();
             let mut request = TokenRequest::default();
             request.scope = app::env("SCOPE");
             request.resource = app::env("RESOURCE");
@@ -149,10 +150,11 @@ async fn main() -> Result<(), BoxError> {
                 .clone()
                 .ok_or("PROPAGATION=exchange needs TOKEN_URL")?;
             let (id, auth) = client_auth()?;
-            let mut exchange = TokenExchange::new(url.clone(), id, auth);
+            let mut exchange = TokenExchange::builder(url.clone(), id, auth);
             if loopback_ok(&url) {
                 exchange = exchange.insecure_allow_http();
             }
+            let exchange = exchange.build();
             let audience =
                 app::env("EXCHANGE_AUDIENCE").unwrap_or_else(|| upstream_audience.clone());
             upstream_dest =

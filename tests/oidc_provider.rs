@@ -153,22 +153,24 @@ async fn client_credentials_and_token_exchange_with_an_actor() {
     let client = support::http_client();
     let token_url = format!("{}/token", idp.issuer);
     // This service's own token, by client credentials (client_secret_basic).
-    let own = ClientCredentials::new(
+    let own = ClientCredentials::builder(
         token_url.clone(),
         "relay",
         ClientAuth::SecretBasic(RELAY_SECRET.into()),
     )
-    .insecure_allow_http();
+    .insecure_allow_http()
+    .build();
     let own_request = TokenRequest::default()
         .with_scope("images:read")
         .with_resource("urn:image-store");
     // client_secret_post works too, for another client.
-    let archiver = ClientCredentials::new(
+    let archiver = ClientCredentials::builder(
         token_url.clone(),
         "archiver",
         ClientAuth::SecretPost("archiver-secret-0123456789abcdef0123456789ab".into()),
     )
-    .insecure_allow_http();
+    .insecure_allow_http()
+    .build();
     let keys = JwksSource::discovery(idp.issuer.clone())
         .insecure_allow_http()
         .build()
@@ -190,13 +192,14 @@ async fn client_credentials_and_token_exchange_with_an_actor() {
     let user = idp
         .user_token(&client, "alice", "image-store", "images:read")
         .await;
-    let exchange = TokenExchange::new(
+    let exchange = TokenExchange::builder(
         token_url,
         "relay-exchange",
         ClientAuth::SecretBasic(EXCHANGE_SECRET.into()),
     )
     .insecure_allow_http()
-    .with_actor(own, own_request);
+    .with_actor(own, own_request)
+    .build();
     let request = TokenRequest::for_audience("service-b").with_scope("images:read");
     let exchanged = exchange
         .token(request.clone().with_subject_token(user.as_str()))
@@ -267,13 +270,14 @@ async fn three_hops_with_token_exchange_show_the_actor_at_the_end() {
     .await;
 
     // A: accepts the user's token for image-store, exchanges it for B.
-    let own = ClientCredentials::new(
+    let own = ClientCredentials::builder(
         token_url.clone(),
         "relay",
         ClientAuth::SecretBasic(RELAY_SECRET.into()),
     )
-    .insecure_allow_http();
-    let exchange = TokenExchange::new(
+    .insecure_allow_http()
+    .build();
+    let exchange = TokenExchange::builder(
         token_url,
         "relay-exchange",
         ClientAuth::SecretBasic(EXCHANGE_SECRET.into()),
@@ -284,7 +288,8 @@ async fn three_hops_with_token_exchange_show_the_actor_at_the_end() {
         TokenRequest::default()
             .with_scope("images:read")
             .with_resource("urn:image-store"),
-    );
+    )
+    .build();
     let outgoing = ServiceBuilder::new()
         .layer(PropagateLayer::new().add_destination(
             Destination::insecure_http("127.0.0.1", b.addr.port()).exchange_user_token(

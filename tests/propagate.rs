@@ -231,12 +231,13 @@ async fn a_thousand_concurrent_calls_make_one_token_request() {
             .with_state(counter.clone()),
     )
     .await;
-    let provider = ClientCredentials::new(
+    let provider = ClientCredentials::builder(
         server.url("/token"),
         "relay",
         ClientAuth::SecretBasic("s3cret with space".into()),
     )
-    .insecure_allow_http();
+    .insecure_allow_http()
+    .build();
     let mut tasks = Vec::new();
     for _ in 0..1000 {
         let provider = provider.clone();
@@ -279,12 +280,13 @@ async fn private_key_jwt_assertions_verify_with_the_clients_jwks() {
     .await;
     let key = SigningKey::generate(Algorithm::ES256, "relay-key");
     let jwks = key.jwks();
-    let provider = ClientCredentials::new(
+    let provider = ClientCredentials::builder(
         server.url("/token"),
         "relay",
         ClientAuth::PrivateKeyJwt(key),
     )
-    .insecure_allow_http();
+    .insecure_allow_http()
+    .build();
     provider.token(TokenRequest::default()).await.unwrap();
     let body = counter.last_body.lock().unwrap().clone();
     let assertion = body
@@ -312,12 +314,13 @@ async fn provider_errors_are_clear_and_tokens_are_not_echoed() {
         }),
     ))
     .await;
-    let provider = ClientCredentials::new(
+    let provider = ClientCredentials::builder(
         server.url("/token"),
         "relay",
         ClientAuth::SecretPost("x".into()),
     )
-    .insecure_allow_http();
+    .insecure_allow_http()
+    .build();
     let err = provider.token(TokenRequest::default()).await.unwrap_err();
     assert_eq!(
         err.kind(),

@@ -35,7 +35,9 @@ use tokio::sync::watch;
 #[cfg(all(feature = "oauth", feature = "fuzzing"))]
 pub(crate) use oauth::parse_token_response;
 #[cfg(feature = "oauth")]
-pub use oauth::{ClientAuth, ClientCredentials, TokenExchange};
+pub use oauth::{
+    ClientAuth, ClientCredentials, ClientCredentialsBuilder, TokenExchange, TokenExchangeBuilder,
+};
 #[cfg(feature = "_aws-lc")]
 pub use self_signed::SelfSigned;
 

@@ -242,33 +242,56 @@ fn add_request(form: &mut Vec<(&str, String)>, request: &TokenRequest) {
 pub struct ClientCredentials(Arc<(Endpoint, Cache)>);
 
 impl ClientCredentials {
-    /// A client `client_id` of the token endpoint `token_url`.
+    /// A client `client_id` of the token endpoint `token_url` (https only;
+    /// [`ClientCredentials::builder`] for other settings).
     pub fn new(
         token_url: impl Into<String>,
         client_id: impl Into<String>,
         auth: ClientAuth,
     ) -> Self {
-        ClientCredentials(Arc::new((
-            Endpoint::new(token_url.into(), client_id.into(), auth),
-            Cache::default(),
-        )))
+        Self::builder(token_url, client_id, auth).build()
     }
 
+    /// Start a client `client_id` of the token endpoint `token_url`.
+    pub fn builder(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        auth: ClientAuth,
+    ) -> ClientCredentialsBuilder {
+        ClientCredentialsBuilder(Endpoint::new(token_url.into(), client_id.into(), auth))
+    }
+}
+
+/// Builds a [`ClientCredentials`] provider: every setting is made before
+/// it is shared.
+#[must_use]
+pub struct ClientCredentialsBuilder(Endpoint);
+
+impl ClientCredentialsBuilder {
     /// Allow a plain `http` token endpoint.
     ///
     /// # Security
     ///
     /// The client secret and the tokens cross the network in clear text.
     /// Loopback test servers only.
-    ///
-    /// # Panics
-    ///
-    /// If the provider was already cloned.
-    pub fn insecure_allow_http(self) -> Self {
-        let mut inner = Arc::try_unwrap(self.0)
-            .unwrap_or_else(|_| panic!("configure the provider before cloning it"));
-        inner.0.allow_http = true;
-        ClientCredentials(Arc::new(inner))
+    pub fn insecure_allow_http(mut self) -> Self {
+        self.0.allow_http = true;
+        self
+    }
+
+    /// The provider.
+    pub fn build(self) -> ClientCredentials {
+        ClientCredentials(Arc::new((self.0, Cache::default())))
+    }
+}
+
+impl fmt::Debug for ClientCredentialsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentialsBuilder")
+            .field("token_url", &self.0.url)
+            .field("client_id", &self.0.client_id)
+            .field("auth", &self.0.auth)
+            .finish()
     }
 }
 
@@ -317,42 +340,62 @@ struct ExchangeInner {
 }
 
 impl TokenExchange {
-    /// A client `client_id` of the token endpoint `token_url`.
+    /// A client `client_id` of the token endpoint `token_url` (https only,
+    /// no actor token; [`TokenExchange::builder`] for other settings).
     pub fn new(
         token_url: impl Into<String>,
         client_id: impl Into<String>,
         auth: ClientAuth,
     ) -> Self {
-        TokenExchange(Arc::new(ExchangeInner {
+        Self::builder(token_url, client_id, auth).build()
+    }
+
+    /// Start a client `client_id` of the token endpoint `token_url`.
+    pub fn builder(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        auth: ClientAuth,
+    ) -> TokenExchangeBuilder {
+        TokenExchangeBuilder(ExchangeInner {
             endpoint: Endpoint::new(token_url.into(), client_id.into(), auth),
             cache: Cache::default(),
             actor: None,
-        }))
+        })
     }
+}
 
-    fn edit(self, f: impl FnOnce(&mut ExchangeInner)) -> Self {
-        let mut inner = Arc::try_unwrap(self.0)
-            .unwrap_or_else(|_| panic!("configure the provider before cloning it"));
-        f(&mut inner);
-        TokenExchange(Arc::new(inner))
-    }
+/// Builds a [`TokenExchange`] provider: every setting is made before it is
+/// shared.
+#[must_use]
+pub struct TokenExchangeBuilder(ExchangeInner);
 
+impl TokenExchangeBuilder {
     /// Send this service's own token, from `provider`, as the `actor_token`.
-    ///
-    /// # Panics
-    ///
-    /// If the provider was already cloned.
-    pub fn with_actor(self, provider: impl TokenProvider, request: TokenRequest) -> Self {
-        self.edit(|i| i.actor = Some((Arc::new(provider), request)))
+    pub fn with_actor(mut self, provider: impl TokenProvider, request: TokenRequest) -> Self {
+        self.0.actor = Some((Arc::new(provider), request));
+        self
     }
 
-    /// Allow a plain `http` token endpoint (see [`ClientCredentials::insecure_allow_http`]).
-    ///
-    /// # Panics
-    ///
-    /// If the provider was already cloned.
-    pub fn insecure_allow_http(self) -> Self {
-        self.edit(|i| i.endpoint.allow_http = true)
+    /// Allow a plain `http` token endpoint (see
+    /// [`ClientCredentialsBuilder::insecure_allow_http`]).
+    pub fn insecure_allow_http(mut self) -> Self {
+        self.0.endpoint.allow_http = true;
+        self
+    }
+
+    /// The provider.
+    pub fn build(self) -> TokenExchange {
+        TokenExchange(Arc::new(self.0))
+    }
+}
+
+impl fmt::Debug for TokenExchangeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenExchangeBuilder")
+            .field("token_url", &self.0.endpoint.url)
+            .field("client_id", &self.0.endpoint.client_id)
+            .field("actor", &self.0.actor.as_ref().map(|(_, r)| r))
+            .finish_non_exhaustive()
     }
 }
 
