@@ -39,7 +39,7 @@ pub use oauth::{
     ClientAuth, ClientCredentials, ClientCredentialsBuilder, TokenExchange, TokenExchangeBuilder,
 };
 #[cfg(feature = "_aws-lc")]
-pub use self_signed::SelfSigned;
+pub use self_signed::{SelfSigned, SelfSignedBuilder};
 
 /// A bearer token and when it stops being usable. `Debug` never prints it.
 #[derive(Clone)]

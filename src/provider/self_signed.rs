@@ -45,53 +45,96 @@ struct Inner {
     cache: Cache,
 }
 
-impl SelfSigned {
-    /// Sign as `issuer` (also the subject) with `key`; tokens live 5 minutes.
+/// Builds a [`SelfSigned`] provider: every setting is made before it is
+/// shared.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mandate::provider::SelfSigned;
+/// use tower_mandate::{Algorithm, mint::SigningKey};
+///
+/// let relay = SelfSigned::builder("https://mesh.internal", SigningKey::generate(Algorithm::EdDSA, "r1"))
+///     .with_subject("relay")
+///     .with_lifetime(Duration::from_secs(60))
+///     .build()?;
+/// # let _ = relay;
+/// # Ok::<(), tower_mandate::ConfigError>(())
+/// ```
+#[must_use]
+pub struct SelfSignedBuilder {
+    issuer: String,
+    subject: Option<String>,
+    key: SigningKey,
+    lifetime: Duration,
+}
+
+impl SelfSignedBuilder {
+    /// Use another `sub` than the issuer.
+    pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// How long minted tokens live (default 5 minutes).
+    pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// The provider.
     ///
     /// # Errors
     ///
-    /// When `key` is an HMAC secret: peers trust a self-signed service
+    /// When the key is an HMAC secret: peers trust a self-signed service
     /// through its published JWKS document, and a secret must never be
     /// published (whoever reads it could sign as this service).
-    pub fn new(issuer: impl Into<String>, key: SigningKey) -> Result<Self, ConfigError> {
-        let issuer = issuer.into();
-        if key.is_secret() {
+    pub fn build(self) -> Result<SelfSigned, ConfigError> {
+        if self.key.is_secret() {
             return Err(ConfigError::InvalidKey {
-                kid: Some(key.kid().to_owned()),
+                kid: Some(self.key.kid().to_owned()),
                 reason: "a self-signed service needs an asymmetric key: an HMAC secret cannot be published".into(),
             });
         }
         Ok(SelfSigned(Arc::new(Inner {
-            subject: issuer.clone(),
-            issuer,
-            key: Arc::new(key),
-            lifetime: Duration::from_secs(300),
+            subject: self.subject.unwrap_or_else(|| self.issuer.clone()),
+            issuer: self.issuer,
+            key: Arc::new(self.key),
+            lifetime: self.lifetime,
             cache: Cache::default(),
         })))
     }
+}
 
-    fn rebuild(self, f: impl FnOnce(&mut String, &mut Duration)) -> Self {
-        let mut subject = self.0.subject.clone();
-        let mut lifetime = self.0.lifetime;
-        f(&mut subject, &mut lifetime);
-        SelfSigned(Arc::new(Inner {
-            issuer: self.0.issuer.clone(),
-            subject,
-            key: self.0.key.clone(),
-            lifetime,
-            cache: Cache::default(),
-        }))
+impl fmt::Debug for SelfSignedBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelfSignedBuilder")
+            .field("issuer", &self.issuer)
+            .field("subject", &self.subject)
+            .field("key", &self.key)
+            .field("lifetime", &self.lifetime)
+            .finish()
+    }
+}
+
+impl SelfSigned {
+    /// Sign as `issuer` (also the subject) with `key`; tokens live 5
+    /// minutes ([`SelfSigned::builder`] for other settings).
+    ///
+    /// # Errors
+    ///
+    /// As [`SelfSignedBuilder::build`].
+    pub fn new(issuer: impl Into<String>, key: SigningKey) -> Result<Self, ConfigError> {
+        Self::builder(issuer, key).build()
     }
 
-    /// Use another `sub` than the issuer.
-    pub fn with_subject(self, subject: impl Into<String>) -> Self {
-        let subject = subject.into();
-        self.rebuild(|s, _| *s = subject)
-    }
-
-    /// How long minted tokens live (default 5 minutes).
-    pub fn with_lifetime(self, lifetime: Duration) -> Self {
-        self.rebuild(|_, l| *l = lifetime)
+    /// Start a provider signing as `issuer` with `key`.
+    pub fn builder(issuer: impl Into<String>, key: SigningKey) -> SelfSignedBuilder {
+        SelfSignedBuilder {
+            issuer: issuer.into(),
+            subject: None,
+            key,
+            lifetime: Duration::from_secs(300),
+        }
     }
 
     /// The JWKS document with the public key, for peers to trust.
