@@ -259,10 +259,10 @@ impl Revocation {
                 .try_for_each(|f| self.judge(verdict(&mut lists, f, self.guard_replay)));
             return RevocationCheck::Ready(Some(result));
         }
-        let (store, guard, this) = (self.store.clone(), self.guard_replay, self.clone());
+        let this = self.clone();
         RevocationCheck::Asking(Box::pin(async move {
             for f in &facts {
-                this.judge(store.check(f, guard).await)?;
+                this.judge(this.store.check(f, this.guard_replay).await)?;
             }
             Ok(())
         }))

@@ -648,3 +648,32 @@ async fn keys_keep_being_refreshed_ahead_in_the_background() {
     }
     assert!(server.hits() >= 4, "{} fetches in 3.5 s", server.hits());
 }
+
+#[tokio::test]
+async fn a_wait_that_runs_out_is_unavailable_not_unknown() {
+    // The endpoint hangs longer than a request may wait: a token whose key
+    // it may still bring is 503 with Retry-After, not 401, and its kid is
+    // not remembered as unknown (the next request waits again).
+    let idp = TestIssuer::es256("https://id.example").with_audience(AUD);
+    let server = JwksServer::start(&idp).await;
+    let keys = JwksSource::builder(server.url())
+        .insecure_allow_http()
+        .with_timeouts(Duration::from_millis(300), Duration::from_secs(20))
+        .with_max_wait(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let v = uncached_verifier(&idp, keys.clone());
+    assert!(v.verify_async(&idp.token("alice").sign()).await.is_ok());
+    server.set(Mode::Hang);
+    idp.rotate();
+    let rotated = idp.token("alice").sign();
+    for attempt in 0..2 {
+        let err = v.verify_async(&rotated).await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            AuthErrorKind::KeysUnavailable,
+            "attempt {attempt}"
+        );
+        assert!(err.retry_after().is_some());
+    }
+}

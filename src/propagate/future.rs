@@ -116,6 +116,7 @@ fn box_provider(e: ProviderError) -> BoxError {
 pin_project! {
     /// The response future of [`Propagate`]: fetching a token (when none is
     /// cached), then the inner client's future.
+    #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<S, B>
     where
         S: Service<Request<B>>,

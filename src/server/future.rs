@@ -28,6 +28,7 @@ struct Call<S, B> {
 
 pin_project! {
     /// The response future of [`Mandate`](super::Mandate).
+    #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,

@@ -32,12 +32,13 @@ pub(crate) enum Pending {}
 type KeyWait = crate::keys::KeyWait;
 
 #[cfg(not(feature = "jwks"))]
-type KeyWait = std::future::Ready<()>;
+type KeyWait = std::future::Ready<bool>;
 
 pin_project! {
     /// The future of [`Verifier::verify_async`]: ready at once unless the
     /// token's key must be fetched; then it waits for the fetch (bounded by
     /// the key source's wait) and resumes from the token as parsed.
+    #[must_use = "futures do nothing unless polled"]
     pub struct Verify {
         #[pin]
         state: State,
@@ -91,32 +92,36 @@ impl Future for Verify {
     // Without `jwks`, `Pending` is uninhabited and the waiting arm unreachable.
     #[cfg_attr(not(feature = "jwks"), allow(unreachable_code, unused_variables))]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Done { result } => {
-                Poll::Ready(result.take().expect("Verify polled after completion"))
-            }
+        let mut state = self.project().state;
+        let result = match state.as_mut().project() {
+            StateProj::Done { result } => result.take(),
             StateProj::Waiting {
                 wait,
                 verifier,
                 pending,
             } => {
-                if wait.poll(cx).is_pending() {
+                let Poll::Ready(landed) = wait.poll(cx) else {
                     return Poll::Pending;
-                }
-                let pending = pending.take().expect("Verify polled after completion");
-                Poll::Ready(resume(verifier, pending))
+                };
+                pending
+                    .take()
+                    .map(|pending| resume(verifier, pending, landed))
             }
-        }
+        };
+        state.set(State::Done { result: None });
+        Poll::Ready(result.expect("Verify polled after completion"))
     }
 }
 
+/// Resume after the wait; `landed`: the fetch ended (else the wait ran
+/// out while it was still in flight).
 #[cfg(feature = "jwks")]
-fn resume(verifier: &Verifier, pending: Pending) -> Result<Principal, AuthError> {
-    verifier.resume(pending)
+fn resume(verifier: &Verifier, pending: Pending, landed: bool) -> Result<Principal, AuthError> {
+    verifier.resume(pending, landed)
 }
 
 #[cfg(not(feature = "jwks"))]
-fn resume(_: &Verifier, pending: Pending) -> Result<Principal, AuthError> {
+fn resume(_: &Verifier, pending: Pending, _: bool) -> Result<Principal, AuthError> {
     match pending {}
 }
 

@@ -354,7 +354,11 @@ impl Verifier {
 
     /// Resume a verification that waited for keys, from the parsed token.
     #[cfg(feature = "jwks")]
-    pub(crate) fn resume(&self, pending: Pending) -> Result<Principal, AuthError> {
+    ///
+    /// `landed`: the fetch ended. When the wait ran out first, a key still
+    /// missing is not known to be unknown: 503, and the `kid` is not
+    /// remembered as unknown.
+    pub(crate) fn resume(&self, pending: Pending, landed: bool) -> Result<Principal, AuthError> {
         let Pending {
             source,
             token,
@@ -367,6 +371,9 @@ impl Verifier {
         let issuer = &self.0.issuers[index];
         let key = match select_key(issuer, &header, false) {
             KeyLookup::Found(key) => key,
+            KeyLookup::Miss(KeyMiss::UnknownKid) if !landed => {
+                return Err(AuthError::keys_unavailable("keys unavailable", 1));
+            }
             KeyLookup::Miss(miss) => {
                 // The fetch did not bring this kid: remember it for a cooldown.
                 if let (KeyMiss::UnknownKid, Some(kid)) = (miss, header.kid.as_deref()) {

@@ -61,10 +61,13 @@ impl JwksSource {
 
     /// Start (or join) a fetch and wait for it, at most
     /// [`with_max_wait`](super::JwksBuilder::with_max_wait).
+    ///
+    /// The wait's clock starts when the [`KeyWait`] is first polled.
     pub(crate) fn fetch_and_wait(&self) -> KeyWait {
         KeyWait {
             flight: self.start_fetch(),
-            deadline: tokio::time::sleep(self.0.settings.max_wait),
+            max_wait: self.0.settings.max_wait,
+            deadline: None,
         }
     }
 }
@@ -82,26 +85,37 @@ pub(super) type Flight =
     SharedFuture<Map<tokio::task::JoinHandle<()>, fn(Result<(), tokio::task::JoinError>)>>;
 
 pin_project! {
-    /// Waits for a key fetch to land, at most the source's wait.
+    /// Waits for a key fetch to land, at most the source's wait (counted
+    /// from the first poll). Its output tells whether the fetch landed
+    /// (`true`) or the wait ran out first (`false`).
+    #[must_use = "futures do nothing unless polled"]
     pub(crate) struct KeyWait {
         flight: Option<Flight>,
+        max_wait: std::time::Duration,
         #[pin]
-        deadline: tokio::time::Sleep,
+        deadline: Option<tokio::time::Sleep>,
     }
 }
 
 impl Future for KeyWait {
-    type Output = ();
+    type Output = bool;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut this = self.project();
         let Some(flight) = this.flight else {
-            return Poll::Ready(());
+            // Nothing could be fetched (no runtime): nothing landed.
+            return Poll::Ready(false);
         };
-        if Pin::new(flight).poll(cx).is_ready() || this.deadline.poll(cx).is_ready() {
-            return Poll::Ready(());
+        if Pin::new(flight).poll(cx).is_ready() {
+            return Poll::Ready(true);
         }
-        Poll::Pending
+        if this.deadline.is_none() {
+            this.deadline.set(Some(tokio::time::sleep(*this.max_wait)));
+        }
+        match this.deadline.as_pin_mut().map(|deadline| deadline.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(false),
+            _ => Poll::Pending,
+        }
     }
 }
 

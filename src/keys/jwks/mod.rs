@@ -384,7 +384,7 @@ impl JwksSource {
     ///
     /// When the fetch failed or did not finish in time.
     pub async fn refresh(&self) -> Result<(), ConfigError> {
-        self.fetch_and_wait().await;
+        let _landed = self.fetch_and_wait().await;
         let state = self.0.state.load();
         if state.failing || state.keys.is_empty() {
             Err(ConfigError::InvalidJwks(
