@@ -389,25 +389,28 @@ impl Cache {
     }
 }
 
-/// `fetch`, retried on transient failures with backoff.
+/// `fetch`, retried on transient failures (network, 5xx): up to three
+/// attempts in all, exponential backoff from 200 ms with jitter (so that
+/// replicas that failed together do not retry together).
 async fn with_retries<F, Fut>(fetch: &F) -> Result<AccessToken, ProviderError>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<AccessToken, ProviderError>>,
 {
-    let mut attempt = 0;
-    loop {
-        match fetch().await {
-            Ok(token) => return Ok(token),
-            Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS => {
-                attempt += 1;
-                let backoff = Duration::from_millis(100 << attempt);
-                tracing::warn!(target: "tower_mandate::provider", error = %e, attempt, "retrying token request");
-                tokio::time::sleep(backoff).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    use backon::Retryable as _;
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(ATTEMPTS as usize - 1)
+        .with_jitter();
+    fetch
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(ProviderError::is_transient)
+        .notify(|e, delay| {
+            tracing::warn!(target: "tower_mandate::provider", error = %e, ?delay, "retrying token request");
+        })
+        .await
 }
 
 #[cfg(test)]
