@@ -176,7 +176,9 @@ async fn main() -> Result<(), BoxError> {
             .any(|h| h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(&host_port))
     });
     let policy = if allowed {
-        PropagateLayer::new().add_destination(upstream_dest)
+        PropagateLayer::builder()
+            .add_destination(upstream_dest)
+            .build()
     } else {
         tracing::warn!(%host_port, "the upstream is not in ALLOWED_HOSTS: no token will be sent to it");
         PropagateLayer::new()

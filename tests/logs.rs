@@ -87,10 +87,12 @@ async fn no_token_in_any_log_line() {
         .to_owned();
     let mut client = ServiceBuilder::new()
         .layer(
-            PropagateLayer::new().add_destination(
-                Destination::insecure_http("127.0.0.1", b.addr.port())
-                    .with_service_token(a, TokenRequest::for_audience("b")),
-            ),
+            PropagateLayer::builder()
+                .add_destination(
+                    Destination::insecure_http("127.0.0.1", b.addr.port())
+                        .with_service_token(a, TokenRequest::for_audience("b")),
+                )
+                .build(),
         )
         .service(
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())

@@ -291,12 +291,16 @@ async fn three_hops_with_token_exchange_show_the_actor_at_the_end() {
     )
     .build();
     let outgoing = ServiceBuilder::new()
-        .layer(PropagateLayer::new().add_destination(
-            Destination::insecure_http("127.0.0.1", b.addr.port()).exchange_user_token(
-                exchange,
-                TokenRequest::for_audience("service-b").with_scope("images:read"),
-            ),
-        ))
+        .layer(
+            PropagateLayer::builder()
+                .add_destination(
+                    Destination::insecure_http("127.0.0.1", b.addr.port()).exchange_user_token(
+                        exchange,
+                        TokenRequest::for_audience("service-b").with_scope("images:read"),
+                    ),
+                )
+                .build(),
+        )
         .service(
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<Full<Bytes>>(),

@@ -89,11 +89,13 @@ async fn three_hops_forward_the_user_and_add_each_service() {
     // A: verifies the user, then calls B with propagation.
     let client = ServiceBuilder::new()
         .layer(
-            PropagateLayer::new().add_destination(
-                Destination::insecure_http("127.0.0.1", b.addr.port())
-                    .forward_user_token()
-                    .with_service_token(a_identity.clone(), TokenRequest::for_audience("b")),
-            ),
+            PropagateLayer::builder()
+                .add_destination(
+                    Destination::insecure_http("127.0.0.1", b.addr.port())
+                        .forward_user_token()
+                        .with_service_token(a_identity.clone(), TokenRequest::for_audience("b")),
+                )
+                .build(),
         )
         .service(hyper_client());
     let b_url = b.url("/me");
@@ -175,10 +177,12 @@ async fn a_listener_off_the_allow_list_receives_no_token() {
     let (other_addr, other) = recording_listener().await;
     let client = ServiceBuilder::new()
         .layer(
-            PropagateLayer::new().add_destination(
-                Destination::insecure_http("127.0.0.1", allowed_addr.port())
-                    .with_service_token(me, TokenRequest::for_audience("allowed")),
-            ),
+            PropagateLayer::builder()
+                .add_destination(
+                    Destination::insecure_http("127.0.0.1", allowed_addr.port())
+                        .with_service_token(me, TokenRequest::for_audience("allowed")),
+                )
+                .build(),
         )
         .service(hyper_client());
     Caller::new(Some(principal), None)
@@ -354,11 +358,13 @@ async fn the_reqwest_middleware_applies_the_same_policy() {
     .unwrap();
     let (allowed_addr, allowed) = recording_listener().await;
     let (other_addr, other) = recording_listener().await;
-    let policy = PropagateLayer::new().add_destination(
-        Destination::insecure_http("127.0.0.1", allowed_addr.port())
-            .drop_user_token()
-            .with_service_token(me, TokenRequest::for_audience("allowed")),
-    );
+    let policy = PropagateLayer::builder()
+        .add_destination(
+            Destination::insecure_http("127.0.0.1", allowed_addr.port())
+                .drop_user_token()
+                .with_service_token(me, TokenRequest::for_audience("allowed")),
+        )
+        .build();
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(PropagateMiddleware::new(&policy))
         .build();

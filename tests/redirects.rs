@@ -80,7 +80,7 @@ async fn fixture() -> Fixture {
     let request = TokenRequest::for_audience("image-store");
     // The provider caches: the token it attaches is this one.
     let service_token = me.token(request.clone()).await.unwrap().secret().to_owned();
-    let layer = PropagateLayer::new()
+    let layer = PropagateLayer::builder()
         .with_headers(
             HeaderName::from_static(USER_HEADER),
             HeaderName::from_static("service-authorization"),
@@ -89,7 +89,8 @@ async fn fixture() -> Fixture {
             Destination::insecure_http("127.0.0.1", upstream.addr.port())
                 .forward_user_token()
                 .with_service_token(me, request),
-        );
+        )
+        .build();
     Fixture {
         upstream,
         caller,

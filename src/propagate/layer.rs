@@ -163,7 +163,7 @@ pub(crate) struct Policy {
 /// The user comes from [`Caller::current`] (set by the server layer for the
 /// request being handled). A request to a destination that is not on the
 /// list leaves without any token added. A header the application set
-/// itself is kept unless [`PropagateLayer::overwrite_existing`]. Values are
+/// itself is kept unless [`PropagateBuilder::overwrite_existing`]. Values are
 /// marked sensitive, so HTTP/2 never indexes them and `Debug` hides them.
 ///
 /// # Security: redirects
@@ -190,11 +190,11 @@ pub(crate) struct Policy {
 /// use tower_mandate::{Algorithm, mint::SigningKey};
 ///
 /// let me = SelfSigned::new("https://relay.internal", SigningKey::generate(Algorithm::ES256, "relay-1"))?;
-/// let layer = PropagateLayer::new().add_destination(
+/// let layer = PropagateLayer::builder().add_destination(
 ///     Destination::https("images.internal")
 ///         .forward_user_token()
 ///         .with_service_token(me, TokenRequest::for_audience("image-store")),
-/// );
+/// ).build();
 /// # let _ = layer;
 /// # Ok::<(), tower_mandate::ConfigError>(())
 /// ```
@@ -210,31 +210,79 @@ impl Default for PropagateLayer {
     }
 }
 
-impl PropagateLayer {
-    /// No destination yet: nothing is attached until one is added.
-    pub fn new() -> Self {
+/// Builds a [`PropagateLayer`]: the destinations and what to attach are
+/// set before the layer is shared; [`PropagateMiddleware`](super::PropagateMiddleware)
+/// is made from the same layer.
+///
+/// ```
+/// use http::HeaderName;
+/// use tower_mandate::propagate::{Destination, PropagateLayer};
+///
+/// let layer = PropagateLayer::builder()
+///     .add_destination(Destination::https("images.internal"))
+///     .with_headers(HeaderName::from_static("x-user-token"), HeaderName::from_static("x-service-token"))
+///     .build();
+/// # let _ = layer;
+/// ```
+#[must_use]
+pub struct PropagateBuilder {
+    policy: Policy,
+}
+
+impl fmt::Debug for PropagateBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PropagateBuilder")
+            .field("destinations", &self.policy.destinations)
+            .field("overwrite", &self.policy.overwrite)
+            .finish()
+    }
+}
+
+impl PropagateBuilder {
+    /// Allow a destination.
+    pub fn add_destination(mut self, destination: Destination) -> Self {
+        self.policy.destinations.push(destination);
+        self
+    }
+
+    /// Headers for the user's and the service's token (defaults:
+    /// `Authorization`, `Service-Authorization`), each `Bearer <token>`.
+    pub fn with_headers(mut self, user: HeaderName, service: HeaderName) -> Self {
+        self.policy.user_header = user;
+        self.policy.service_header = service;
+        self
+    }
+
+    /// Replace token headers the application set itself.
+    pub fn overwrite_existing(mut self) -> Self {
+        self.policy.overwrite = true;
+        self
+    }
+
+    /// The layer.
+    pub fn build(self) -> PropagateLayer {
         PropagateLayer {
-            policy: Arc::new(Policy {
+            policy: Arc::new(self.policy),
+        }
+    }
+}
+
+impl PropagateLayer {
+    /// No destination: nothing is attached (see [`PropagateLayer::builder`]).
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Start a layer: add destinations, then [`build`](PropagateBuilder::build).
+    pub fn builder() -> PropagateBuilder {
+        PropagateBuilder {
+            policy: Policy {
                 destinations: Vec::new(),
                 single: false,
                 user_header: AUTHORIZATION,
                 service_header: HeaderName::from_static("service-authorization"),
                 overwrite: false,
-            }),
-        }
-    }
-
-    fn edit(self, f: impl FnOnce(&mut Policy)) -> Self {
-        let mut policy = Arc::try_unwrap(self.policy).unwrap_or_else(|shared| Policy {
-            destinations: shared.destinations.clone(),
-            single: shared.single,
-            user_header: shared.user_header.clone(),
-            service_header: shared.service_header.clone(),
-            overwrite: shared.overwrite,
-        });
-        f(&mut policy);
-        PropagateLayer {
-            policy: Arc::new(policy),
+            },
         }
     }
 
@@ -250,28 +298,9 @@ impl PropagateLayer {
     /// # let _ = layer;
     /// ```
     pub fn single_destination(destination: Destination) -> Self {
-        Self::new()
-            .add_destination(destination)
-            .edit(|p| p.single = true)
-    }
-
-    /// Allow a destination.
-    pub fn add_destination(self, destination: Destination) -> Self {
-        self.edit(|p| p.destinations.push(destination))
-    }
-
-    /// Headers for the user's and the service's token (defaults:
-    /// `Authorization`, `Service-Authorization`), each `Bearer <token>`.
-    pub fn with_headers(self, user: HeaderName, service: HeaderName) -> Self {
-        self.edit(|p| {
-            p.user_header = user;
-            p.service_header = service;
-        })
-    }
-
-    /// Replace token headers the application set itself.
-    pub fn overwrite_existing(self) -> Self {
-        self.edit(|p| p.overwrite = true)
+        let mut builder = Self::builder().add_destination(destination);
+        builder.policy.single = true;
+        builder.build()
     }
 }
 
@@ -474,10 +503,12 @@ mod tests {
             crate::mint::SigningKey::generate(crate::Algorithm::ES256, "me-1"),
         )
         .unwrap();
-        let layer = PropagateLayer::new().add_destination(
-            Destination::https("images.internal")
-                .with_service_token(me, TokenRequest::for_audience("images")),
-        );
+        let layer = PropagateLayer::builder()
+            .add_destination(
+                Destination::https("images.internal")
+                    .with_service_token(me, TokenRequest::for_audience("images")),
+            )
+            .build();
         let seen: Rc<std::cell::RefCell<Vec<bool>>> = Rc::default();
         let record = seen.clone();
         let mut client = layer.layer(tower::service_fn(move |req: Request<Rc<()>>| {

@@ -54,4 +54,6 @@ pub use self::reqwest::{PropagateMiddleware, redirect_policy};
 pub use crate::caller::Scoped;
 pub use context::spawn;
 pub use job::{AsService, OnBehalfOf};
-pub use layer::{BoxError, Destination, Propagate, PropagateLayer, ResponseFuture};
+pub use layer::{
+    BoxError, Destination, Propagate, PropagateBuilder, PropagateLayer, ResponseFuture,
+};

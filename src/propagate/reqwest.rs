@@ -41,7 +41,7 @@ const MAX_REDIRECTS: usize = 10;
 /// ```
 /// use tower_mandate::propagate::{Destination, PropagateLayer, PropagateMiddleware, redirect_policy};
 ///
-/// let policy = PropagateLayer::new().add_destination(Destination::https("images.internal"));
+/// let policy = PropagateLayer::builder().add_destination(Destination::https("images.internal")).build();
 /// let client = reqwest::Client::builder()
 ///     .redirect(redirect_policy())
 ///     .build()?;
