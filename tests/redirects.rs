@@ -100,6 +100,18 @@ async fn fixture() -> Fixture {
     }
 }
 
+/// A reqwest client under the middleware, built with the redirect policy.
+fn guarded_client(layer: &PropagateLayer) -> reqwest_middleware::ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(
+        reqwest::Client::builder()
+            .redirect(redirect_policy())
+            .build()
+            .unwrap(),
+    )
+    .with(PropagateMiddleware::new(layer))
+    .build()
+}
+
 fn redirect_url(f: &Fixture, code: u16, to: &str) -> String {
     let mut url = reqwest::Url::parse(&f.upstream.url(&format!("/to/{code}"))).unwrap();
     url.query_pairs_mut().append_pair("url", to);
@@ -111,14 +123,7 @@ async fn reqwest_refuses_every_redirect_off_the_destination() {
     let f = fixture().await;
     let sniffer = Sniffer::start(64).await;
     let port = sniffer.addr.port();
-    let client = reqwest_middleware::ClientBuilder::new(
-        reqwest::Client::builder()
-            .redirect(redirect_policy())
-            .build()
-            .unwrap(),
-    )
-    .with(PropagateMiddleware::new(&f.layer))
-    .build();
+    let client = guarded_client(&f.layer);
     let targets = [
         ("another host", format!("http://localhost:{port}/x")),
         (
@@ -191,14 +196,7 @@ async fn a_chain_that_leaves_and_comes_back_is_refused_at_the_first_hop() {
     // destination → another host → the destination again: the answer comes
     // from the destination, so only the policy can stop the middle hop.
     let f = fixture().await;
-    let client = reqwest_middleware::ClientBuilder::new(
-        reqwest::Client::builder()
-            .redirect(redirect_policy())
-            .build()
-            .unwrap(),
-    )
-    .with(PropagateMiddleware::new(&f.layer))
-    .build();
+    let client = guarded_client(&f.layer);
     let back = f.upstream.url("/me");
     let mut via = reqwest::Url::parse(&format!(
         "http://localhost:{}/to/302",

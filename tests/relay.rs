@@ -8,14 +8,6 @@ mod support;
 use serde_json::Value;
 use tower_mandate::testing::TestIssuer;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn relay_forwards_the_user_and_signs_its_own_token() {
     let users = TestIssuer::rs256("https://users.example").with_audience("image-store");
@@ -23,12 +15,12 @@ async fn relay_forwards_the_user_and_signs_its_own_token() {
     let jwks = dir.join("users.json");
     std::fs::write(&jwks, users.jwks()).unwrap();
     let jwks = jwks.to_str().unwrap();
-    let relay_port = free_port();
+    let relay_port = support::free_port();
     let relay_issuer = format!("http://127.0.0.1:{relay_port}");
     let relay_jwks = format!("{relay_issuer}/.well-known/jwks.json");
 
     // The relay starts first, so that image_store finds its JWKS at once.
-    let upstream_bind = format!("127.0.0.1:{}", free_port());
+    let upstream_bind = format!("127.0.0.1:{}", support::free_port());
     let upstream_url = format!("http://{upstream_bind}");
     let bind = format!("127.0.0.1:{relay_port}");
     let relay = support::Example::spawn(
@@ -62,7 +54,7 @@ async fn relay_forwards_the_user_and_signs_its_own_token() {
     assert_eq!(status, 401, "relay verifies its callers");
 
     // An upstream off ALLOWED_HOSTS gets no token, so it refuses.
-    let strict_port = free_port();
+    let strict_port = support::free_port();
     let strict_bind = format!("127.0.0.1:{strict_port}");
     let strict = support::Example::spawn(
         "relay",
@@ -94,7 +86,7 @@ async fn relay_exchanges_the_user_token_at_a_real_idp() {
     )
     .await;
     let token_url = format!("{}/token", idp.issuer);
-    let relay_bind = format!("127.0.0.1:{}", free_port());
+    let relay_bind = format!("127.0.0.1:{}", support::free_port());
     let relay = support::Example::spawn(
         "relay",
         &[

@@ -20,14 +20,6 @@ struct Redis {
     url: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A CA and a server certificate for 127.0.0.1 made with rcgen, written to
 /// `dir`: (CA PEM, certificate path, key path, CA path).
 fn tls_files(dir: &std::path::Path) -> (String, String, String, String) {
@@ -58,7 +50,7 @@ fn tls_files(dir: &std::path::Path) -> (String, String, String, String) {
 
 impl Redis {
     fn start() -> Redis {
-        let port = free_port();
+        let port = support::free_port();
         Self::spawn(
             &["--port", &port.to_string()],
             port,
@@ -68,7 +60,7 @@ impl Redis {
 
     /// redis-server speaking TLS only, with a certificate from a private CA.
     fn start_tls(cert: &str, key: &str, ca: &str) -> Redis {
-        let port = free_port();
+        let port = support::free_port();
         Self::spawn(
             &[
                 "--port",
