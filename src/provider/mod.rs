@@ -53,15 +53,11 @@ impl AccessToken {
     /// A token valid for `lifetime` from now.
     pub fn new(value: impl Into<Arc<str>>, lifetime: Duration) -> Self {
         let now = Instant::now();
-        // A lifetime too long for `Instant` (a provider's "never") saturates.
-        let expires_at = now
-            .checked_add(lifetime)
-            .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
-            .unwrap_or(now);
         AccessToken {
             value: value.into(),
             obtained_at: now,
-            expires_at,
+            // A lifetime too long for `Instant` (a provider's "never") saturates.
+            expires_at: crate::clock::later(now, lifetime),
         }
     }
 

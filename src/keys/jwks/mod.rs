@@ -90,13 +90,7 @@ fn backoff(settings: &Settings, failures: u32) -> Duration {
         .min(settings.cooldown)
 }
 
-/// `now + d`, saturating: durations from configuration may be huge
-/// (`Duration::MAX` for "never"), and `Instant` arithmetic must not panic.
-fn after(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d)
-        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
-        .unwrap_or(now)
-}
+use crate::clock::later as after;
 
 /// Counters of a [`JwksSource`], for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
