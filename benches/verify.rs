@@ -12,8 +12,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
-use tower_mandate::testing::{TestIssuer, TestKey};
-use tower_mandate::{Algorithm, Caller, Issuer, Verifier, permission};
+use tower_mandate::mint::SigningKey;
+use tower_mandate::testing::TestIssuer;
+use tower_mandate::{Caller, Issuer, Verifier, keys::Algorithm, permission};
 
 const ISS: &str = "https://id.example";
 const AUD: &str = "image-store";
@@ -40,9 +41,9 @@ fn decode_verify(c: &mut Criterion) {
         // HMAC secrets are never published in a JWK: the bench knows this one.
         const SECRET: [u8; 32] = [0x5a; 32];
         let signing = if alg.is_hmac() {
-            TestKey::hmac(alg, "k1", &SECRET)
+            SigningKey::hmac(alg, "k1", &SECRET)
         } else {
-            TestKey::generate(alg, "k1")
+            SigningKey::generate(alg, "k1")
         };
         let idp = TestIssuer::new(ISS, signing).with_audience(AUD);
         let token = idp.token("alice").scope("images:read images:write").sign();

@@ -24,7 +24,10 @@ use tower_mandate::mint::SigningKey;
 use tower_mandate::propagate::{AsService, OnBehalfOf};
 use tower_mandate::provider::{ClientAuth, ClientCredentials, TokenExchange, TokenRequest};
 use tower_mandate::testing::TestIssuer;
-use tower_mandate::{Algorithm, Caller, Issuer, KeySet, MandateLayer, Verifier};
+use tower_mandate::{
+    Caller, Issuer, MandateLayer, Verifier,
+    keys::{Algorithm, KeySet},
+};
 
 const SECRET: &str = "batch-worker-secret-0123456789abcdef";
 

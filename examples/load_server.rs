@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jsonwebtoken::{DecodingKey, Validation};
 use tower_mandate::testing::TestIssuer;
-use tower_mandate::{Issuer, JwksSource, MandateLayer, Slot, Verifier};
+use tower_mandate::{Issuer, MandateLayer, Slot, Verifier, keys::JwksSource};
 
 const AUD: &str = "image-store";
 
@@ -202,7 +202,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Tokens for the faults-under-load run (benches/faults.sh), one per line.
     let forger =
-        tower_mandate::testing::TestKey::generate(tower_mandate::Algorithm::RS256, "key-1");
+        tower_mandate::mint::SigningKey::generate(tower_mandate::keys::Algorithm::RS256, "key-1");
     let mixed = [
         ("valid", vec![user_token.clone()]),
         (

@@ -27,7 +27,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use reqwest_middleware::ClientWithMiddleware;
-use tower_mandate::Algorithm;
+use tower_mandate::keys::Algorithm;
 use tower_mandate::mint::SigningKey;
 use tower_mandate::propagate::{Destination, PropagateLayer, PropagateMiddleware, redirect_policy};
 use tower_mandate::provider::{

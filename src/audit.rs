@@ -20,7 +20,9 @@
 //! Token text never appears. Route the target to durable storage with your
 //! subscriber, e.g. `tower_mandate::audit=info`.
 
-pub(crate) const TARGET: &str = "tower_mandate::audit";
+/// The `tracing` target of every audit event, for filters:
+/// `EnvFilter::new(format!("{}=info", tower_mandate::audit::TARGET))`.
+pub const TARGET: &str = "tower_mandate::audit";
 
 /// Who a decision is about, as the audit trail writes it. Built by the
 /// [`Caller`](crate::Caller) (this module knows no principal types).

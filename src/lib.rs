@@ -26,7 +26,7 @@
 //! }
 //!
 //! let users = Verifier::new([Issuer::new("https://id.example", "image-store")
-//!     .with_keys(tower_mandate::KeySet::from_jwks(&jwks)?)])?;
+//!     .with_keys(tower_mandate::keys::KeySet::from_jwks(&jwks)?)])?;
 //! let layer = MandateLayer::builder().user(Slot::required(users)).build()?;
 //! let app: Router = Router::new().route("/images", post(upload)).route_layer(layer);
 //! # Ok::<(), tower_mandate::ConfigError>(())
@@ -52,7 +52,7 @@
 //! |---|---|---|
 //! | `axum` | yes | extractors: `Caller`, `Require<P>`, `RequireUser<P>`, `RequireService<P>` |
 //! | `aws-lc-rs` | yes | signatures checked by aws-lc-rs on keys parsed once |
-//! | `jwks` | yes | [`JwksSource`]: keys from JWKS endpoints and OIDC discovery |
+//! | `jwks` | yes | [`keys::JwksSource`]: keys from JWKS endpoints and OIDC discovery |
 //! | `oauth` | yes | [`provider::ClientCredentials`], [`provider::TokenExchange`] |
 //! | `redis` | no | [`revocation`]: a Redis store shared by replicas |
 //! | `cedar` | no | [`policy::CedarPolicy`]: resource policies in Cedar |
@@ -70,7 +70,7 @@ pub mod audit;
 mod caller;
 mod clock;
 mod error;
-mod keys;
+pub mod keys;
 #[cfg(feature = "_aws-lc")]
 pub mod mint;
 pub mod permission;
@@ -90,19 +90,14 @@ pub mod testing;
 pub mod tonic;
 
 pub use caller::{Actor, Caller, Principal, PrincipalId};
-pub use error::{AuthError, AuthErrorKind, ConfigError, SlotKind};
-pub use keys::{Algorithm, KeySet};
-#[cfg(feature = "jwks")]
-pub use keys::{JwksBuilder, JwksSource, JwksStats};
-pub use permission::{AllOf, AnyOf, Permission, PermissionCheck, PermissionMapping, Permissions};
-pub use server::{
-    DefaultRejection, MakeRejection, Mandate, MandateBuilder, MandateLayer, RejectionBody, Slot,
-};
-pub use token::TokenSource;
-pub use verify::{Issuer, Verifier};
+pub use error::{AuthError, AuthErrorKind, ConfigError};
+pub use server::layer::MandateLayer;
+pub use server::slot::Slot;
+pub use verify::issuer::Issuer;
+pub use verify::verifier::Verifier;
 
 #[cfg(feature = "axum")]
-pub use crate::axum::{Require, RequireService, RequireUser};
+pub use crate::axum::require::{Require, RequireService, RequireUser};
 
 #[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../README.md")]

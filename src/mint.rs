@@ -5,7 +5,7 @@
 //! publishes [`SigningKey::jwk`] in a JWKS document for its peers.
 //!
 //! ```
-//! use tower_mandate::{Algorithm, mint::SigningKey};
+//! use tower_mandate::{keys::Algorithm, mint::SigningKey};
 //!
 //! let key = SigningKey::generate(Algorithm::ES256, "relay-1");
 //! let token = key.sign_claims(&serde_json::json!({"iss": "relay", "sub": "relay"}));
@@ -22,7 +22,7 @@ use aws_lc_rs::{hmac, rsa};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::{Algorithm, ConfigError};
+use crate::{ConfigError, keys::Algorithm};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -109,7 +109,7 @@ impl SigningKey {
     }
 
     /// The shared secret of an HMAC key, for a verifier's
-    /// [`KeySet::add_hmac_secret`](crate::KeySet::add_hmac_secret).
+    /// [`KeySet::add_hmac_secret`](crate::keys::KeySet::add_hmac_secret).
     #[cfg(feature = "test-util")]
     pub(crate) fn secret(&self) -> Option<&[u8]> {
         match &self.pair {
@@ -295,7 +295,7 @@ impl SigningKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Issuer, KeySet, Verifier};
+    use crate::{Issuer, Verifier, keys::KeySet};
 
     fn pem(der: &[u8]) -> String {
         let body = base64::engine::general_purpose::STANDARD.encode(der);

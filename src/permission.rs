@@ -3,7 +3,7 @@
 //! to a [`Permissions`] set ([`PermissionMapping`]).
 //!
 //! ```
-//! use tower_mandate::{permission, AllOf, AnyOf, Permission, PermissionCheck, Permissions};
+//! use tower_mandate::{permission::{AllOf, AnyOf, Permission, PermissionCheck, Permissions}, permission};
 //!
 //! permission! {
 //!     /// Read images.
@@ -46,7 +46,7 @@ pub trait Permission: Send + Sync + 'static {
 ///     pub ImagesDelete = "images:delete";
 ///     pub(crate) TagsWrite = "tags:write";
 /// }
-/// use tower_mandate::Permission;
+/// use tower_mandate::permission::Permission;
 /// assert_eq!(ImagesDelete::NAME, "images:delete");
 /// assert_eq!(TagsWrite::ANY, "tags:write:any");
 /// ```
@@ -58,7 +58,7 @@ macro_rules! permission {
             #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
             $vis struct $name;
 
-            impl $crate::Permission for $name {
+            impl $crate::permission::Permission for $name {
                 const NAME: &'static str = $value;
                 const ANY: &'static str = concat!($value, ":any");
             }
@@ -199,7 +199,7 @@ enum Shape {
 /// type refuses the token.
 ///
 /// ```
-/// use tower_mandate::PermissionMapping;
+/// use tower_mandate::permission::PermissionMapping;
 ///
 /// // Keycloak: realm roles become permissions through a table.
 /// let mapping = PermissionMapping::default()

@@ -200,7 +200,7 @@ pub trait TokenStore: Send + Sync + 'static {
     fn check<'a>(&'a self, token: &'a TokenFacts, guard_replay: bool) -> StoreFuture<'a, Verdict>;
 }
 
-/// The layer's revocation settings: see [`MandateBuilder::with_revocation`](crate::MandateBuilder::with_revocation).
+/// The layer's revocation settings: see [`MandateBuilder::with_revocation`](crate::server::MandateBuilder::with_revocation).
 #[derive(Clone)]
 pub struct Revocation {
     store: Arc<dyn TokenStore>,

@@ -27,10 +27,10 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use crate::Algorithm;
 use crate::clock::unix_now;
-pub use crate::mint::SigningKey as TestKey;
-use crate::{ConfigError, KeySet};
+use crate::keys::Algorithm;
+use crate::mint::SigningKey;
+use crate::{ConfigError, keys::KeySet};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -42,13 +42,13 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 pub struct TestIssuer {
     issuer: String,
     audience: Option<String>,
-    keys: Arc<std::sync::RwLock<Vec<Arc<TestKey>>>>,
+    keys: Arc<std::sync::RwLock<Vec<Arc<SigningKey>>>>,
     counter: Arc<AtomicUsize>,
 }
 
 impl TestIssuer {
     /// An issuer signing with `key`.
-    pub fn new(issuer: impl Into<String>, key: TestKey) -> Self {
+    pub fn new(issuer: impl Into<String>, key: SigningKey) -> Self {
         TestIssuer {
             issuer: issuer.into(),
             audience: None,
@@ -59,17 +59,17 @@ impl TestIssuer {
 
     /// An issuer with a fresh RSA-2048 key (RS256).
     pub fn rs256(issuer: impl Into<String>) -> Self {
-        Self::new(issuer, TestKey::generate(Algorithm::RS256, "key-1"))
+        Self::new(issuer, SigningKey::generate(Algorithm::RS256, "key-1"))
     }
 
     /// An issuer with a fresh P-256 key (ES256).
     pub fn es256(issuer: impl Into<String>) -> Self {
-        Self::new(issuer, TestKey::generate(Algorithm::ES256, "key-1"))
+        Self::new(issuer, SigningKey::generate(Algorithm::ES256, "key-1"))
     }
 
     /// An issuer with a fresh Ed25519 key (EdDSA).
     pub fn eddsa(issuer: impl Into<String>) -> Self {
-        Self::new(issuer, TestKey::generate(Algorithm::EdDSA, "key-1"))
+        Self::new(issuer, SigningKey::generate(Algorithm::EdDSA, "key-1"))
     }
 
     /// Put this `aud` in every token unless the token sets its own.
@@ -84,7 +84,7 @@ impl TestIssuer {
     }
 
     /// The current signing key.
-    pub fn current_key(&self) -> Arc<TestKey> {
+    pub fn current_key(&self) -> Arc<SigningKey> {
         self.keys
             .read()
             .expect("lock")
@@ -95,9 +95,9 @@ impl TestIssuer {
 
     /// Add a fresh key of the current key's algorithm and sign with it from
     /// now on; older keys stay in the JWKS document until [`TestIssuer::retire_old_keys`].
-    pub fn rotate(&self) -> Arc<TestKey> {
+    pub fn rotate(&self) -> Arc<SigningKey> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let key = Arc::new(TestKey::generate(
+        let key = Arc::new(SigningKey::generate(
             self.current_key().algorithm(),
             format!("key-{n}"),
         ));
@@ -188,7 +188,7 @@ impl fmt::Debug for TestIssuer {
 
 /// A token being assembled; [`TokenBuilder::sign`] produces the compact JWS.
 pub struct TokenBuilder {
-    key: Arc<TestKey>,
+    key: Arc<SigningKey>,
     header: Map<String, Value>,
     claims: Map<String, Value>,
 }
@@ -267,7 +267,7 @@ impl TokenBuilder {
     }
 
     /// Sign with another key (e.g. a forger's), keeping the header as set.
-    pub fn sign_with(self, key: &TestKey) -> String {
+    pub fn sign_with(self, key: &SigningKey) -> String {
         let input = format!(
             "{}.{}",
             B64.encode(Value::Object(self.header).to_string()),

@@ -10,7 +10,7 @@ use crate::AuthError;
 ///
 /// ```
 /// use http::{HeaderMap, HeaderValue};
-/// use tower_mandate::TokenSource;
+/// use tower_mandate::server::TokenSource;
 ///
 /// let source = TokenSource::authorization();
 /// let mut headers = HeaderMap::new();

@@ -16,12 +16,15 @@
 //! ```
 //!
 //! For gRPC requests the layer answers refusals itself with trailers-only
-//! responses (see [`DefaultRejection`](crate::DefaultRejection)):
+//! responses (see [`DefaultRejection`](crate::server::DefaultRejection)):
 //! UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT or UNAVAILABLE.
 
 use tonic::{Code, Status};
 
-use crate::{AuthError, Caller, Permission, PermissionCheck};
+use crate::{
+    AuthError, Caller,
+    permission::{Permission, PermissionCheck},
+};
 
 const MISSING_LAYER: &str = "tower_mandate: no MandateLayer ran for this request; add \
      `.layer(MandateLayer::…)` to `Server::builder()` so that the Caller is in the request";

@@ -9,7 +9,7 @@ mod support;
 use axum::Router;
 use axum::routing::get;
 use serde_json::Value;
-use tower_mandate::{Caller, Issuer, KeySet, MandateLayer, Verifier};
+use tower_mandate::{Caller, Issuer, MandateLayer, Verifier, keys::KeySet};
 
 const ISS: &str = "https://id.example";
 const AUD: &str = "image-store";

@@ -10,8 +10,8 @@ use axum::Router;
 use axum::routing::get;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tower_mandate::testing::TestKey;
-use tower_mandate::{Algorithm, Caller};
+use tower_mandate::mint::SigningKey;
+use tower_mandate::{Caller, keys::Algorithm};
 
 use support::{Server, http_client};
 
@@ -245,7 +245,7 @@ async fn rejections_over_the_wire() {
     let forged = e
         .users
         .token("alice")
-        .sign_with(&TestKey::generate(Algorithm::RS256, "key-1"));
+        .sign_with(&SigningKey::generate(Algorithm::RS256, "key-1"));
     let res = client
         .get(server.url("/me"))
         .header("authorization", format!("Bearer {forged}"))
@@ -484,7 +484,8 @@ async fn a_subject_of_another_issuer_owns_nothing() {
     let a = TestIssuer::rs256("https://a.example").with_audience(aud);
     let b = TestIssuer::es256("https://b.example").with_audience(aud);
     let mapping = || {
-        tower_mandate::PermissionMapping::default().with_permission_claims(["scope", "permissions"])
+        tower_mandate::permission::PermissionMapping::default()
+            .with_permission_claims(["scope", "permissions"])
     };
     let users = Verifier::new([
         Issuer::new(a.issuer(), aud)

@@ -40,7 +40,7 @@ use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tower_mandate::testing::TestIssuer;
-use tower_mandate::{Issuer, JwksSource, MandateLayer, Slot, Verifier};
+use tower_mandate::{Issuer, MandateLayer, Slot, Verifier, keys::JwksSource};
 
 const AUD: &str = "image-store";
 
@@ -107,8 +107,8 @@ async fn every_status_over_a_real_tonic_client() {
         users
             .token("alice")
             .scope(scope)
-            .sign_with(&tower_mandate::testing::TestKey::generate(
-                tower_mandate::Algorithm::RS256,
+            .sign_with(&tower_mandate::mint::SigningKey::generate(
+                tower_mandate::keys::Algorithm::RS256,
                 "key-1",
             ));
     let get = |id: &str| GetRequest { id: id.into() };

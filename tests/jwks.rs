@@ -17,7 +17,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tower_mandate::testing::TestIssuer;
-use tower_mandate::{AuthErrorKind, Issuer, JwksSource, MandateLayer, Verifier};
+use tower_mandate::{AuthErrorKind, Issuer, MandateLayer, Verifier, keys::JwksSource};
 
 const AUD: &str = "image-store";
 
@@ -158,7 +158,7 @@ impl JwksServer {
     }
 }
 
-fn source_builder(server: &JwksServer) -> tower_mandate::JwksBuilder {
+fn source_builder(server: &JwksServer) -> tower_mandate::keys::JwksBuilder {
     JwksSource::builder(server.url())
         .insecure_allow_http()
         .with_cooldown(Duration::from_millis(300))

@@ -16,7 +16,10 @@ use tower_mandate::mint::SigningKey;
 use tower_mandate::propagate::{Destination, PropagateLayer};
 use tower_mandate::provider::{SelfSigned, TokenProvider, TokenRequest};
 use tower_mandate::testing::TestIssuer;
-use tower_mandate::{Algorithm, Caller, Issuer, JwksSource, KeySet, MandateLayer, Slot, Verifier};
+use tower_mandate::{
+    Caller, Issuer, MandateLayer, Slot, Verifier,
+    keys::{Algorithm, JwksSource, KeySet},
+};
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use tower_mandate::{Issuer, JwksSource, MandateLayer, Slot, Verifier};
+use tower_mandate::{Issuer, MandateLayer, Slot, Verifier, keys::JwksSource};
 
 const RELAY_SECRET: &str = "relay-secret-0123456789abcdef0123456789abcdef";
 

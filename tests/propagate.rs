@@ -26,7 +26,10 @@ use tower_mandate::provider::{
     ClientAuth, ClientCredentials, SelfSigned, TokenProvider, TokenRequest,
 };
 use tower_mandate::testing::TestIssuer;
-use tower_mandate::{Algorithm, Caller, Issuer, JwksSource, MandateLayer, Slot, Verifier};
+use tower_mandate::{
+    Caller, Issuer, MandateLayer, Slot, Verifier,
+    keys::{Algorithm, JwksSource},
+};
 
 const AUD: &str = "platform";
 
@@ -299,7 +302,7 @@ async fn private_key_jwt_assertions_verify_with_the_clients_jwks() {
         .unwrap();
     // The server's view: the assertion is a JWT by the client, for the token endpoint.
     let verifier = Verifier::new([Issuer::new("relay", server.url("/token"))
-        .with_keys(tower_mandate::KeySet::from_jwks(&jwks).unwrap())])
+        .with_keys(tower_mandate::keys::KeySet::from_jwks(&jwks).unwrap())])
     .unwrap();
     let p = verifier.verify(assertion).unwrap();
     assert_eq!(p.subject(), "relay");

@@ -7,7 +7,10 @@ use tower_mandate::provider::{
     AccessToken, ClientAuth, ClientCredentials, SelfSigned, TokenExchange, TokenRequest,
 };
 use tower_mandate::testing::TestIssuer;
-use tower_mandate::{Algorithm, Caller, Issuer, JwksSource, KeySet, Verifier};
+use tower_mandate::{
+    Caller, Issuer, Verifier,
+    keys::{Algorithm, JwksSource, KeySet},
+};
 
 #[test]
 fn debug_never_prints_secrets() {

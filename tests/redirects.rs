@@ -21,7 +21,7 @@ use tower_mandate::mint::SigningKey;
 use tower_mandate::propagate::{Destination, PropagateLayer, PropagateMiddleware, redirect_policy};
 use tower_mandate::provider::{SelfSigned, TokenProvider, TokenRequest};
 use tower_mandate::testing::TestIssuer;
-use tower_mandate::{Algorithm, Caller, Issuer, Verifier};
+use tower_mandate::{Caller, Issuer, Verifier, keys::Algorithm};
 
 const CODES: [u16; 5] = [301, 302, 303, 307, 308];
 const USER_HEADER: &str = "x-user-token";

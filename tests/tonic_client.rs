@@ -14,7 +14,10 @@ use tower_mandate::mint::SigningKey;
 use tower_mandate::propagate::{Destination, PropagateLayer};
 use tower_mandate::provider::{SelfSigned, TokenRequest};
 use tower_mandate::testing::TestIssuer;
-use tower_mandate::{Algorithm, Caller, Issuer, KeySet, Verifier};
+use tower_mandate::{
+    Caller, Issuer, Verifier,
+    keys::{Algorithm, KeySet},
+};
 
 #[tokio::test]
 async fn tokens_travel_in_grpc_metadata() {

@@ -18,8 +18,9 @@ use std::time::Duration;
 use axum::routing::get;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use tower_mandate::testing::{TestIssuer, TestKey};
-use tower_mandate::{Algorithm, JwksSource};
+use tower_mandate::keys::{Algorithm, JwksSource};
+use tower_mandate::mint::SigningKey;
+use tower_mandate::testing::TestIssuer;
 
 /// The users' identity provider's JWKS endpoint, which the demo stops and
 /// restarts to play an outage.
@@ -187,7 +188,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .scope("images:read images:read:any")
         .sign();
     let weak_service = e.services.token("thumbnailer").scope("images:write").sign();
-    let forger = TestKey::generate(Algorithm::RS256, "key-1");
+    let forger = SigningKey::generate(Algorithm::RS256, "key-1");
     let forged = e.users.token("alice").scope(all).sign_with(&forger);
     let unsigned = e.users.token("alice").scope(all).unsigned();
     let expired = e
@@ -382,7 +383,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         expect: 200,
     })
     .await;
-    let stranger = TestKey::generate(Algorithm::RS256, "never-published");
+    let stranger = SigningKey::generate(Algorithm::RS256, "never-published");
     let unknown = e
         .users
         .token("mallory")

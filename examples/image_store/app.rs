@@ -17,8 +17,10 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower_mandate::testing::TestIssuer;
 use tower_mandate::{
-    Algorithm, AuthError, Caller, Issuer, JwksBuilder, JwksSource, KeySet, MandateLayer,
-    Permission, PermissionMapping, Principal, PrincipalId, Require, Slot, Verifier, permission,
+    AuthError, Caller, Issuer, MandateLayer, Principal, PrincipalId, Require, Slot, Verifier,
+    keys::{Algorithm, JwksBuilder, JwksSource, KeySet},
+    permission,
+    permission::{Permission, PermissionMapping},
 };
 
 permission! {

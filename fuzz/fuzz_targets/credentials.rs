@@ -3,7 +3,7 @@
 
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use tower_mandate::TokenSource;
+use tower_mandate::server::TokenSource;
 
 fuzz_target!(|data: &[u8]| {
     let mut headers = HeaderMap::new();

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use tower_mandate::testing::TestIssuer;
-use tower_mandate::{Algorithm, Issuer, KeySet, Verifier};
+use tower_mandate::{keys::{Algorithm, KeySet}, Issuer, Verifier};
 
 fn verifier() -> &'static (Verifier, String) {
     static V: OnceLock<(Verifier, String)> = OnceLock::new();

@@ -11,7 +11,7 @@ pub use current::Scoped;
 pub(crate) use principal::PrincipalParts;
 pub use principal::{Actor, Principal, PrincipalId};
 
-use crate::{AuthError, PermissionCheck, audit};
+use crate::{AuthError, audit, permission::PermissionCheck};
 
 /// An audit event for a check of `P`; the scope text is built only when
 /// audit events are collected (combinators allocate it).
@@ -188,7 +188,7 @@ impl Caller {
     /// // ... now delete
     /// # Ok(()) }
     /// ```
-    pub fn require_owner<P: crate::Permission>(
+    pub fn require_owner<P: crate::permission::Permission>(
         &self,
         owner: &PrincipalId,
     ) -> Result<(), AuthError> {
@@ -201,7 +201,7 @@ impl Caller {
     /// # Errors
     ///
     /// As [`Caller::require_owner`].
-    pub fn require_owner_of<P: crate::Permission>(
+    pub fn require_owner_of<P: crate::permission::Permission>(
         &self,
         resource: &str,
         owner: &PrincipalId,
@@ -209,7 +209,7 @@ impl Caller {
         self.owner_check::<P>(Some(resource), owner)
     }
 
-    fn owner_check<P: crate::Permission>(
+    fn owner_check<P: crate::permission::Permission>(
         &self,
         resource: Option<&str>,
         owner: &PrincipalId,
@@ -290,7 +290,7 @@ pub(crate) mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::{Permissions, permission};
+    use crate::{permission, permission::Permissions};
 
     permission! {
         Read = "images:read";

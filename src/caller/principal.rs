@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::{PermissionCheck, Permissions};
+use crate::permission::{PermissionCheck, Permissions};
 
 /// Who a principal is: its issuer and its subject.
 ///
@@ -138,7 +138,7 @@ impl Principal {
     }
 
     /// The roles the token carries, read from the role claims of its
-    /// issuer's [`PermissionMapping`](crate::PermissionMapping) (default:
+    /// issuer's [`PermissionMapping`](crate::permission::PermissionMapping) (default:
     /// `roles`), whether or not the mapping grants them permissions.
     pub fn roles(&self) -> impl Iterator<Item = &str> {
         self.0.roles.iter().map(|r| &**r)

@@ -16,7 +16,7 @@
 //! signing, encryption and legacy keys.
 //!
 //! ```
-//! use tower_mandate::KeySet;
+//! use tower_mandate::keys::KeySet;
 //!
 //! let jwks = r#"{"keys":[
 //!   {"kty":"OKP","crv":"Ed25519","kid":"k1","alg":"EdDSA","use":"sig",

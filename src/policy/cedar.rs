@@ -101,7 +101,7 @@ impl PolicyDecision {
 /// (an issuer identifier has no fragment, so the first `#` separates them):
 ///
 /// - principal: `User::"<issuer>#<sub>"` with its roles (read through its
-///   issuer's [`PermissionMapping`](crate::PermissionMapping), see
+///   issuer's [`PermissionMapping`](crate::permission::PermissionMapping), see
 ///   [`Principal::roles`]) as parent entities `Role::"<issuer>#<role>"` — a
 ///   role means what its issuer says, so another issuer's `admin` is
 ///   another role — and the attributes `sub` and `iss`; or, for a caller

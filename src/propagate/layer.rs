@@ -187,7 +187,7 @@ pub(crate) struct Policy {
 /// ```
 /// use tower_mandate::propagate::{Destination, PropagateLayer};
 /// use tower_mandate::provider::{SelfSigned, TokenRequest};
-/// use tower_mandate::{Algorithm, mint::SigningKey};
+/// use tower_mandate::{keys::Algorithm, mint::SigningKey};
 ///
 /// let me = SelfSigned::new("https://relay.internal", SigningKey::generate(Algorithm::ES256, "relay-1"))?;
 /// let layer = PropagateLayer::builder().add_destination(
@@ -500,7 +500,7 @@ mod tests {
         use tower_service::Service as _;
         let me = crate::provider::SelfSigned::new(
             "https://me.internal",
-            crate::mint::SigningKey::generate(crate::Algorithm::ES256, "me-1"),
+            crate::mint::SigningKey::generate(crate::keys::Algorithm::ES256, "me-1"),
         )
         .unwrap();
         let layer = PropagateLayer::builder()

@@ -23,7 +23,7 @@ use crate::mint::SigningKey;
 ///
 /// ```
 /// use tower_mandate::provider::{SelfSigned, TokenProvider, TokenRequest};
-/// use tower_mandate::{Algorithm, mint::SigningKey};
+/// use tower_mandate::{keys::Algorithm, mint::SigningKey};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_mandate::ConfigError> {
@@ -51,7 +51,7 @@ struct Inner {
 /// ```
 /// use std::time::Duration;
 /// use tower_mandate::provider::SelfSigned;
-/// use tower_mandate::{Algorithm, mint::SigningKey};
+/// use tower_mandate::{keys::Algorithm, mint::SigningKey};
 ///
 /// let relay = SelfSigned::builder("https://mesh.internal", SigningKey::generate(Algorithm::EdDSA, "r1"))
 ///     .with_subject("relay")

@@ -16,7 +16,7 @@ use super::{Config, Progress, RejectionBody, Renderer};
 use crate::caller::Scoped;
 use crate::revocation::RevocationCheck;
 use crate::verify::Verify;
-use crate::{Caller, Principal, SlotKind};
+use crate::{Caller, Principal, server::SlotKind};
 
 /// What a request still needs once authenticated: the inner service (a
 /// ready clone), the request and the layer's configuration.

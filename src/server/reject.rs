@@ -15,7 +15,7 @@ use crate::AuthError;
 ///
 /// ```
 /// use http::{HeaderMap, Response, StatusCode};
-/// use tower_mandate::{AuthError, MakeRejection};
+/// use tower_mandate::{server::MakeRejection, AuthError};
 ///
 /// // Plain-text bodies, same statuses and challenges as the default.
 /// let plain = |error: &AuthError, _request: &HeaderMap| {

@@ -1,11 +1,14 @@
 use std::convert::Infallible;
 
 use http::header::WWW_AUTHENTICATE;
+use http::{HeaderMap, Request, Response};
 use tower_service::Service;
 
 use super::*;
 use crate::testing::TestIssuer;
-use crate::{AuthErrorKind, Issuer};
+use tower_layer::Layer;
+
+use crate::{AuthError, AuthErrorKind, Caller, ConfigError, Issuer, MandateLayer, Slot, Verifier};
 
 const AUD: &str = "image-store";
 

@@ -7,14 +7,15 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::{Step, Verifier};
+use super::Step;
+use crate::Verifier;
 use crate::{AuthError, Principal};
 
 /// A token parsed up to the choice of its key, waiting for the key source
 /// to fetch: verification resumes from here, without parsing it again.
 #[cfg(feature = "jwks")]
 pub(crate) struct Pending {
-    pub(super) source: crate::JwksSource,
+    pub(super) source: crate::keys::JwksSource,
     pub(super) token: Box<str>,
     /// `token[..signing_len]` is the signing input; the signature follows the dot.
     pub(super) signing_len: usize,

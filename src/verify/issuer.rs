@@ -11,7 +11,7 @@ use crate::caller::Actor;
 use crate::keys::{AlgSet, Algorithm, KeyMiss, KeySet, VerifyingKey};
 #[cfg(feature = "jwks")]
 use crate::keys::{JwksSource, Lookup};
-use crate::{AuthError, ConfigError, PermissionMapping};
+use crate::{AuthError, ConfigError, permission::PermissionMapping};
 
 /// Where an issuer's keys come from.
 #[derive(Clone, Debug)]
@@ -321,7 +321,7 @@ pub(super) struct Checked {
     pub(super) accepted_until: u64,
     pub(super) nbf: Option<u64>,
     pub(super) actors: Vec<Actor>,
-    pub(super) permissions: crate::Permissions,
+    pub(super) permissions: crate::permission::Permissions,
     pub(super) roles: Vec<Box<str>>,
 }
 

@@ -3,8 +3,13 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::testing::{TestIssuer, TestKey};
-use crate::{Algorithm, KeySet, PermissionMapping};
+use crate::clock::unix_now;
+use crate::mint::SigningKey;
+use crate::testing::TestIssuer;
+use crate::{
+    keys::{Algorithm, KeySet},
+    permission::PermissionMapping,
+};
 
 const ISS: &str = "https://id.example";
 const AUD: &str = "image-store";
@@ -22,7 +27,7 @@ fn every_rule() {
         want: Option<&'static str>,
     }
     let idp = TestIssuer::rs256(ISS).with_audience(AUD);
-    let forger = TestKey::generate(Algorithm::RS256, "key-1");
+    let forger = SigningKey::generate(Algorithm::RS256, "key-1");
     let hour = Duration::from_secs(3600);
     let t = || idp.token("alice");
     let cases = vec![
@@ -274,7 +279,7 @@ fn key_confusion_hmac_with_public_key_is_refused() {
     // The classic attack: sign HS256 with the RSA public key as the secret.
     let idp = TestIssuer::rs256(ISS).with_audience(AUD);
     let pem = idp.current_key().public_pem();
-    let confused = TestKey::hmac(Algorithm::HS256, "key-1", pem.as_bytes());
+    let confused = SigningKey::hmac(Algorithm::HS256, "key-1", pem.as_bytes());
     let token = idp
         .token("alice")
         .header("alg", json!("HS256"))
@@ -298,7 +303,7 @@ fn key_confusion_hmac_with_public_key_is_refused() {
 #[test]
 fn every_algorithm_verifies() {
     for alg in Algorithm::ALL {
-        let idp = TestIssuer::new(ISS, TestKey::generate(alg, "k")).with_audience(AUD);
+        let idp = TestIssuer::new(ISS, SigningKey::generate(alg, "k")).with_audience(AUD);
         let v = verifier_for(&idp, |i| i.with_algorithms([alg]));
         let p = v.verify(&idp.token("alice").sign());
         assert!(p.is_ok(), "{alg}: {p:?}");
@@ -557,7 +562,7 @@ fn pem_keys() {
         Algorithm::ES384,
         Algorithm::EdDSA,
     ] {
-        let key = TestKey::generate(alg, "k");
+        let key = SigningKey::generate(alg, "k");
         let pem = key.public_pem();
         let idp = TestIssuer::new(ISS, key).with_audience(AUD);
         let keys = KeySet::new().add_pem(Some("k"), &pem).unwrap();

@@ -161,7 +161,7 @@ struct Shared {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use tower_mandate::{Issuer, JwksSource, Verifier};
+/// use tower_mandate::{keys::JwksSource, Issuer, Verifier};
 ///
 /// let keys = JwksSource::discovery("https://id.example.com/realms/main")
 ///     .with_cooldown(Duration::from_secs(10))
@@ -197,7 +197,7 @@ pub(crate) enum Lookup {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_mandate::JwksSource;
+/// use tower_mandate::keys::JwksSource;
 ///
 /// let keys = JwksSource::builder("https://id.example.com/jwks")
 ///     .with_cooldown(Duration::from_secs(30))

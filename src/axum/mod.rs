@@ -1,5 +1,6 @@
 //! axum extractors (feature `axum`): [`Caller`], `Option<Caller>`,
-//! [`Require<P>`], [`RequireUser<P>`] and [`RequireService<P>`].
+//! [`Require<P>`](crate::Require), [`RequireUser<P>`](crate::RequireUser) and
+//! [`RequireService<P>`](crate::RequireService).
 //!
 //! A handler argument `Require<ImagesWrite>` exists only if **every**
 //! verified principal on the request (user and service) holds
@@ -10,7 +11,7 @@
 //!
 //! ```
 //! use axum::{Router, routing::{get, post}};
-//! use tower_mandate::{permission, AllOf, Caller, Require, RequireService};
+//! use tower_mandate::{permission::AllOf, Caller, Require, RequireService, permission};
 //!
 //! permission! {
 //!     pub ImagesRead = "images:read";
@@ -36,9 +37,9 @@
 //!     .route("/maybe", get(maybe));
 //! ```
 
+pub(crate) mod require;
+
 use std::fmt;
-use std::marker::PhantomData;
-use std::ops::Deref;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
@@ -46,7 +47,7 @@ use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 
 use crate::server::behind_layer;
-use crate::{AuthError, Caller, PermissionCheck, Principal};
+use crate::{AuthError, Caller};
 
 const MISSING_LAYER: &str = "tower_mandate: no MandateLayer ran for this request; add \
      `.route_layer(MandateLayer::…)` to the Router that serves this route so that Caller, \
@@ -78,7 +79,7 @@ impl IntoResponse for MissingMandateLayer {
 }
 
 /// Rejection of a caller who is not authenticated or lacks a permission,
-/// rendered by the layer's [`MakeRejection`](crate::MakeRejection).
+/// rendered by the layer's [`MakeRejection`](crate::server::MakeRejection).
 ///
 /// Its response carries the [`AuthError`] in its extensions; the layer in
 /// front renders it with its own renderer, like its own refusals.
@@ -158,7 +159,7 @@ impl IntoResponse for MandateRejection {
     }
 }
 
-fn refuse(parts: &Parts, error: AuthError) -> MandateRejection {
+pub(super) fn refuse(parts: &Parts, error: AuthError) -> MandateRejection {
     MandateRejection::Refused(Refused(Box::new(RefusedInner {
         error,
         headers: parts.headers.clone(),
@@ -173,7 +174,7 @@ fn lookup(parts: &Parts) -> Result<&Caller, MandateRejection> {
         .ok_or(MandateRejection::MissingLayer(MissingMandateLayer))
 }
 
-fn authenticated(parts: &Parts) -> Result<&Caller, MandateRejection> {
+pub(super) fn authenticated(parts: &Parts) -> Result<&Caller, MandateRejection> {
     let caller = lookup(parts)?;
     if caller.is_anonymous() {
         return Err(refuse(parts, AuthError::missing_credentials()));
@@ -202,93 +203,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Caller {
     }
 }
 
-/// Extractor: every verified principal holds `P` (see [`Caller::require`]).
-/// Derefs to the [`Caller`].
-pub struct Require<P>(Caller, PhantomData<fn() -> P>);
-
-/// Extractor: the user holds `P`; a service, if present, has verified.
-pub struct RequireUser<P>(Caller, PhantomData<fn() -> P>);
-
-/// Extractor: the calling service holds `P`; a user, if present, has verified.
-pub struct RequireService<P>(Caller, PhantomData<fn() -> P>);
-
-macro_rules! guard {
-    ($name:ident, $check:ident, $what:literal) => {
-        impl<P> $name<P> {
-            /// The whole caller.
-            pub fn caller(&self) -> &Caller {
-                &self.0
-            }
-
-            /// Unwrap the caller.
-            pub fn into_caller(self) -> Caller {
-                self.0
-            }
-        }
-
-        impl<P> Deref for $name<P> {
-            type Target = Caller;
-            fn deref(&self) -> &Caller {
-                &self.0
-            }
-        }
-
-        impl<P> Clone for $name<P> {
-            fn clone(&self) -> Self {
-                $name(self.0.clone(), PhantomData)
-            }
-        }
-
-        impl<P> fmt::Debug for $name<P> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_tuple(stringify!($name)).field(&self.0).finish()
-            }
-        }
-
-        impl<P: PermissionCheck, S: Send + Sync> FromRequestParts<S> for $name<P> {
-            type Rejection = MandateRejection;
-
-            async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-                let caller = authenticated(parts)?;
-                match caller.$check::<P>() {
-                    Ok(_) => Ok($name(caller.clone(), PhantomData)),
-                    Err(error) => {
-                        tracing::debug!(
-                            target: "tower_mandate::axum",
-                            guard = $what,
-                            scope = %P::scope(),
-                            "permission missing"
-                        );
-                        Err(refuse(parts, error))
-                    }
-                }
-            }
-        }
-    };
-}
-
-guard!(Require, require, "every principal");
-guard!(RequireUser, require_user, "user");
-guard!(RequireService, require_service, "service");
-
-impl<P> RequireUser<P> {
-    /// The user, who holds `P`.
-    pub fn principal(&self) -> &Principal {
-        self.0.user().expect("checked at extraction")
-    }
-}
-
-impl<P> RequireService<P> {
-    /// The calling service, which holds `P`.
-    pub fn principal(&self) -> &Principal {
-        self.0.service().expect("checked at extraction")
-    }
-}
-
 impl IntoResponse for AuthError {
     /// Lets handlers write `caller.require_owner::<P>(owner)?`. The error
     /// goes into the response's extensions, and the layer in front renders
-    /// it with its renderer (without a layer, [`DefaultRejection`](crate::DefaultRejection)
+    /// it with its renderer (without a layer, [`DefaultRejection`](crate::server::DefaultRejection)
     /// has rendered it).
     fn into_response(self) -> Response {
         behind_layer(self, None)

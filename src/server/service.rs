@@ -1,0 +1,193 @@
+//! The service: verify the slots of a request at once, and hand it on, or
+//! to the response future when keys must be fetched or a store asked.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request, Response};
+use tower_layer::Layer as _;
+use tower_service::Service;
+
+use super::{RejectionBody, Renderer, ResponseFuture, SlotKind, TokenSource};
+use crate::clock::unix_now;
+use crate::verify::Step;
+use crate::{AuthError, Caller, MandateLayer, Principal, Slot};
+
+pub(crate) struct SlotConfig {
+    pub(super) slot: Slot,
+    pub(super) source: TokenSource,
+}
+
+pub(crate) struct Config {
+    pub(super) user: Option<SlotConfig>,
+    pub(super) service: Option<SlotConfig>,
+    pub(super) renderer: Renderer,
+    pub(super) revocation: Option<crate::revocation::Revocation>,
+}
+
+/// Where the authentication of one request stands. `Waiting` holds the
+/// parsed token by value (the rare path; see `verify::Step`).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Progress {
+    Done(Caller),
+    Refused(AuthError),
+    /// The key of `slot`'s token is being fetched; `user` verified before.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    Waiting {
+        slot: SlotKind,
+        user: Option<Principal>,
+        verify: crate::verify::Verify,
+    },
+}
+
+impl Config {
+    /// Verify the slots of a request from `from` on (`user` is the user
+    /// when the service slot is next), without waiting.
+    pub(super) fn progress(
+        &self,
+        headers: &HeaderMap,
+        from: SlotKind,
+        mut user: Option<Principal>,
+    ) -> Progress {
+        let now = unix_now();
+        let slots = [
+            (SlotKind::User, &self.user),
+            (SlotKind::Service, &self.service),
+        ];
+        let mut service = None;
+        for (kind, config) in slots {
+            if from == SlotKind::Service && kind == SlotKind::User {
+                continue;
+            }
+            let Some(c) = config else { continue };
+            let principal = match c.slot.authenticate(kind, &c.source, headers, now) {
+                Ok(p) => p,
+                Err(Step::Refused(e)) => return Progress::Refused(e),
+                #[cfg(feature = "jwks")]
+                Err(Step::Fetch(pending)) => {
+                    return Progress::Waiting {
+                        slot: kind,
+                        user,
+                        verify: crate::verify::Verify::waiting(&c.slot.verifier, pending),
+                    };
+                }
+            };
+            match kind {
+                SlotKind::User => user = principal,
+                _ => service = principal,
+            }
+        }
+        Progress::Done(Caller::new(user, service))
+    }
+
+    /// Whether `caller` must be checked against the revocation store.
+    pub(super) fn checks_revocation(&self, caller: &Caller) -> bool {
+        self.revocation.is_some() && !caller.is_anonymous()
+    }
+
+    /// Put the caller into the request; returns it for the task-local scope.
+    pub(super) fn accept<B>(&self, req: &mut Request<B>, caller: Caller) -> Caller {
+        let reason = if caller.is_anonymous() {
+            "anonymous: every slot optional and empty"
+        } else {
+            "authenticated"
+        };
+        caller.audit(true, reason, "authenticate", None);
+        req.extensions_mut().insert(caller.clone());
+        caller
+    }
+
+    /// Refuse; `caller` is who verified before the refusal (a revoked or
+    /// replayed token), for the audit event.
+    pub(super) fn refuse<B: RejectionBody>(
+        &self,
+        error: AuthError,
+        headers: &HeaderMap,
+        caller: Option<&Caller>,
+    ) -> Response<B> {
+        match caller {
+            Some(caller) => caller.audit(false, error.reason(), "authenticate", None),
+            None => Caller::default().audit(false, error.reason(), "authenticate", None),
+        }
+        tracing::debug!(
+            target: "tower_mandate::server",
+            kind = ?error.kind(),
+            slot = error.slot().map(SlotKind::as_str),
+            reason = error.reason(),
+            "request refused"
+        );
+        self.renderer.render(error, headers)
+    }
+}
+
+/// The service made by [`MandateLayer`].
+#[derive(Clone)]
+pub struct Mandate<S> {
+    pub(super) inner: S,
+    pub(super) config: Arc<Config>,
+}
+
+impl<S> Mandate<S> {
+    /// Wrap `inner` with the configuration of `layer`.
+    pub fn new(inner: S, layer: &MandateLayer) -> Self {
+        layer.layer(inner)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwrap the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Mandate<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mandate")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Mandate<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: RejectionBody,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let progress = self.config.progress(req.headers(), SlotKind::User, None);
+        match progress {
+            // The common case: every token verified at once, nothing to ask.
+            Progress::Done(caller) if !self.config.checks_revocation(&caller) => {
+                ResponseFuture::call(&mut self.inner, req, &self.config, caller)
+            }
+            Progress::Refused(error) => {
+                ResponseFuture::rejected(self.config.refuse(error, req.headers(), None))
+            }
+            // Keys to fetch or a store to ask: the inner service is called
+            // later, so the future takes a ready clone of it (tower's way).
+            progress => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::next(progress, inner, req, self.config.clone())
+            }
+        }
+    }
+}
