@@ -67,6 +67,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod audit;
+mod bounded;
 mod caller;
 mod clock;
 mod error;

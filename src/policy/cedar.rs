@@ -11,6 +11,7 @@ use cedar_policy::{
 };
 use serde_json::Value;
 
+use crate::bounded::Bounded;
 use crate::{AuthError, Caller, ConfigError, Principal, PrincipalId, audit};
 
 /// A resource a handler asks about: its Cedar entity type (e.g. `Image`),
@@ -146,13 +147,16 @@ impl PolicyDecision {
 pub struct CedarPolicy {
     policies: PolicySet,
     /// Resource type names, parsed once each (parsing runs Cedar's parser).
-    resource_types: std::sync::RwLock<HashMap<String, EntityTypeName>>,
+    resource_types: Bounded<String, EntityTypeName>,
     authorizer: Authorizer,
     user_type: EntityTypeName,
     role_type: EntityTypeName,
     service_type: EntityTypeName,
     action_type: EntityTypeName,
 }
+
+/// Resource type names kept parsed.
+const RESOURCE_TYPES: usize = 256;
 
 fn type_name(name: &str) -> EntityTypeName {
     EntityTypeName::from_str(name).expect("a valid Cedar type name")
@@ -190,7 +194,7 @@ impl CedarPolicy {
             .map_err(|e| ConfigError::InvalidPolicy(format!("Cedar policies: {e}")))?;
         Ok(CedarPolicy {
             policies,
-            resource_types: std::sync::RwLock::default(),
+            resource_types: Bounded::new(RESOURCE_TYPES),
             authorizer: Authorizer::new(),
             user_type: type_name("User"),
             role_type: type_name("Role"),
@@ -243,14 +247,11 @@ impl CedarPolicy {
     }
 
     fn resource_type(&self, kind: &str) -> Option<EntityTypeName> {
-        if let Some(t) = self.resource_types.read().ok()?.get(kind) {
-            return Some(t.clone());
+        if let Some(t) = self.resource_types.get(kind) {
+            return Some(t);
         }
         let parsed = EntityTypeName::from_str(kind).ok()?;
-        let mut cache = self.resource_types.write().ok()?;
-        if cache.len() < 256 {
-            cache.insert(kind.to_owned(), parsed.clone());
-        }
+        self.resource_types.insert(kind.to_owned(), parsed.clone());
         Some(parsed)
     }
 

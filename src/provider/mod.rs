@@ -18,19 +18,19 @@
 // cache has no user.
 #![cfg_attr(not(any(feature = "oauth", feature = "_aws-lc")), allow(dead_code))]
 
+mod cache;
 #[cfg(feature = "oauth")]
 mod oauth;
 #[cfg(feature = "_aws-lc")]
 mod self_signed;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+pub(crate) use cache::ProviderCache;
 
 #[cfg(all(feature = "oauth", feature = "fuzzing"))]
 pub(crate) use oauth::parse_token_response;
@@ -247,170 +247,9 @@ impl<P: TokenProvider + ?Sized> TokenProvider for Arc<P> {
     }
 }
 
-const MAX_CACHED: usize = 10_000;
-const ATTEMPTS: u32 = 3;
-
-/// What the callers waiting for one fetch get: set once, when it ends.
-type Outcome = Option<Result<AccessToken, ProviderError>>;
-
-struct Entry {
-    token: Option<AccessToken>,
-    /// The fetch in flight for this request, if any: its outcome is handed
-    /// to every caller that joined it.
-    flight: Option<watch::Receiver<Outcome>>,
-}
-
-/// Cache, single flight and retries, shared by the providers.
-#[derive(Default)]
-pub(crate) struct Cache {
-    entries: Mutex<HashMap<TokenRequest, Entry>>,
-}
-
-/// Ends a flight: hands its outcome to the waiters and stores the token.
-/// Dropped without an outcome (the leading caller went away), it ends the
-/// flight with none, and the waiters start over: one of them leads the next.
-struct Leader<'c> {
-    cache: &'c Cache,
-    request: &'c TokenRequest,
-    tx: watch::Sender<Outcome>,
-}
-
-impl Leader<'_> {
-    fn land(self, outcome: &Result<AccessToken, ProviderError>) {
-        if let Some(entry) = self.cache.lock().get_mut(self.request) {
-            entry.flight = None;
-            if let Ok(token) = outcome {
-                entry.token = Some(token.clone());
-            }
-        }
-        self.tx.send_replace(Some(outcome.clone()));
-        // Drop sees an outcome and leaves the entry alone.
-    }
-}
-
-impl Drop for Leader<'_> {
-    fn drop(&mut self) {
-        if self.tx.borrow().is_none()
-            && let Some(entry) = self.cache.lock().get_mut(self.request)
-        {
-            entry.flight = None;
-        }
-    }
-}
-
-enum Turn<'c> {
-    Cached(AccessToken),
-    Lead(Leader<'c>),
-    Join(watch::Receiver<Outcome>),
-}
-
-impl Cache {
-    /// A cached token for `request` that needs no refresh yet.
-    pub(crate) fn fresh(&self, request: &TokenRequest) -> Option<AccessToken> {
-        self.lock()
-            .get(request)
-            .and_then(|e| e.token.clone())
-            .filter(|t| Instant::now() < t.refresh_at())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenRequest, Entry>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A fresh cached token, the flight to join, or the lead of a new one.
-    fn turn<'c>(&'c self, request: &'c TokenRequest) -> Turn<'c> {
-        let mut entries = self.lock();
-        if entries.len() >= MAX_CACHED && !entries.contains_key(request) {
-            let now = Instant::now();
-            entries.retain(|_, e| {
-                e.flight.is_some() || e.token.as_ref().is_some_and(|t| now < t.expires_at)
-            });
-            if entries.len() >= MAX_CACHED {
-                entries.retain(|_, e| e.flight.is_some());
-            }
-        }
-        let entry = entries.entry(request.clone()).or_insert(Entry {
-            token: None,
-            flight: None,
-        });
-        if let Some(token) = entry
-            .token
-            .as_ref()
-            .filter(|t| Instant::now() < t.refresh_at())
-        {
-            return Turn::Cached(token.clone());
-        }
-        if let Some(rx) = &entry.flight {
-            return Turn::Join(rx.clone());
-        }
-        let (tx, rx) = watch::channel(None);
-        entry.flight = Some(rx);
-        Turn::Lead(Leader {
-            cache: self,
-            request,
-            tx,
-        })
-    }
-
-    /// The cached token, or one fetched by exactly one of the concurrent
-    /// callers asking for it; the others wait for that fetch (retries
-    /// included) and get its outcome, a failure as much as a token.
-    pub(crate) async fn get<F, Fut>(
-        &self,
-        request: TokenRequest,
-        fetch: F,
-    ) -> Result<AccessToken, ProviderError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<AccessToken, ProviderError>>,
-    {
-        loop {
-            match self.turn(&request) {
-                Turn::Cached(token) => return Ok(token),
-                Turn::Lead(leader) => {
-                    let outcome = with_retries(&fetch).await;
-                    leader.land(&outcome);
-                    return outcome;
-                }
-                Turn::Join(mut rx) => {
-                    if let Ok(outcome) = rx.wait_for(Option::is_some).await
-                        && let Some(outcome) = outcome.clone()
-                    {
-                        return outcome;
-                    }
-                    // The leader went away without an outcome: start over.
-                }
-            }
-        }
-    }
-}
-
-/// `fetch`, retried on transient failures (network, 5xx): up to three
-/// attempts in all, exponential backoff from 200 ms with jitter (so that
-/// replicas that failed together do not retry together).
-async fn with_retries<F, Fut>(fetch: &F) -> Result<AccessToken, ProviderError>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<AccessToken, ProviderError>>,
-{
-    use backon::Retryable as _;
-    let backoff = backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(2))
-        .with_max_times(ATTEMPTS as usize - 1)
-        .with_jitter();
-    fetch
-        .retry(backoff)
-        .sleep(tokio::time::sleep)
-        .when(ProviderError::is_transient)
-        .notify(|e, delay| {
-            tracing::warn!(target: "tower_mandate::provider", error = %e, ?delay, "retrying token request");
-        })
-        .await
-}
-
 #[cfg(test)]
 mod tests {
+    use super::cache::ATTEMPTS;
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -428,7 +267,7 @@ mod tests {
 
     #[tokio::test]
     async fn single_flight_and_retries() {
-        let cache = Arc::new(Cache::default());
+        let cache = Arc::new(ProviderCache::default());
         let calls = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..1000 {
@@ -483,7 +322,7 @@ mod tests {
     async fn waiters_share_one_failing_fetch() {
         // An identity-provider outage: every attempt fails. 50 concurrent
         // callers wait for one fetch and its retries, and all get its failure.
-        let cache = Arc::new(Cache::default());
+        let cache = Arc::new(ProviderCache::default());
         let calls = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let mut tasks = Vec::new();
@@ -533,7 +372,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_leader_that_goes_away_hands_over() {
-        let cache = Arc::new(Cache::default());
+        let cache = Arc::new(ProviderCache::default());
         let request = TokenRequest::for_audience("x");
         let leader = {
             let (cache, request) = (cache.clone(), request.clone());

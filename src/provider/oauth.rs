@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    AccessToken, Cache, ProviderError, ProviderErrorKind, TokenFuture, TokenProvider, TokenRequest,
+    AccessToken, ProviderCache, ProviderError, ProviderErrorKind, TokenFuture, TokenProvider,
+    TokenRequest,
 };
 
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -239,7 +240,7 @@ fn add_request(form: &mut Vec<(&str, String)>, request: &TokenRequest) {
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-pub struct ClientCredentials(Arc<(Endpoint, Cache)>);
+pub struct ClientCredentials(Arc<(Endpoint, ProviderCache)>);
 
 impl ClientCredentials {
     /// A client `client_id` of the token endpoint `token_url` (https only;
@@ -281,7 +282,7 @@ impl ClientCredentialsBuilder {
 
     /// The provider.
     pub fn build(self) -> ClientCredentials {
-        ClientCredentials(Arc::new((self.0, Cache::default())))
+        ClientCredentials(Arc::new((self.0, ProviderCache::default())))
     }
 }
 
@@ -335,7 +336,7 @@ pub struct TokenExchange(Arc<ExchangeInner>);
 
 struct ExchangeInner {
     endpoint: Endpoint,
-    cache: Cache,
+    cache: ProviderCache,
     actor: Option<(Arc<dyn TokenProvider>, TokenRequest)>,
 }
 
@@ -358,7 +359,7 @@ impl TokenExchange {
     ) -> TokenExchangeBuilder {
         TokenExchangeBuilder(ExchangeInner {
             endpoint: Endpoint::new(token_url.into(), client_id.into(), auth),
-            cache: Cache::default(),
+            cache: ProviderCache::default(),
             actor: None,
         })
     }

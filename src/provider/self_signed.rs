@@ -9,7 +9,8 @@ use base64::Engine as _;
 use serde_json::json;
 
 use super::{
-    AccessToken, Cache, ProviderError, ProviderErrorKind, TokenFuture, TokenProvider, TokenRequest,
+    AccessToken, ProviderCache, ProviderError, ProviderErrorKind, TokenFuture, TokenProvider,
+    TokenRequest,
 };
 use crate::ConfigError;
 use crate::clock::unix_now;
@@ -42,7 +43,7 @@ struct Inner {
     subject: String,
     key: Arc<SigningKey>,
     lifetime: Duration,
-    cache: Cache,
+    cache: ProviderCache,
 }
 
 /// Builds a [`SelfSigned`] provider: every setting is made before it is
@@ -100,7 +101,7 @@ impl SelfSignedBuilder {
             issuer: self.issuer,
             key: Arc::new(self.key),
             lifetime: self.lifetime,
-            cache: Cache::default(),
+            cache: ProviderCache::default(),
         })))
     }
 }

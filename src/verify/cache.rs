@@ -1,18 +1,18 @@
-//! The verified-token cache: a shared, sharded, bounded map from a token to
-//! the principal it verified to.
+//! The verified-token cache: a shared, bounded map from a token to the
+//! principal it verified to ([`Bounded`], which evicts cold entries).
 //!
-//! An entry is found by a keyed hash of the token's last bytes and used only
-//! if the stored token is byte-for-byte the presented one, so no other token
+//! An entry is found by a hash of the token's last bytes and used only if
+//! the stored token is byte-for-byte the presented one, so no other token
 //! can hit it. Callers re-check `exp`, `nbf` and the key on every hit.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
-use std::sync::RwLock;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::Principal;
+use quick_cache::Equivalent;
 
-const SHARDS: usize = 16;
+use crate::Principal;
+use crate::bounded::Bounded;
+
 /// Bytes of the token's end that are hashed: inside the signature, which is
 /// what differs between tokens.
 const HASHED_TAIL: usize = 48;
@@ -20,23 +20,48 @@ const HASHED_TAIL: usize = 48;
 /// Default number of cached tokens per verifier.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
-struct Entry {
-    principal: Principal,
-    issuer: usize,
+fn tail(token: &str) -> &[u8] {
+    &token.as_bytes()[token.len().saturating_sub(HASHED_TAIL)..]
 }
 
-#[derive(Default)]
-struct Shard {
-    map: HashMap<u64, Entry>,
-    order: VecDeque<u64>,
+/// A cached principal, keyed by its token (compared in full).
+#[derive(Clone)]
+struct Cached(Principal);
+
+impl Hash for Cached {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        tail(self.0.token()).hash(state);
+    }
+}
+
+impl PartialEq for Cached {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.token() == other.0.token()
+    }
+}
+
+impl Eq for Cached {}
+
+/// A presented token, looked up without copying it.
+struct Presented<'a>(&'a str);
+
+impl Hash for Presented<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        tail(self.0).hash(state);
+    }
+}
+
+impl Equivalent<Cached> for Presented<'_> {
+    fn equivalent(&self, key: &Cached) -> bool {
+        self.0 == key.0.token()
+    }
 }
 
 pub(crate) struct TokenCache {
     #[cfg_attr(not(test), allow(dead_code))]
     capacity: usize,
-    shards: Box<[RwLock<Shard>]>,
-    per_shard: usize,
-    hasher: RandomState,
+    /// The principal (again, as the value) and the index of its issuer.
+    entries: Bounded<Cached, (Principal, usize)>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -57,18 +82,10 @@ impl TokenCache {
     pub(crate) fn new(capacity: usize) -> Self {
         TokenCache {
             capacity,
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-            per_shard: capacity.div_ceil(SHARDS).max(1),
-            hasher: RandomState::new(),
+            entries: Bounded::new(capacity),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
-    }
-
-    fn slot(&self, token: &str) -> (&RwLock<Shard>, u64) {
-        let tail = &token.as_bytes()[token.len().saturating_sub(HASHED_TAIL)..];
-        let hash = self.hasher.hash_one(tail);
-        (&self.shards[(hash as usize) % SHARDS], hash)
     }
 
     /// The capacity asked for.
@@ -78,48 +95,16 @@ impl TokenCache {
     }
 
     pub(crate) fn get(&self, token: &str) -> Option<(Principal, usize)> {
-        let (shard, hash) = self.slot(token);
-        shard
-            .read()
-            .ok()?
-            .map
-            .get(&hash)
-            .filter(|e| e.principal.token() == token)
-            .map(|e| (e.principal.clone(), e.issuer))
+        self.entries.get(&Presented(token))
     }
 
     pub(crate) fn insert(&self, principal: &Principal, issuer: usize) {
-        let (shard, hash) = self.slot(principal.token());
-        let Ok(mut shard) = shard.write() else {
-            return;
-        };
-        while shard.map.len() >= self.per_shard {
-            match shard.order.pop_front() {
-                Some(old) => {
-                    shard.map.remove(&old);
-                }
-                None => break,
-            }
-        }
-        let entry = Entry {
-            principal: principal.clone(),
-            issuer,
-        };
-        if shard.map.insert(hash, entry).is_none() {
-            shard.order.push_back(hash);
-        }
+        self.entries
+            .insert(Cached(principal.clone()), (principal.clone(), issuer));
     }
 
     pub(crate) fn remove(&self, token: &str) {
-        let (shard, hash) = self.slot(token);
-        if let Ok(mut shard) = shard.write() {
-            shard.map.remove(&hash);
-            // The stale position in `order` is skipped when it comes up.
-            if shard.order.len() > 2 * self.per_shard {
-                let Shard { map, order } = &mut *shard;
-                order.retain(|h| map.contains_key(h));
-            }
-        }
+        self.entries.remove(&Presented(token));
     }
 
     pub(crate) fn hit(&self) {
@@ -134,11 +119,7 @@ impl TokenCache {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
-            entries: self
-                .shards
-                .iter()
-                .map(|s| s.read().map_or(0, |s| s.map.len()))
-                .sum(),
+            entries: self.entries.len(),
         }
     }
 }

@@ -168,7 +168,7 @@ pub(super) async fn fetch(shared: &Shared) {
                 failures: 0,
                 last_attempt: Some(now),
             }));
-            shared.negative.lock().expect("negative cache lock").clear();
+            shared.negative.clear();
         }
         Ok(Fetched::NotModified { ttl, jwks_uri }) => {
             shared.counters.not_modified.fetch_add(1, Ordering::Relaxed);

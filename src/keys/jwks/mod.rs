@@ -1,6 +1,5 @@
 //! Keys fetched from a JWKS endpoint or found through OIDC discovery.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +17,7 @@ pub(crate) use flight::KeyWait;
 
 use super::{KeyMiss, KeySet, VerifyingKey};
 use crate::ConfigError;
+use crate::bounded::Bounded;
 use crate::keys::Algorithm;
 
 const NEGATIVE_CACHE_CAP: usize = 1024;
@@ -129,7 +129,8 @@ struct Shared {
     state: ArcSwap<State>,
     flight: Mutex<Option<InFlight>>,
     last_miss_fetch: Mutex<Option<Instant>>,
-    negative: Mutex<HashMap<String, Instant>>,
+    /// Kids a refetch did not bring, and when.
+    negative: Bounded<String, Instant>,
     counters: Counters,
 }
 
@@ -359,7 +360,7 @@ impl JwksSource {
             }),
             flight: Mutex::new(None),
             last_miss_fetch: Mutex::new(None),
-            negative: Mutex::new(HashMap::new()),
+            negative: Bounded::new(NEGATIVE_CACHE_CAP),
             counters: Counters::default(),
         }))
     }
@@ -479,17 +480,15 @@ impl JwksSource {
             }
         }
         self.0.counters.key_misses.fetch_add(1, Ordering::Relaxed);
-        if let Some(kid) = kid {
-            let negative = self.0.negative.lock().expect("negative cache lock");
-            if negative
-                .get(kid)
-                .is_some_and(|at| now.duration_since(*at) < self.0.settings.cooldown)
-            {
-                return Lookup::Unknown {
-                    failing: state.failing || !usable,
-                    retry_after: self.retry_after(&state),
-                };
-            }
+        let cooldown = self.0.settings.cooldown;
+        if kid
+            .and_then(|kid| self.0.negative.get(kid))
+            .is_some_and(|at| now.duration_since(at) < cooldown)
+        {
+            return Lookup::Unknown {
+                failing: state.failing || !usable,
+                retry_after: self.retry_after(&state),
+            };
         }
         if fetch && self.may_refetch(&state, usable, now) {
             tracing::info!(
@@ -542,16 +541,7 @@ impl JwksSource {
 
     /// Remember that a refetch did not bring `kid`.
     pub(crate) fn remember_unknown(&self, kid: &str) {
-        let now = Instant::now();
-        let cooldown = self.0.settings.cooldown;
-        let mut negative = self.0.negative.lock().expect("negative cache lock");
-        if negative.len() >= NEGATIVE_CACHE_CAP {
-            negative.retain(|_, at| now.duration_since(*at) < cooldown);
-            if negative.len() >= NEGATIVE_CACHE_CAP {
-                negative.clear();
-            }
-        }
-        negative.insert(kid.to_owned(), now);
+        self.0.negative.insert(kid.to_owned(), Instant::now());
         tracing::info!(
             target: "tower_mandate::keys",
             kid = ?shorten(kid),
