@@ -21,7 +21,7 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_mandate::mint::SigningKey;
-use tower_mandate::propagate::{AsService, OnBehalfOf};
+use tower_mandate::provider::{AsService, OnBehalfOf};
 use tower_mandate::provider::{ClientAuth, ClientCredentials, TokenExchange, TokenRequest};
 use tower_mandate::testing::TestIssuer;
 use tower_mandate::{

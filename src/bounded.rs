@@ -47,6 +47,7 @@ impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
         self.0.len()
     }
 
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     pub(crate) fn clear(&self) {
         self.0.clear();
     }

@@ -2,7 +2,7 @@
 //! none of the secret.
 
 use tower_mandate::mint::SigningKey;
-use tower_mandate::propagate::OnBehalfOf;
+use tower_mandate::provider::OnBehalfOf;
 use tower_mandate::provider::{
     AccessToken, ClientAuth, ClientCredentials, SelfSigned, TokenExchange, TokenRequest,
 };

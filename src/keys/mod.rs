@@ -30,23 +30,25 @@
 
 mod algorithm;
 mod backend;
+mod jwk;
 #[cfg(feature = "jwks")]
 mod jwks;
+mod pem;
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use base64::Engine as _;
-use serde::Deserialize;
-
 pub use algorithm::Algorithm;
 pub(crate) use algorithm::{AlgSet, Family};
+use jwk::Jwk;
+pub(crate) use jwk::parse_jwks_document;
 #[cfg(feature = "jwks")]
 pub use jwks::{JwksBuilder, JwksSource, JwksStats};
 #[cfg(feature = "jwks")]
 pub(crate) use jwks::{KeyWait, Lookup};
+use pem::pem_material;
 
 use crate::ConfigError;
 
@@ -187,107 +189,6 @@ pub(crate) enum KeyMiss {
 #[derive(Clone, Default)]
 pub struct KeySet {
     keys: Arc<[Arc<VerifyingKey>]>,
-}
-
-/// The members of a JWK (RFC 7517 §4, RFC 7518 §6) that matter for verification.
-/// Every member is typed: a member of the wrong JSON type refuses the key.
-#[derive(Deserialize)]
-struct Jwk {
-    kty: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default, rename = "use")]
-    use_: Option<String>,
-    #[serde(default)]
-    key_ops: Option<Vec<String>>,
-    #[serde(default)]
-    alg: Option<String>,
-    #[serde(default)]
-    n: Option<String>,
-    #[serde(default)]
-    e: Option<String>,
-    #[serde(default)]
-    crv: Option<String>,
-    #[serde(default)]
-    x: Option<String>,
-    #[serde(default)]
-    y: Option<String>,
-    #[serde(default)]
-    k: Option<String>,
-    #[serde(default)]
-    d: Option<serde::de::IgnoredAny>,
-}
-
-fn b64_field(name: &str, value: Option<&String>) -> Result<Vec<u8>, String> {
-    let value = value.ok_or_else(|| format!("missing member {name:?}"))?;
-    B64.decode(value)
-        .map_err(|_| format!("member {name:?} is not unpadded base64url"))
-}
-
-impl Jwk {
-    fn into_key(self) -> Result<VerifyingKey, String> {
-        if self.d.is_some() && self.kty != "oct" {
-            return Err("the JWK holds private key material".into());
-        }
-        if let Some(u) = &self.use_
-            && u != "sig"
-        {
-            return Err(format!("\"use\" is {u:?}, not \"sig\""));
-        }
-        if let Some(ops) = &self.key_ops
-            && !ops.iter().any(|op| op == "verify")
-        {
-            return Err("\"key_ops\" does not contain \"verify\"".into());
-        }
-        let algs = match &self.alg {
-            Some(name) => AlgSet::of([Algorithm::from_header(name).ok_or_else(|| {
-                format!("\"alg\" {name:?} is not a supported signature algorithm")
-            })?]),
-            None => AlgSet::of(Algorithm::ALL),
-        };
-        let material = match self.kty.as_str() {
-            "RSA" => {
-                let n = b64_field("n", self.n.as_ref())?;
-                let e = b64_field("e", self.e.as_ref())?;
-                Material::Rsa {
-                    n: strip_zeros(&n).to_vec(),
-                    e: strip_zeros(&e).to_vec(),
-                }
-            }
-            "EC" => {
-                let (curve, len) = match self.crv.as_deref() {
-                    Some("P-256") => (Family::EcP256, 32),
-                    Some("P-384") => (Family::EcP384, 48),
-                    other => return Err(format!("unsupported EC curve {other:?}")),
-                };
-                let x = b64_field("x", self.x.as_ref())?;
-                let y = b64_field("y", self.y.as_ref())?;
-                if x.len() != len || y.len() != len {
-                    return Err("EC coordinates have the wrong length".into());
-                }
-                let mut point = Vec::with_capacity(1 + 2 * len);
-                point.push(4);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
-                Material::Ec { curve, point }
-            }
-            "OKP" => match self.crv.as_deref() {
-                Some("Ed25519") => {
-                    let x = b64_field("x", self.x.as_ref())?;
-                    if x.len() != 32 {
-                        return Err("Ed25519 key is not 32 bytes".into());
-                    }
-                    Material::Ed25519 { x }
-                }
-                other => return Err(format!("unsupported OKP curve {other:?}")),
-            },
-            "oct" => Material::Hmac {
-                secret: b64_field("k", self.k.as_ref())?,
-            },
-            other => return Err(format!("unsupported key type {other:?}")),
-        };
-        VerifyingKey::new(self.kid, material, algs)
-    }
 }
 
 fn invalid_key(kid: Option<&str>, reason: impl Into<String>) -> ConfigError {
@@ -472,112 +373,10 @@ impl fmt::Debug for KeySet {
     }
 }
 
-/// Parse a JWKS document, skipping unusable keys with a warning. Secrets
-/// (`oct` keys) are refused in documents fetched from the network.
-pub(crate) fn parse_jwks_document(json: &str, allow_secrets: bool) -> Result<KeySet, ConfigError> {
-    #[derive(Deserialize)]
-    struct Doc {
-        keys: Vec<serde_json::Value>,
-    }
-    let doc: Doc =
-        serde_json::from_str(json).map_err(|e| ConfigError::InvalidJwks(e.to_string()))?;
-    let mut keys = Vec::with_capacity(doc.keys.len());
-    for (index, value) in doc.keys.into_iter().enumerate() {
-        let kid = value.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
-        let result = serde_json::from_value::<Jwk>(value)
-            .map_err(|e| e.to_string())
-            .and_then(|jwk| {
-                if jwk.kty == "oct" && !allow_secrets {
-                    Err("a secret key in a published JWKS document".to_owned())
-                } else {
-                    jwk.into_key()
-                }
-            });
-        match result {
-            Ok(key) => keys.push(Arc::new(key)),
-            Err(reason) => tracing::warn!(
-                target: "tower_mandate::keys",
-                index,
-                kid = kid.as_deref().unwrap_or(""),
-                %reason,
-                "skipping unusable key in JWKS document"
-            ),
-        }
-    }
-    Ok(KeySet { keys: keys.into() })
-}
-
-/// Read a PEM public key into normalised material.
-fn pem_material(pem: &[u8]) -> Result<Material, String> {
-    use jsonwebtoken::{DecodingKey, DecodingKeyKind};
-    let der = |key: &DecodingKey| match key.kind() {
-        DecodingKeyKind::SecretOrDer(der) => der.clone(),
-        DecodingKeyKind::RsaModulusExponent { n, .. } => n.clone(),
-    };
-    if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
-        let der = der(&key);
-        let (n, e) = der::rsa_public_key(&der)
-            .ok_or("the RSA public key is not a valid PKCS#1 structure")?;
-        return Ok(Material::Rsa {
-            n: strip_zeros(n).to_vec(),
-            e: strip_zeros(e).to_vec(),
-        });
-    }
-    if let Ok(key) = DecodingKey::from_ec_pem(pem) {
-        let point = der(&key);
-        let curve = match point.len() {
-            65 => Family::EcP256,
-            97 => Family::EcP384,
-            _ => return Err("unsupported EC curve".into()),
-        };
-        return Ok(Material::Ec { curve, point });
-    }
-    if let Ok(key) = DecodingKey::from_ed_pem(pem) {
-        let x = der(&key);
-        if x.len() != 32 {
-            return Err("unsupported OKP key".into());
-        }
-        return Ok(Material::Ed25519 { x });
-    }
-    Err("not a PEM-encoded RSA, EC or Ed25519 public key".into())
-}
-
-/// Just enough DER to read `RSAPublicKey ::= SEQUENCE { n INTEGER, e INTEGER }`.
-mod der {
-    fn read(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-        let (&t, rest) = input.split_first()?;
-        if t != tag {
-            return None;
-        }
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (first as usize, rest)
-        } else {
-            let count = (first & 0x7f) as usize;
-            if count == 0 || count > 4 || rest.len() < count {
-                return None;
-            }
-            let len = rest[..count]
-                .iter()
-                .fold(0usize, |acc, b| (acc << 8) | *b as usize);
-            (len, &rest[count..])
-        };
-        if rest.len() < len {
-            return None;
-        }
-        Some(rest.split_at(len))
-    }
-
-    pub(super) fn rsa_public_key(input: &[u8]) -> Option<(&[u8], &[u8])> {
-        let (seq, _) = read(input, 0x30)?;
-        let (n, rest) = read(seq, 0x02)?;
-        let (e, rest) = read(rest, 0x02)?;
-        rest.is_empty().then_some((n, e))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
 
     const ED_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
@@ -751,17 +550,5 @@ mod tests {
         let text = format!("{keys:?}");
         assert!(text.contains("<redacted>"), "{text}");
         assert!(!text.contains("9, 9"), "{text}");
-    }
-
-    #[test]
-    fn der_reader() {
-        // SEQUENCE { INTEGER 0x00c1, INTEGER 0x010001 }
-        let der = [
-            0x30, 0x09, 0x02, 0x02, 0x00, 0xc1, 0x02, 0x03, 0x01, 0x00, 0x01,
-        ];
-        let (n, e) = der::rsa_public_key(&der).unwrap();
-        assert_eq!((n, e), (&[0x00, 0xc1][..], &[1, 0, 1][..]));
-        assert!(der::rsa_public_key(&der[..5]).is_none());
-        assert!(der::rsa_public_key(&[0x31, 0]).is_none());
     }
 }

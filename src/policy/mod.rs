@@ -13,6 +13,7 @@
 
 #[cfg(feature = "cedar")]
 mod cedar;
+mod ownership;
 
 #[cfg(feature = "cedar")]
 pub use cedar::{CedarPolicy, PolicyDecision, Resource};

@@ -11,7 +11,9 @@ use http::Request;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::layer::{BoxError, Destination, Policy, UserToken, set};
+use super::destination::UserToken;
+use super::policy::{Policy, set};
+use super::{BoxError, Destination};
 use crate::provider::{ProviderError, TokenFuture, TokenProvider, TokenRequest};
 
 /// One token for one header: at hand, or being fetched.

@@ -5,157 +5,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
-use http::{HeaderName, HeaderValue, Request, Uri};
+use http::{HeaderName, Request};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::future::{ResponseFuture, Tokens};
+use super::policy::Policy;
+use super::{BoxError, Destination};
 use crate::Caller;
-use crate::provider::{TokenProvider, TokenRequest};
-
-/// The error type of [`Propagate`]: the inner client's error, or a token
-/// that could not be obtained.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// What happens to the user's token on the way to a destination.
-#[derive(Clone)]
-pub(super) enum UserToken {
-    Forward,
-    Exchange(Arc<dyn TokenProvider>, TokenRequest),
-    Drop,
-}
-
-/// A destination that may receive tokens, and which ones.
-///
-/// Matched on scheme, host and port of the request URI. `https` only,
-/// unless created with [`Destination::insecure_http`].
-#[derive(Clone)]
-pub struct Destination {
-    scheme: &'static str,
-    host: String,
-    port: u16,
-    pub(super) user: UserToken,
-    pub(super) service: Option<(Arc<dyn TokenProvider>, TokenRequest)>,
-}
-
-impl Destination {
-    /// `https://host` on port 443. By default the user's token is forwarded
-    /// as received and no service token is attached.
-    pub fn https(host: impl Into<String>) -> Self {
-        Destination {
-            scheme: "https",
-            host: host.into().to_ascii_lowercase(),
-            port: 443,
-            user: UserToken::Forward,
-            service: None,
-        }
-    }
-
-    /// `http://host:port`.
-    ///
-    /// # Security
-    ///
-    /// Tokens cross the network in clear text: anyone on the path can
-    /// replay them. Loopback hosts in tests only.
-    pub fn insecure_http(host: impl Into<String>, port: u16) -> Self {
-        Destination {
-            scheme: "http",
-            port,
-            ..Self::https(host)
-        }
-    }
-
-    /// Use another port than the scheme's default.
-    pub fn with_port(mut self, port: u16) -> Self {
-        self.port = port;
-        self
-    }
-
-    /// Send the user's token as received (the default).
-    pub fn forward_user_token(mut self) -> Self {
-        self.user = UserToken::Forward;
-        self
-    }
-
-    /// Exchange the user's token (RFC 8693) for one made for this
-    /// destination: `request` names its audience, resource and scope; the
-    /// user's token is added as the subject token.
-    pub fn exchange_user_token(
-        mut self,
-        provider: impl TokenProvider,
-        request: TokenRequest,
-    ) -> Self {
-        self.user = UserToken::Exchange(Arc::new(provider), request);
-        self
-    }
-
-    /// Send no user token to this destination.
-    pub fn drop_user_token(mut self) -> Self {
-        self.user = UserToken::Drop;
-        self
-    }
-
-    /// Attach this service's own token from `provider`.
-    pub fn with_service_token(
-        mut self,
-        provider: impl TokenProvider,
-        request: TokenRequest,
-    ) -> Self {
-        self.service = Some((Arc::new(provider), request));
-        self
-    }
-
-    fn matches(&self, uri: &Uri) -> bool {
-        let Some(scheme) = uri.scheme_str() else {
-            return false;
-        };
-        self.matches_origin(scheme, uri.host(), uri.port_u16())
-    }
-
-    /// Whether `scheme://host:port` (the port defaulted from the scheme) is
-    /// this destination.
-    pub(crate) fn matches_origin(
-        &self,
-        scheme: &str,
-        host: Option<&str>,
-        port: Option<u16>,
-    ) -> bool {
-        let default_port = match scheme {
-            "https" => 443,
-            "http" => 80,
-            _ => return false,
-        };
-        scheme == self.scheme
-            && host.is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
-            && port.unwrap_or(default_port) == self.port
-    }
-}
-
-impl fmt::Debug for Destination {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let user = match self.user {
-            UserToken::Forward => "forward",
-            UserToken::Exchange(..) => "exchange",
-            UserToken::Drop => "drop",
-        };
-        f.debug_struct("Destination")
-            .field("scheme", &self.scheme)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user_token", &user)
-            .field("service_token", &self.service.as_ref().map(|(_, r)| r))
-            .finish()
-    }
-}
-
-pub(crate) struct Policy {
-    destinations: Vec<Destination>,
-    /// The client talks to one destination only (a tonic `Channel`): requests
-    /// without scheme and authority are meant for it.
-    single: bool,
-    pub(super) user_header: HeaderName,
-    pub(super) service_header: HeaderName,
-    pub(super) overwrite: bool,
-}
 
 /// Attaches the current user's token and this service's own token to
 /// outgoing requests, for allowed destinations only.
@@ -356,28 +213,6 @@ impl<S: fmt::Debug> fmt::Debug for Propagate<S> {
     }
 }
 
-fn bearer(token: &str) -> Result<HeaderValue, BoxError> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| "a token is not a valid header value")?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-pub(super) fn set(
-    headers: &mut http::HeaderMap,
-    name: &HeaderName,
-    token: &str,
-    overwrite: bool,
-) -> Result<(), BoxError> {
-    if overwrite || !headers.contains_key(name) {
-        headers.insert(name.clone(), bearer(token)?);
-    }
-    Ok(())
-}
-
-pub use super::future::ResponseFuture;
-pub(super) use super::future::Tokens;
-
 impl<S, B> Service<Request<B>> for Propagate<S>
 where
     S: Service<Request<B>> + Clone,
@@ -414,81 +249,10 @@ where
     }
 }
 
-impl Policy {
-    #[cfg(feature = "reqwest")]
-    pub(crate) fn destinations(&self) -> &[Destination] {
-        &self.destinations
-    }
-
-    pub(crate) fn destination_for(&self, uri: &Uri) -> Option<&Destination> {
-        if self.single && uri.scheme().is_none() && uri.authority().is_none() {
-            return self.destinations.first();
-        }
-        self.destinations.iter().find(|d| d.matches(uri))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn destinations_match_scheme_host_and_port() {
-        struct Case {
-            name: &'static str,
-            uri: &'static str,
-            ok: bool,
-        }
-        let d = Destination::https("Images.Internal");
-        let cases = [
-            Case {
-                name: "exact",
-                uri: "https://images.internal/x",
-                ok: true,
-            },
-            Case {
-                name: "explicit port",
-                uri: "https://images.internal:443/x",
-                ok: true,
-            },
-            Case {
-                name: "case",
-                uri: "https://IMAGES.internal/x",
-                ok: true,
-            },
-            Case {
-                name: "http",
-                uri: "http://images.internal/x",
-                ok: false,
-            },
-            Case {
-                name: "other port",
-                uri: "https://images.internal:8443/x",
-                ok: false,
-            },
-            Case {
-                name: "suffix",
-                uri: "https://images.internal.evil.com/x",
-                ok: false,
-            },
-            Case {
-                name: "userinfo trick",
-                uri: "https://images.internal@evil.com/x",
-                ok: false,
-            },
-            Case {
-                name: "relative",
-                uri: "/x",
-                ok: false,
-            },
-        ];
-        for c in cases {
-            assert_eq!(d.matches(&c.uri.parse().unwrap()), c.ok, "{}", c.name);
-        }
-        let local = Destination::insecure_http("127.0.0.1", 8080);
-        assert!(local.matches(&"http://127.0.0.1:8080/".parse().unwrap()));
-        assert!(!local.matches(&"http://127.0.0.1:8081/".parse().unwrap()));
-    }
+    use crate::provider::TokenRequest;
 
     #[cfg(feature = "test-util")]
     #[tokio::test(flavor = "current_thread")]
@@ -524,11 +288,5 @@ mod tests {
             client.call(req).await.unwrap();
         }
         assert_eq!(*seen.borrow(), [true, true]);
-    }
-
-    #[test]
-    fn header_values_are_sensitive() {
-        assert!(bearer("abc").unwrap().is_sensitive());
-        assert!(bearer("a\nb").is_err());
     }
 }

@@ -43,9 +43,10 @@
 //! ```
 
 mod context;
+mod destination;
 mod future;
-mod job;
 mod layer;
+mod policy;
 #[cfg(feature = "reqwest")]
 mod reqwest;
 
@@ -53,7 +54,10 @@ mod reqwest;
 pub use self::reqwest::{PropagateMiddleware, redirect_policy};
 pub use crate::caller::Scoped;
 pub use context::spawn;
-pub use job::{AsService, OnBehalfOf};
-pub use layer::{
-    BoxError, Destination, Propagate, PropagateBuilder, PropagateLayer, ResponseFuture,
-};
+pub use destination::Destination;
+pub use future::ResponseFuture;
+pub use layer::{Propagate, PropagateBuilder, PropagateLayer};
+
+/// The error type of [`Propagate`]: the inner client's error, or a token
+/// that could not be obtained.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

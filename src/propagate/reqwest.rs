@@ -8,8 +8,10 @@ use http::Extensions;
 use reqwest::Url;
 use reqwest_middleware::{Middleware, Next};
 
+use super::Destination;
 use super::PropagateLayer;
-use super::layer::{Destination, Policy, Tokens};
+use super::future::Tokens;
+use super::policy::Policy;
 use crate::Caller;
 
 /// Most redirects [`redirect_policy`] follows in one chain (reqwest's default).

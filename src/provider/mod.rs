@@ -19,6 +19,7 @@
 #![cfg_attr(not(any(feature = "oauth", feature = "_aws-lc")), allow(dead_code))]
 
 mod cache;
+mod job;
 #[cfg(feature = "oauth")]
 mod oauth;
 #[cfg(feature = "_aws-lc")]
@@ -30,7 +31,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(any(feature = "oauth", feature = "_aws-lc"))]
 pub(crate) use cache::ProviderCache;
+pub use job::{AsService, OnBehalfOf};
 
 #[cfg(all(feature = "oauth", feature = "fuzzing"))]
 pub(crate) use oauth::parse_token_response;

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::{AccessToken, ProviderError, TokenProvider, TokenRequest};
 use crate::Caller;
-use crate::provider::{AccessToken, ProviderError, TokenProvider, TokenRequest};
 
 /// Work a service does later on a user's behalf (an async job, a queue
 /// consumer).
