@@ -16,7 +16,10 @@
 //! `RESOURCE`); `PROPAGATION=forward|exchange` (exchange: RFC 8693 at
 //! `TOKEN_URL`, audience `EXCHANGE_AUDIENCE`); `ALLOWED_HOSTS` (comma list of
 //! `host` or `host:port` that may receive tokens, default the upstream's;
-//! plain http only for loopback hosts).
+//! plain http only for loopback hosts). `MANDATE_CONFIG`, a TOML file of
+//! `tower_mandate::config::MandateConfig`, replaces the slot variables, and
+//! the outgoing ones too when it has a `[propagate]` table (its providers
+//! from `[providers]`).
 
 #[path = "image_store/app.rs"]
 mod app;
@@ -93,19 +96,13 @@ fn signing_key() -> Result<SigningKey, BoxError> {
     .ok_or_else(|| format!("{path}: not a PKCS#8 EC, Ed25519 or RSA private key").into())
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let settings = app::Settings::from_env()?;
-    let (layer, embedded) = app::layer_from_env(&settings)?;
-    let listener = tokio::net::TcpListener::bind(&settings.bind).await?;
-    let bind = listener.local_addr()?.to_string();
-
-    let upstream = app::env("UPSTREAM").unwrap_or_else(|| "http://127.0.0.1:3000".into());
+/// Relay's outgoing identity and propagation from the environment; the
+/// JWKS route of its self-signed identity goes on `router`.
+fn policy_from_env(
+    bind: &str,
+    upstream: &str,
+    router: &mut Router,
+) -> Result<PropagateLayer, BoxError> {
     let upstream_audience = app::env("UPSTREAM_AUDIENCE").unwrap_or_else(|| "image-store".into());
     let token_url = app::env("TOKEN_URL");
     let client_auth = || -> Result<(String, ClientAuth), BoxError> {
@@ -115,8 +112,7 @@ async fn main() -> Result<(), BoxError> {
     };
     let loopback_ok = |url: &str| app::is_loopback(url);
 
-    let mut upstream_dest = destination(&upstream)?;
-    let mut router = Router::new();
+    let mut upstream_dest = destination(upstream)?;
     // Relay's own token.
     match &token_url {
         Some(url) if app::env("CLIENT_ID").is_some() => {
@@ -134,7 +130,7 @@ async fn main() -> Result<(), BoxError> {
         _ => {
             let issuer = app::env("RELAY_ISSUER").unwrap_or_else(|| format!("http://{bind}"));
             let identity = SelfSigned::new(issuer.clone(), signing_key()?)?;
-            router = router.route("/.well-known/jwks.json", identity.jwks_route());
+            *router = std::mem::take(router).route("/.well-known/jwks.json", identity.jwks_route());
             upstream_dest = upstream_dest.with_service_token(
                 identity,
                 TokenRequest::for_audience(upstream_audience.clone()),
@@ -175,13 +171,46 @@ async fn main() -> Result<(), BoxError> {
             .map(str::trim)
             .any(|h| h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(&host_port))
     });
-    let policy = if allowed {
+    Ok(if allowed {
         PropagateLayer::builder()
             .add_destination(upstream_dest)
             .build()
     } else {
         tracing::warn!(%host_port, "the upstream is not in ALLOWED_HOSTS: no token will be sent to it");
         PropagateLayer::new()
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let settings = app::Settings::from_env()?;
+    let config = app::config_file();
+    let (layer, embedded) = match &config {
+        Some(c) => match c.layer() {
+            Ok(layer) => (layer, None),
+            Err(e) => app::exit_with(&app::env("MANDATE_CONFIG").unwrap_or_default(), &e),
+        },
+        None => app::layer_from_env(&settings)?,
+    };
+    let listener = tokio::net::TcpListener::bind(&settings.bind).await?;
+    let bind = listener.local_addr()?.to_string();
+
+    let upstream = app::env("UPSTREAM").unwrap_or_else(|| "http://127.0.0.1:3000".into());
+    let mut router = Router::new();
+    // With MANDATE_CONFIG, [propagate] and [providers] replace the variables.
+    let policy = match config.as_ref().filter(|c| c.propagate.is_some()) {
+        Some(c) => {
+            let path = app::env("MANDATE_CONFIG").unwrap_or_default();
+            let providers = c.providers().unwrap_or_else(|e| app::exit_with(&path, &e));
+            c.propagate_layer(&providers)
+                .unwrap_or_else(|e| app::exit_with(&path, &e))
+        }
+        None => policy_from_env(&bind, &upstream, &mut router)?,
     };
     let client = reqwest_middleware::ClientBuilder::new(
         reqwest::Client::builder()

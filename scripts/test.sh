@@ -38,7 +38,7 @@ step "clippy"
 cargo clippy --all-targets --all-features -- -D warnings
 
 step "every feature alone"
-for features in "" axum aws-lc-rs rust-crypto test-util jwks oauth reqwest tonic cedar redis; do
+for features in "" axum aws-lc-rs rust-crypto test-util jwks oauth reqwest tonic cedar redis config; do
   echo "--no-default-features ${features:+--features $features}"
   cargo check --quiet --lib --no-default-features ${features:+--features "$features"}
 done
@@ -79,6 +79,8 @@ done
 step "examples run"
 cargo run --quiet --example demo > /dev/null
 cargo run --quiet --example jobs
+cargo run --quiet --example config_file
+APP_MANDATE__USER__MODE=optional cargo run --quiet --example config_file
 
 step "benches compile"
 cargo bench --all-features --no-run --quiet

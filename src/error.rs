@@ -72,6 +72,23 @@ pub enum ConfigError {
         /// The issuer both slots trust.
         issuer: String,
     },
+    /// A configuration file that does not parse: an unknown key, a value
+    /// of the wrong type (feature `config`).
+    Parse {
+        /// The key path, such as `user.issuers[1].leeway` (empty for the
+        /// whole document).
+        path: String,
+        /// What is wrong, quoting the value.
+        message: String,
+    },
+    /// A setting of a configuration file that cannot be built, at a key
+    /// path (feature `config`).
+    At {
+        /// The key path, such as `user.issuers[1].jwks_url`.
+        path: String,
+        /// What is wrong.
+        source: Box<ConfigError>,
+    },
     /// A file could not be read.
     Io {
         /// The path that was read.
@@ -106,6 +123,9 @@ impl fmt::Display for ConfigError {
                  audience and typ; make them distinguishable (RFC 8725 §3.12) or call \
                  insecure_allow_interchangeable_slots()"
             ),
+            ConfigError::Parse { path, message } if path.is_empty() => f.write_str(message),
+            ConfigError::Parse { path, message } => write!(f, "{path}: {message}"),
+            ConfigError::At { path, source } => write!(f, "{path}: {source}"),
             ConfigError::Io { path, source } => {
                 write!(f, "cannot read {}: {source}", path.display())
             }
@@ -117,6 +137,8 @@ impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConfigError::Io { source, .. } => Some(source),
+            // The inner error is part of the message; its own cause follows.
+            ConfigError::At { source, .. } => source.source(),
             _ => None,
         }
     }

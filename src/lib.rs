@@ -59,6 +59,7 @@
 //! | `tonic` | no | [`tonic`]: gRPC refusals and guard helpers returning `tonic::Status` |
 //! | `reqwest` | no | `propagate::PropagateMiddleware` for reqwest-middleware |
 //! | `rust-crypto` | no | signatures checked by the RustCrypto crates (via jsonwebtoken) |
+//! | `config` | no | [`config`]: the layer, providers and propagation from a configuration file |
 //! | `test-util` | no | [`testing`]: generate keys, mint tokens, publish JWKS |
 //!
 //! With neither `aws-lc-rs` nor `rust-crypto`, loading a key is a
@@ -70,6 +71,8 @@ pub mod audit;
 mod bounded;
 mod caller;
 mod clock;
+#[cfg(feature = "config")]
+pub mod config;
 mod error;
 pub mod keys;
 #[cfg(feature = "_aws-lc")]

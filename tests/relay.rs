@@ -155,3 +155,82 @@ async fn relay_sends_no_token_where_a_redirect_points() {
     sniffer.assert_no_token(&[&alice], "relay");
     assert!(sniffer.heads().is_empty(), "{:?}", sniffer.heads());
 }
+
+#[tokio::test]
+async fn relay_runs_from_a_config_file_with_providers_and_destinations() {
+    let users = TestIssuer::rs256("https://users.example").with_audience("image-store");
+    let dir = support::temp_dir("relay-config");
+    let users_jwks = dir.join("users.json");
+    std::fs::write(&users_jwks, users.jwks()).unwrap();
+    // Relay's key, a PKCS#8 PEM file made by rcgen; its public half is
+    // what image_store trusts for the service slot.
+    let pem = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .unwrap()
+        .serialize_pem();
+    let key_file = dir.join("relay-key.pem");
+    std::fs::write(&key_file, &pem).unwrap();
+    let public = tower_mandate::mint::SigningKey::from_pkcs8_pem(
+        tower_mandate::keys::Algorithm::ES256,
+        "relay-1",
+        &pem,
+    )
+    .unwrap()
+    .jwks();
+    let relay_jwks = dir.join("relay.json");
+    std::fs::write(&relay_jwks, public).unwrap();
+
+    let upstream = support::Example::spawn(
+        "image_store",
+        &[
+            ("USER_ISSUER", "https://users.example"),
+            ("USER_JWKS_FILE", users_jwks.to_str().unwrap()),
+            ("SERVICE_ISSUER", "https://relay.internal"),
+            ("SERVICE_JWKS_FILE", relay_jwks.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let port = upstream.base.rsplit(':').next().unwrap().to_owned();
+    let config = format!(
+        r#"
+[[user.issuers]]
+issuer = "https://users.example"
+audiences = ["image-store"]
+jwks_file = {users:?}
+
+[providers.me]
+kind = "self_signed"
+issuer = "https://relay.internal"
+private_key_file = {key:?}
+key_algorithm = "ES256"
+key_id = "relay-1"
+lifetime = "2m"
+
+[[propagate.destinations]]
+host = "127.0.0.1"
+port = {port}
+insecure_http = true
+user_token = "forward"
+service_token = {{ provider = "me", audience = "image-store" }}
+"#,
+        users = users_jwks.to_str().unwrap(),
+        key = key_file.to_str().unwrap(),
+    );
+    let file = dir.join("relay.toml");
+    std::fs::write(&file, config).unwrap();
+    let relay = support::Example::spawn(
+        "relay",
+        &[
+            ("MANDATE_CONFIG", file.to_str().unwrap()),
+            ("UPSTREAM", &upstream.base),
+        ],
+    )
+    .await;
+    let client = support::http_client();
+    let alice = users.token("alice").scope("images:read").sign();
+    let (status, me) = relay.call(&client, "GET", "/me", Some(&alice), None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["user"]["sub"], "alice");
+    assert_eq!(me["service"]["sub"], "https://relay.internal");
+    let (status, _) = relay.call(&client, "GET", "/me", None, None).await;
+    assert_eq!(status, 401, "the file's user slot is required");
+}

@@ -277,6 +277,36 @@ impl Embedded {
     }
 }
 
+/// The file named by `MANDATE_CONFIG`, when it is set. A file that cannot
+/// be read or used stops the process with a message naming the key.
+pub(crate) fn config_file() -> Option<tower_mandate::config::MandateConfig> {
+    let path = env("MANDATE_CONFIG")?;
+    match tower_mandate::config::MandateConfig::from_toml_file(&path) {
+        Ok(config) => Some(config),
+        Err(e) => exit_with(&path, &e),
+    }
+}
+
+/// Stop at start-up on a configuration that cannot be used.
+pub(crate) fn exit_with(path: &str, e: &dyn std::fmt::Display) -> ! {
+    eprintln!("MANDATE_CONFIG {path}: {e}");
+    std::process::exit(2)
+}
+
+/// The layer from `MANDATE_CONFIG` when it is set, else from the
+/// environment (see [`layer_from_env`]).
+pub(crate) fn layer_from_config_or_env(
+    settings: &Settings,
+) -> Result<(MandateLayer, Option<Embedded>), Box<dyn std::error::Error>> {
+    match config_file() {
+        Some(config) => match config.layer() {
+            Ok(layer) => Ok((layer, None)),
+            Err(e) => exit_with(&env("MANDATE_CONFIG").unwrap_or_default(), &e),
+        },
+        None => layer_from_env(settings),
+    }
+}
+
 /// The layer as the environment describes it; the embedded issuers when
 /// `USER_ISSUER` is unset.
 pub(crate) fn layer_from_env(

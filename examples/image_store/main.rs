@@ -6,8 +6,10 @@
 //!
 //! Environment: `BIND`, `USER_ISSUER`, `USER_AUDIENCE`, `USER_JWKS_FILE`,
 //! `SERVICE_ISSUER`, `SERVICE_AUDIENCE`, `SERVICE_JWKS_FILE`, `ALGORITHMS`,
-//! `LEEWAY_SECS` (see README.md). Without `USER_ISSUER` it runs with
-//! embedded issuers and prints ready tokens.
+//! `LEEWAY_SECS` (see README.md), or `MANDATE_CONFIG`, a TOML file of
+//! `tower_mandate::config::MandateConfig`, which then replaces the slot
+//! variables. Without either it runs with embedded issuers and prints ready
+//! tokens.
 
 mod app;
 
@@ -57,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
     let settings = Settings::from_env()?;
-    let (layer, embedded) = app::layer_from_env(&settings)?;
+    let (layer, embedded) = app::layer_from_config_or_env(&settings)?;
     let listener = tokio::net::TcpListener::bind(&settings.bind).await?;
     let bind = listener.local_addr()?.to_string();
     if let Some(e) = &embedded {

@@ -137,6 +137,14 @@ impl FromStr for Algorithm {
     }
 }
 
+/// From its JOSE name (`"RS256"`), as in a configuration file.
+impl<'de> serde::Deserialize<'de> for Algorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A small set of algorithms, as a bit mask.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct AlgSet(u16);

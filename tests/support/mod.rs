@@ -160,7 +160,8 @@ pub struct Example {
 }
 
 impl Example {
-    pub async fn spawn(name: &str, env: &[(&str, &str)]) -> Example {
+    /// The built example binary `name`.
+    pub fn binary(name: &str) -> PathBuf {
         let exe = std::env::current_exe().unwrap();
         let bin = exe
             .parent()
@@ -175,6 +176,24 @@ impl Example {
             "{} is missing or stale: run the whole `cargo test`, or `cargo build --example {name}` first",
             bin.display()
         );
+        bin
+    }
+
+    /// Run an example that must refuse to start; what it wrote to stderr.
+    pub fn refuses_to_start(name: &str, env: &[(&str, &str)]) -> String {
+        let out = Command::new(Self::binary(name))
+            .env("BIND", "127.0.0.1:0")
+            .env_remove("USER_ISSUER")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name} started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub async fn spawn(name: &str, env: &[(&str, &str)]) -> Example {
+        let bin = Self::binary(name);
         let mut cmd = Command::new(&bin);
         for var in [
             "USER_ISSUER",
@@ -194,6 +213,7 @@ impl Example {
             "ALLOWED_HOSTS",
             "RELAY_ISSUER",
             "RELAY_SIGNING_KEY",
+            "MANDATE_CONFIG",
         ] {
             cmd.env_remove(var);
         }

@@ -1,0 +1,240 @@
+//! Configuration from a file (feature `config`): the layer's slots and
+//! issuers, the revocation store, token providers and propagation, as
+//! plain `serde` types that build the same values as the builders.
+//!
+//! Every table refuses unknown keys; durations are text (`"30s"`, `"10m"`,
+//! humantime); secrets are never inline — `client_secret_env = "NAME"` or
+//! `client_secret_file = "path"` — and are read when the provider is
+//! built. Errors name the key path and quote the bad value:
+//! `user.issuers[1].jwks_url: invalid URL "htp:/x": …`.
+//!
+//! ```
+//! use tower_mandate::config::MandateConfig;
+//! # let dir = std::env::temp_dir().join(format!("mandate-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let idp = tower_mandate::testing::TestIssuer::rs256("https://idp.test");
+//! # let jwks = dir.join("users-jwks.json");
+//! # std::fs::write(&jwks, idp.jwks())?;
+//! let text = format!(r#"
+//! [user]
+//! mode = "required"
+//! [[user.issuers]]
+//! issuer = "https://idp.test"
+//! audiences = ["image-store"]
+//! algorithms = ["RS256", "ES256"]
+//! jwks_file = "{}"
+//! leeway = "30s"
+//! "#, jwks.display());
+//! let config = MandateConfig::from_toml(&text)?;
+//! let layer = config.layer()?;
+//! # let _ = layer;
+//!
+//! // A mistake names its key.
+//! let err = MandateConfig::from_toml("[user]\nmode = \"sometimes\"").unwrap_err();
+//! assert!(err.to_string().starts_with("user.mode: "), "{err}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! As a section of an application's own configuration, deserialize it with
+//! figment (`figment.extract_inner::<MandateConfig>("mandate")`) or the
+//! `config` crate (`settings.get::<MandateConfig>("mandate")`); see
+//! `examples/config_file.rs`.
+
+mod propagate;
+mod slots;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+pub use propagate::{
+    ClientAuthKind, DestinationConfig, PropagateConfig, ProviderConfig, ProviderKind, Providers,
+    TokenRequestConfig, UserTokenMode,
+};
+pub use slots::{IssuerConfig, RevocationConfig, SlotConfig, SlotMode, StoreKind};
+
+use crate::server::MandateBuilder;
+use crate::{ConfigError, MandateLayer};
+
+/// Everything the crate can be configured with, as one table (for example
+/// the `[mandate]` section of a service's configuration).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MandateConfig {
+    /// The end user's slot.
+    #[serde(default)]
+    pub user: Option<SlotConfig>,
+    /// The calling service's slot.
+    #[serde(default)]
+    pub service: Option<SlotConfig>,
+    /// A revocation list and replay guard checked on every request.
+    #[serde(default)]
+    pub revocation: Option<RevocationConfig>,
+    /// Token providers by name, referred to by `propagate` and by the
+    /// application ([`Providers::get`]).
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Where outgoing calls may carry tokens, and which.
+    #[serde(default)]
+    pub propagate: Option<PropagateConfig>,
+    /// See [`MandateBuilder::insecure_allow_interchangeable_slots`].
+    #[serde(default)]
+    pub insecure_allow_interchangeable_slots: bool,
+}
+
+impl MandateConfig {
+    /// Read a configuration from any `serde` deserializer, with the key path
+    /// in the error.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Parse`] naming the key: an unknown key, a value of
+    /// the wrong type, a bad duration or algorithm.
+    pub fn deserialize_from<'de, D>(deserializer: D) -> Result<Self, ConfigError>
+    where
+        D: serde::Deserializer<'de>,
+        D::Error: fmt::Display,
+    {
+        serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError::Parse {
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        })
+    }
+
+    /// Read a configuration from TOML text.
+    ///
+    /// # Errors
+    ///
+    /// As [`MandateConfig::deserialize_from`], and for text that is not TOML.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        // The message with the line, without toml's multi-line excerpt.
+        let parse = |path: String, e: &toml::de::Error| {
+            let line = e
+                .span()
+                .and_then(|s| text.get(..s.start))
+                .map(|before| before.matches('\n').count() + 1);
+            ConfigError::Parse {
+                path,
+                message: match line {
+                    Some(line) => format!("{} (line {line})", e.message()),
+                    None => e.message().to_owned(),
+                },
+            }
+        };
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| parse(String::new(), &e))?;
+        serde_path_to_error::deserialize(deserializer)
+            .map_err(|e| parse(e.path().to_string(), e.inner()))
+    }
+
+    /// Read a configuration from a TOML file.
+    ///
+    /// # Errors
+    ///
+    /// As [`MandateConfig::from_toml`], and when the file cannot be read.
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// The layer's builder, for settings a file cannot hold (a renderer, a
+    /// revocation store the application keeps a handle on).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::At`] naming the key of what cannot be built (a key
+    /// file, a URL, an issuer's rules), or a slot conflict.
+    pub fn layer_builder(&self) -> Result<MandateBuilder, ConfigError> {
+        let mut builder = MandateLayer::builder();
+        if let Some(slot) = self
+            .user
+            .as_ref()
+            .map(|s| s.build("user"))
+            .transpose()?
+            .flatten()
+        {
+            builder = builder.user(slot);
+        }
+        if let Some(slot) = self
+            .service
+            .as_ref()
+            .map(|s| s.build("service"))
+            .transpose()?
+            .flatten()
+        {
+            builder = builder.service(slot);
+        }
+        if let Some(revocation) = &self.revocation {
+            builder = builder.with_revocation(revocation.build("revocation")?);
+        }
+        if self.insecure_allow_interchangeable_slots {
+            builder = builder.insecure_allow_interchangeable_slots();
+        }
+        Ok(builder)
+    }
+
+    /// The layer.
+    ///
+    /// # Errors
+    ///
+    /// As [`MandateConfig::layer_builder`] and [`MandateBuilder::build`].
+    pub fn layer(&self) -> Result<MandateLayer, ConfigError> {
+        self.layer_builder()?.build()
+    }
+
+    /// The token providers, built (secrets read) once.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::At`] naming the provider's key: a missing setting, a
+    /// secret that cannot be read, a bad URL or key.
+    pub fn providers(&self) -> Result<Providers, ConfigError> {
+        Providers::build(&self.providers)
+    }
+
+    /// The propagation layer (no destination when `propagate` is absent),
+    /// its providers from `providers`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::At`] naming the destination: an unknown provider, a
+    /// plain-http destination without a port.
+    pub fn propagate_layer(
+        &self,
+        providers: &Providers,
+    ) -> Result<crate::propagate::PropagateLayer, ConfigError> {
+        match &self.propagate {
+            Some(p) => p.build(providers),
+            None => Ok(crate::propagate::PropagateLayer::new()),
+        }
+    }
+}
+
+/// Put a key path in front of an error of building.
+pub(super) fn at(path: impl Into<String>) -> impl FnOnce(ConfigError) -> ConfigError {
+    let path = path.into();
+    move |source| ConfigError::At {
+        path,
+        source: Box::new(source),
+    }
+}
+
+/// A setting that is missing or contradicts another.
+pub(super) fn invalid(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::At {
+        path: path.into(),
+        source: Box::new(ConfigError::Parse {
+            path: String::new(),
+            message: message.into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

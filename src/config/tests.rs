@@ -1,0 +1,141 @@
+use super::*;
+use crate::testing::TestIssuer;
+
+fn err(text: &str) -> String {
+    MandateConfig::from_toml(text).unwrap_err().to_string()
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_name_the_key() {
+    let e = err("[user]\nmod = \"required\"\nissuers = []");
+    assert!(
+        e.starts_with("user.mod: unknown field `mod`, expected one of `mode`"),
+        "{e}"
+    );
+    assert!(e.ends_with("(line 2)"), "{e}");
+    let e = err("[[user.issuers]]\nissuer = 1\naudiences = []");
+    assert!(e.starts_with("user.issuers[0].issuer: "), "{e}");
+    let e = err("[[user.issuers]]\nissuer = \"https://a\"\naudiences = [\"a\"]\nleeway = \"soon\"");
+    assert!(e.starts_with("user.issuers[0].leeway: "), "{e}");
+    let e = err(
+        "[[user.issuers]]\nissuer = \"https://a\"\naudiences = [\"a\"]\nalgorithms = [\"XS256\"]",
+    );
+    assert!(
+        e.starts_with("user.issuers[0].algorithms[0]: unknown algorithm \"XS256\""),
+        "{e}"
+    );
+    let e = err("[user]\nmode = \"sometimes\"\nissuers = []");
+    assert!(
+        e.starts_with("user.mode: unknown variant `sometimes`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn build_errors_name_the_key_and_quote_the_value() {
+    let idp = TestIssuer::rs256("https://a");
+    let dir = std::env::temp_dir().join(format!("mandate-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("jwks.json");
+    std::fs::write(&jwks, idp.jwks()).unwrap();
+    let issuer = |extra: &str| {
+        format!(
+            "[[user.issuers]]\nissuer = \"https://a\"\naudiences = [\"a\"]\njwks_file = {:?}\n\
+             [[user.issuers]]\nissuer = \"https://b\"\naudiences = [\"b\"]\n{extra}",
+            jwks.display().to_string()
+        )
+    };
+    let build = |text: &str| MandateConfig::from_toml(text).unwrap().layer().map(|_| ());
+    let e = build(&issuer("jwks_url = \"htp:/x\""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("user.issuers[1].jwks_url: invalid URL \"htp:/x\""),
+        "{e}"
+    );
+    let e = build(&issuer("jwks_url = \"https://b/jwks\"\ndiscovery = true"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("user.issuers[1]: exactly one of jwks_file, jwks_url, discovery"),
+        "{e}"
+    );
+    let e = build(&issuer("")).unwrap_err().to_string();
+    assert!(e.starts_with("user.issuers[1]: exactly one of"), "{e}");
+    let e = build(&issuer("jwks_file = \"/nonexistent/jwks.json\""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("user.issuers[1].jwks_file: cannot read /nonexistent/jwks.json"),
+        "{e}"
+    );
+    // One good issuer builds.
+    let text = format!(
+        "[user]\nmode = \"optional\"\n[[user.issuers]]\nissuer = \"https://a\"\naudiences = [\"a\"]\njwks_file = {:?}\n",
+        jwks.display().to_string()
+    );
+    assert!(build(&text).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn secrets_come_from_the_environment_or_a_file_and_never_print() {
+    let text = "[providers.idp]\nkind = \"client_credentials\"\ntoken_url = \"https://idp/token\"\n\
+                client_id = \"relay\"\nclient_secret_env = \"MANDATE_TEST_UNSET_SECRET\"\n";
+    let config = MandateConfig::from_toml(text).unwrap();
+    let e = config.providers().unwrap_err().to_string();
+    assert!(
+        e.starts_with("providers.idp.client_secret_env: the environment variable"),
+        "{e}"
+    );
+    let inline = MandateConfig::from_toml(
+        "[providers.idp]\nkind = \"client_credentials\"\ntoken_url = \"https://idp/token\"\n\
+         client_id = \"relay\"\nclient_secret = \"hunter2\"\n",
+    )
+    .unwrap();
+    let e = inline.providers().unwrap_err().to_string();
+    assert!(
+        e.starts_with("providers.idp.client_secret: secrets are never inline"),
+        "{e}"
+    );
+    assert!(!format!("{inline:?}").contains("hunter2"));
+    let bad_url = MandateConfig::from_toml(
+        "[providers.idp]\nkind = \"client_credentials\"\ntoken_url = \"http://idp/token\"\n\
+         client_id = \"relay\"\nclient_secret_file = \"/dev/null\"\n",
+    )
+    .unwrap();
+    let e = bad_url.providers().unwrap_err().to_string();
+    assert!(
+        e.starts_with("providers.idp.token_url: invalid URL \"http://idp/token\": not https"),
+        "{e}"
+    );
+}
+
+#[test]
+fn destinations_refer_to_providers_by_name() {
+    let config = MandateConfig::from_toml(
+        "[[propagate.destinations]]\nhost = \"images.internal\"\n\
+         service_token = { provider = \"me\", audience = \"image-store\" }\n",
+    )
+    .unwrap();
+    let e = config
+        .propagate_layer(&config.providers().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("propagate.destinations[0].service_token.provider: no provider named \"me\""),
+        "{e}"
+    );
+    let config = MandateConfig::from_toml(
+        "[[propagate.destinations]]\nhost = \"127.0.0.1\"\ninsecure_http = true\n",
+    )
+    .unwrap();
+    let e = config
+        .propagate_layer(&Providers::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("propagate.destinations[0].port: insecure_http needs a port"),
+        "{e}"
+    );
+}
