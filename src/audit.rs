@@ -16,6 +16,8 @@
 //! | `actor` | the current actor of a delegated token, `<issuer>#<subject>`, or empty |
 //! | `actors` | the actor chain, current actor first, comma-separated subjects |
 //! | `token_id` | the user's (else the service's) `jti`, or a short digest of the token |
+//! | `method` | the request's HTTP method (`POST` for gRPC), or empty outside a request |
+//! | `route` | the matched route (axum's `MatchedPath`), else the path — the gRPC method (`/pkg.Service/Method`) for tonic |
 //!
 //! Token text never appears. Route the target to durable storage with your
 //! subscriber, e.g. `tower_mandate::audit=info`.
@@ -37,6 +39,35 @@ pub(crate) struct Who<'a> {
     /// The chain's subjects, current actor first, comma-separated.
     pub(crate) actors: String,
     pub(crate) token_id: String,
+    /// The request the decision is made in, when the layer saw it.
+    pub(crate) origin: Option<&'a Origin>,
+}
+
+/// The request a decision is made in: its method and route.
+#[derive(Debug)]
+pub(crate) struct Origin {
+    method: http::Method,
+    route: Box<str>,
+}
+
+impl Origin {
+    /// The origin of `req`, when audit events are collected.
+    pub(crate) fn of<B>(req: &http::Request<B>) -> Option<std::sync::Arc<Origin>> {
+        if !enabled() {
+            return None;
+        }
+        #[cfg(feature = "axum")]
+        let matched = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map(axum::extract::MatchedPath::as_str);
+        #[cfg(not(feature = "axum"))]
+        let matched = None;
+        Some(std::sync::Arc::new(Origin {
+            method: req.method().clone(),
+            route: matched.unwrap_or_else(|| req.uri().path()).into(),
+        }))
+    }
 }
 
 /// The `jti`, else the first 8 bytes of the token's SHA-256, hex.
@@ -89,6 +120,8 @@ pub(crate) fn decision(
         actor = who.actor.as_str(),
         actors = who.actors.as_str(),
         token_id = who.token_id.as_str(),
+        method = who.origin.map_or("", |o| o.method.as_str()),
+        route = who.origin.map_or("", |o| &*o.route),
         "authorization decision"
     );
 }

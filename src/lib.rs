@@ -75,6 +75,7 @@ mod clock;
 pub mod config;
 mod error;
 pub mod keys;
+mod metrics;
 #[cfg(feature = "_aws-lc")]
 pub mod mint;
 pub mod permission;

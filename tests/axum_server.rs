@@ -599,3 +599,79 @@ async fn every_refusal_of_a_service_uses_the_layers_renderer() {
         .unwrap();
     assert_eq!(res.text().await.unwrap(), "written");
 }
+
+#[tokio::test]
+async fn skipped_requests_carry_no_caller_and_guards_on_them_refuse() {
+    use axum::routing::options;
+    use tower_mandate::{Issuer, MandateLayer, Require, Slot, Verifier, permission};
+    permission! { Read = "images:read"; }
+    async fn maybe(caller: Option<Caller>) -> &'static str {
+        if caller.is_some() {
+            "someone"
+        } else {
+            "nobody"
+        }
+    }
+    async fn guarded(_: Require<Read>) -> &'static str {
+        "read"
+    }
+    let idp = tower_mandate::testing::TestIssuer::es256("https://id.example").with_audience("a");
+    let verifier =
+        Verifier::new([Issuer::new("https://id.example", "a").with_keys(idp.key_set())]).unwrap();
+    let layer = MandateLayer::builder()
+        .user(Slot::required(verifier))
+        .add_skip_path_prefix("/public/")
+        .add_skip_cors_preflight()
+        .add_skip_if(|method, uri, _| method == http::Method::GET && uri.path() == "/version")
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/public/info", get(maybe))
+        .route("/public/guarded", get(guarded))
+        .route("/version", get(maybe).post(maybe))
+        .route("/images", options(maybe).get(maybe))
+        .route_layer(layer);
+    let server = Server::start(app).await;
+    let client = http_client();
+    let send = |method: &str, path: &str, headers: &[(&str, &str)]| {
+        let mut req = client.request(method.parse().unwrap(), server.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    let res = send("GET", "/public/info", &[]).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "nobody");
+    // A guard on a skipped route refuses as for an anonymous caller.
+    let res = send("GET", "/public/guarded", &[]).await.unwrap();
+    assert_eq!(res.status(), 401);
+    // The predicate: GET /version only.
+    assert_eq!(send("GET", "/version", &[]).await.unwrap().status(), 200);
+    assert_eq!(send("POST", "/version", &[]).await.unwrap().status(), 401);
+    // A CORS preflight needs Origin and Access-Control-Request-Method.
+    let preflight = [
+        ("origin", "https://app.example"),
+        ("access-control-request-method", "GET"),
+    ];
+    assert_eq!(
+        send("OPTIONS", "/images", &preflight)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let res = send("OPTIONS", "/images", &preflight[..1]).await.unwrap();
+    assert_eq!(res.status(), 401, "a bare OPTIONS is not a preflight");
+    assert_eq!(
+        send("GET", "/images", &preflight).await.unwrap().status(),
+        401
+    );
+    // With a token, a skipped path still has no caller: nothing is verified.
+    let token = idp.token("alice").sign();
+    let auth = format!("Bearer {token}");
+    let res = send("GET", "/public/info", &[("authorization", auth.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "nobody");
+}

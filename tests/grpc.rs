@@ -259,3 +259,84 @@ async fn keys_that_cannot_be_had_are_unavailable() {
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert_eq!(err.message(), "keys unavailable");
 }
+
+#[tokio::test]
+async fn health_checks_skip_authentication_and_nothing_else_does() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let users = TestIssuer::rs256("https://users.example").with_audience(AUD);
+    let layer = MandateLayer::builder()
+        .user(Slot::required(
+            Verifier::new([Issuer::new(users.issuer(), AUD).with_keys(users.key_set())]).unwrap(),
+        ))
+        .add_skip_grpc_health()
+        .build()
+        .unwrap();
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<service::pb::images_server::ImagesServer<service::Store>>()
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(health)
+            .add_service(service::pb::images_server::ImagesServer::new(
+                service::Store::seeded("https://users.example"),
+            ))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    // The health check answers without a token, for the server and a service.
+    let mut health = HealthClient::new(channel.clone());
+    for name in ["", "mandate.demo.v1.Images"] {
+        let answer = health
+            .check(HealthCheckRequest {
+                service: name.into(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("health check {name:?}: {s:?}"));
+        assert_eq!(answer.get_ref().status(), ServingStatus::Serving);
+    }
+    // Every other method still needs a token.
+    let mut images = ImagesClient::new(channel.clone());
+    let refused = images
+        .get(with_tokens(GetRequest { id: "img-1".into() }, None, None))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let alice = users.token("alice").scope("images:read").sign();
+    images
+        .get(with_tokens(
+            GetRequest { id: "img-1".into() },
+            Some(&alice),
+            None,
+        ))
+        .await
+        .expect("alice reads her image");
+
+    // A path that only starts like the health service's is not skipped
+    // into another service: tonic routes the exact path, which names no
+    // method, and the images service is never reached unauthenticated.
+    let mut raw = tonic::client::Grpc::new(channel);
+    raw.ready().await.unwrap();
+    let sneaky = raw
+        .unary::<_, service::pb::Image, _>(
+            tonic::Request::new(GetRequest { id: "img-1".into() }),
+            "/grpc.health.v1.Health/../mandate.demo.v1.Images/Get"
+                .parse()
+                .unwrap(),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sneaky.code(), Code::Unimplemented, "{sneaky:?}");
+}

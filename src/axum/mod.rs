@@ -46,7 +46,9 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 
+use crate::caller::NOBODY;
 use crate::server::behind_layer;
+use crate::server::skip::Skipped;
 use crate::{AuthError, Caller};
 
 const MISSING_LAYER: &str = "tower_mandate: no MandateLayer ran for this request; add \
@@ -168,10 +170,12 @@ pub(super) fn refuse(parts: &Parts, error: AuthError) -> MandateRejection {
 
 /// The caller the layer put there, or the missing-layer rejection.
 fn lookup(parts: &Parts) -> Result<&Caller, MandateRejection> {
-    parts
-        .extensions
-        .get::<Caller>()
-        .ok_or(MandateRejection::MissingLayer(MissingMandateLayer))
+    match parts.extensions.get::<Caller>() {
+        Some(caller) => Ok(caller),
+        // Let through unauthenticated by the layer: nobody is calling.
+        None if parts.extensions.get::<Skipped>().is_some() => Ok(&NOBODY),
+        None => Err(MandateRejection::MissingLayer(MissingMandateLayer)),
+    }
 }
 
 pub(super) fn authenticated(parts: &Parts) -> Result<&Caller, MandateRejection> {

@@ -6,6 +6,7 @@ mod current;
 mod principal;
 
 use std::fmt;
+use std::sync::Arc;
 
 pub use current::Scoped;
 pub(crate) use principal::PrincipalParts;
@@ -16,6 +17,7 @@ use crate::{AuthError, audit, permission::PermissionCheck};
 /// An audit event for a check of `P`; the scope text is built only when
 /// audit events are collected (combinators allocate it).
 fn decide<P: PermissionCheck>(caller: &Caller, allowed: bool, reason: &str) {
+    crate::metrics::guard(P::scope, allowed);
     if audit::enabled() {
         caller.audit(allowed, reason, &P::scope(), None);
     }
@@ -41,12 +43,26 @@ fn held_reason(held: bool, who: &'static str) -> &'static str {
 pub struct Caller {
     user: Option<Principal>,
     service: Option<Principal>,
+    /// The request this caller made, for audit events (set by the layer
+    /// while audit events are collected).
+    origin: Option<Arc<audit::Origin>>,
 }
+
+/// The caller of a request that skipped authentication: nobody.
+pub(crate) static NOBODY: Caller = Caller {
+    user: None,
+    service: None,
+    origin: None,
+};
 
 impl Caller {
     /// A caller from its principals (for tests and custom layers).
     pub fn new(user: Option<Principal>, service: Option<Principal>) -> Self {
-        Caller { user, service }
+        Caller {
+            user,
+            service,
+            origin: None,
+        }
     }
 
     /// The end user, when a user token verified.
@@ -172,6 +188,12 @@ impl Caller {
 }
 
 impl Caller {
+    /// This caller, in the request `origin` (for audit events).
+    pub(crate) fn with_origin(mut self, origin: Option<Arc<audit::Origin>>) -> Self {
+        self.origin = origin;
+        self
+    }
+
     /// Record one audit decision about this caller (when audit events are
     /// collected).
     pub(crate) fn audit(
@@ -205,6 +227,7 @@ impl Caller {
                 .or(service)
                 .map(|p| audit::token_id(p.token_id(), p.token()))
                 .unwrap_or_default(),
+            origin: self.origin.as_deref(),
         };
         audit::decision(&who, allowed, reason, permission, resource);
     }

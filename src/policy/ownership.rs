@@ -1,6 +1,9 @@
 //! Ownership: the caller's user owns the resource (same issuer and
 //! subject), or every principal holds the matching `…:any` permission.
 
+use std::borrow::Cow;
+
+use crate::metrics;
 use crate::permission::Permission;
 use crate::{AuthError, Caller, Principal, PrincipalId};
 
@@ -47,6 +50,7 @@ impl Caller {
         owner: &PrincipalId,
     ) -> Result<(), AuthError> {
         let deny = |reason, error| {
+            metrics::guard(|| Cow::Borrowed(P::NAME), false);
             self.audit(false, reason, P::NAME, resource);
             Err(error)
         };
@@ -57,10 +61,12 @@ impl Caller {
             return deny("permission missing", AuthError::insufficient_scope(P::NAME));
         }
         if self.user().is_some_and(|u| u.is(owner)) {
+            metrics::guard(|| Cow::Borrowed(P::NAME), true);
             self.audit(true, "owner", P::NAME, resource);
             return Ok(());
         }
         if self.principals().all(|p| p.permissions().contains(P::ANY)) {
+            metrics::guard(|| Cow::Borrowed(P::ANY), true);
             self.audit(true, "any permission held", P::ANY, resource);
             Ok(())
         } else {

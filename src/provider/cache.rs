@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::{AccessToken, ProviderError, TokenRequest};
 use crate::bounded::Bounded;
+use crate::metrics;
 
 const MAX_CACHED: usize = 10_000;
 pub(super) const ATTEMPTS: u32 = 3;
@@ -26,14 +27,13 @@ pub(crate) struct ProviderCache {
     /// every caller that joined it. An entry lives as long as its fetch, so
     /// this map is bounded by the fetches running at once.
     flights: Mutex<HashMap<TokenRequest, watch::Receiver<Outcome>>>,
+    /// The provider's kind, the metrics label.
+    kind: &'static str,
 }
 
 impl Default for ProviderCache {
     fn default() -> Self {
-        ProviderCache {
-            tokens: Bounded::new(MAX_CACHED),
-            flights: Mutex::default(),
-        }
+        ProviderCache::new("custom")
     }
 }
 
@@ -76,8 +76,26 @@ enum Turn<'c> {
 }
 
 impl ProviderCache {
-    /// A cached token for `request` that needs no refresh yet.
+    /// The cache of a provider of `kind` (`client_credentials`, …).
+    pub(crate) fn new(kind: &'static str) -> Self {
+        ProviderCache {
+            tokens: Bounded::new(MAX_CACHED),
+            flights: Mutex::default(),
+            kind,
+        }
+    }
+
+    /// A cached token for `request` that needs no refresh yet (counted as a
+    /// hit when there is one; a miss goes on to [`get`](Self::get)).
     pub(crate) fn fresh(&self, request: &TokenRequest) -> Option<AccessToken> {
+        let token = self.lookup(request);
+        if token.is_some() {
+            metrics::token_cache("hit");
+        }
+        token
+    }
+
+    fn lookup(&self, request: &TokenRequest) -> Option<AccessToken> {
         self.tokens
             .get(request)
             .filter(|t| Instant::now() < t.refresh_at())
@@ -96,12 +114,14 @@ impl ProviderCache {
         }
         let mut flights = self.flights();
         if let Some(rx) = flights.get(request) {
+            metrics::token_cache("wait");
             return Turn::Join(rx.clone());
         }
         // A flight may have landed since the look-up above.
         if let Some(token) = self.fresh(request) {
             return Turn::Cached(token);
         }
+        metrics::token_cache("miss");
         let (tx, rx) = watch::channel(None);
         flights.insert(request.clone(), rx);
         Turn::Lead(Leader {
@@ -127,7 +147,7 @@ impl ProviderCache {
             match self.turn(&request) {
                 Turn::Cached(token) => return Ok(token),
                 Turn::Lead(leader) => {
-                    let outcome = with_retries(&fetch).await;
+                    let outcome = with_retries(&fetch, self.kind).await;
                     leader.land(&outcome);
                     return outcome;
                 }
@@ -147,11 +167,19 @@ impl ProviderCache {
 /// `fetch`, retried on transient failures (network, 5xx): up to three
 /// attempts in all, exponential backoff from 200 ms with jitter (so that
 /// replicas that failed together do not retry together).
-async fn with_retries<F, Fut>(fetch: &F) -> Result<AccessToken, ProviderError>
+async fn with_retries<F, Fut>(fetch: &F, kind: &'static str) -> Result<AccessToken, ProviderError>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<AccessToken, ProviderError>>,
 {
+    let fetch = || {
+        let attempt = fetch();
+        async move {
+            let result = attempt.await;
+            metrics::token_request(kind, result.is_ok());
+            result
+        }
+    };
     use backon::Retryable as _;
     let backoff = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))

@@ -282,7 +282,7 @@ impl ClientCredentialsBuilder {
 
     /// The provider.
     pub fn build(self) -> ClientCredentials {
-        ClientCredentials(Arc::new((self.0, ProviderCache::default())))
+        ClientCredentials(Arc::new((self.0, ProviderCache::new("client_credentials"))))
     }
 }
 
@@ -359,7 +359,7 @@ impl TokenExchange {
     ) -> TokenExchangeBuilder {
         TokenExchangeBuilder(ExchangeInner {
             endpoint: Endpoint::new(token_url.into(), client_id.into(), auth),
-            cache: ProviderCache::default(),
+            cache: ProviderCache::new("token_exchange"),
             actor: None,
         })
     }

@@ -101,7 +101,7 @@ impl SelfSignedBuilder {
             issuer: self.issuer,
             key: Arc::new(self.key),
             lifetime: self.lifetime,
-            cache: ProviderCache::default(),
+            cache: ProviderCache::new("self_signed"),
         })))
     }
 }

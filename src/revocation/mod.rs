@@ -275,6 +275,14 @@ impl Revocation {
 
     /// What the layer answers to a store's verdict.
     fn judge(&self, verdict: Result<Verdict, StoreError>) -> Result<(), AuthError> {
+        let outcome = match &verdict {
+            Ok(Verdict::Fresh) => "fresh",
+            Ok(Verdict::Revoked) => "revoked",
+            Ok(Verdict::Replayed) => "replayed",
+            Err(_) if self.fail_open => "failed_open",
+            Err(_) => "unavailable",
+        };
+        crate::metrics::revocation_check(outcome);
         match verdict {
             Ok(Verdict::Fresh) => Ok(()),
             Ok(Verdict::Revoked) => Err(AuthError::invalid_token("token revoked")),

@@ -14,6 +14,7 @@ use tower_service::Service;
 
 use super::{Config, Progress, RejectionBody, Renderer};
 use crate::caller::Scoped;
+use crate::metrics;
 use crate::revocation::RevocationCheck;
 use crate::verify::Verify;
 use crate::{Caller, Principal, server::SlotKind};
@@ -35,6 +36,8 @@ pin_project! {
     {
         #[pin]
         state: State<S, ReqBody>,
+        // The request's span, entered on every poll.
+        span: tracing::Span,
     }
 }
 
@@ -69,6 +72,11 @@ pin_project! {
         Rejected {
             response: Option<S::Response>,
         },
+        /// A request let through unauthenticated.
+        Skipped {
+            #[pin]
+            future: S::Future,
+        },
     }
 }
 
@@ -86,6 +94,14 @@ where
     ) -> Self {
         ResponseFuture {
             state: calling(inner, req, config, caller),
+            span: tracing::Span::none(),
+        }
+    }
+
+    pub(super) fn skipped(future: S::Future) -> Self {
+        ResponseFuture {
+            state: State::Skipped { future },
+            span: tracing::Span::none(),
         }
     }
 
@@ -94,7 +110,14 @@ where
             state: State::Rejected {
                 response: Some(response),
             },
+            span: tracing::Span::none(),
         }
+    }
+
+    /// This future in the request's span.
+    pub(super) fn in_span(mut self, span: tracing::Span) -> Self {
+        self.span = span;
+        self
     }
 
     /// Go on from `progress`, with the request and an owned inner service.
@@ -106,6 +129,7 @@ where
     ) -> Self {
         ResponseFuture {
             state: next(progress, Call { inner, req, config }),
+            span: tracing::Span::none(),
         }
     }
 }
@@ -134,7 +158,7 @@ where
 {
     match progress {
         Progress::Refused(error) => State::Rejected {
-            response: Some(call.config.refuse(error, call.req.headers(), None)),
+            response: Some(call.config.refuse(error, &call.req, None)),
         },
         Progress::Waiting { slot, user, verify } => State::Authenticating {
             verify,
@@ -163,7 +187,9 @@ where
     type Output = Result<Response<ResBody>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
+        let this = self.project();
+        let _entered = this.span.enter();
+        let mut state = this.state;
         loop {
             let following = match state.as_mut().project() {
                 StateProj::Authenticating {
@@ -200,18 +226,23 @@ where
                     match checked {
                         Ok(()) => calling(&mut call.inner, call.req, &call.config, caller),
                         Err(error) => State::Rejected {
-                            response: Some(call.config.refuse(
-                                error,
-                                call.req.headers(),
-                                Some(&caller),
-                            )),
+                            response: Some(call.config.refuse(error, &call.req, Some(&caller))),
                         },
                     }
                 }
                 // Refusals made behind the layer are rendered here, like the layer's own.
                 StateProj::Calling { future, renderer } => {
-                    return future.poll(cx).map_ok(|response| renderer.finish(response));
+                    return future.poll(cx).map_ok(|response| {
+                        let (response, outcome) = renderer.finish(response);
+                        metrics::request(outcome);
+                        let span = tracing::Span::current();
+                        if !span.is_disabled() {
+                            span.record("outcome", outcome.as_str());
+                        }
+                        response
+                    });
                 }
+                StateProj::Skipped { future } => return future.poll(cx),
                 StateProj::Rejected { response } => {
                     return Poll::Ready(Ok(response
                         .take()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::service::{Config, SlotConfig};
+use super::skip::Skip;
 use super::{MakeRejection, Mandate, Renderer, TokenSource};
 use crate::{ConfigError, Slot, Verifier};
 
@@ -18,6 +19,7 @@ pub struct MandateBuilder {
     renderer: Renderer,
     interchangeable_ok: bool,
     revocation: Option<crate::revocation::Revocation>,
+    skips: Vec<Skip>,
 }
 
 impl MandateBuilder {
@@ -43,6 +45,64 @@ impl MandateBuilder {
     /// Replace the renderer of refused requests.
     pub fn with_rejection(mut self, renderer: impl MakeRejection) -> Self {
         self.renderer = Renderer(Arc::new(renderer));
+        self
+    }
+
+    /// Let requests whose path starts with `prefix` through unauthenticated
+    /// (compared byte for byte on the path as received, never decoded).
+    /// They carry no [`Caller`](crate::Caller): a guard on them refuses
+    /// with 401.
+    ///
+    /// Behind axum's `route_layer` the path is the one that was routed; as
+    /// a tonic server layer it is the gRPC method, `/package.Service/Method`:
+    /// end a service prefix with `/` so that `/pkg.Health` does not also
+    /// match `/pkg.HealthAdmin/…`.
+    pub fn add_skip_path_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.skips
+            .push(Skip::PathPrefix(prefix.into().into_boxed_str()));
+        self
+    }
+
+    /// Let gRPC health checks (`/grpc.health.v1.Health/`, as tonic-health
+    /// serves them) through unauthenticated.
+    pub fn add_skip_grpc_health(self) -> Self {
+        self.add_skip_path_prefix(super::skip::GRPC_HEALTH)
+    }
+
+    /// Let gRPC server reflection (v1 and v1alpha) through unauthenticated.
+    pub fn add_skip_grpc_reflection(self) -> Self {
+        super::skip::GRPC_REFLECTION
+            .into_iter()
+            .fold(self, Self::add_skip_path_prefix)
+    }
+
+    /// Let CORS preflights (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`) through unauthenticated: browsers
+    /// send them without credentials. Put tower-http's `CorsLayer` outside
+    /// to answer them.
+    pub fn add_skip_cors_preflight(mut self) -> Self {
+        self.skips.push(Skip::CorsPreflight);
+        self
+    }
+
+    /// Let requests for which `predicate` holds through unauthenticated.
+    ///
+    /// ```
+    /// # use tower_mandate::{Issuer, MandateLayer, Slot, Verifier};
+    /// # let idp = tower_mandate::testing::TestIssuer::rs256("https://id.example");
+    /// # let users = Verifier::new([Issuer::new("https://id.example", "a").with_keys(idp.key_set())])?;
+    /// let layer = MandateLayer::builder()
+    ///     .user(Slot::required(users))
+    ///     .add_skip_if(|method, uri, _| method == http::Method::GET && uri.path() == "/version")
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<(), tower_mandate::ConfigError>(())
+    /// ```
+    pub fn add_skip_if(
+        mut self,
+        predicate: impl Fn(&http::Method, &http::Uri, &http::HeaderMap) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.skips.push(Skip::custom(predicate));
         self
     }
 
@@ -95,6 +155,7 @@ impl MandateBuilder {
             config: Arc::new(Config {
                 user,
                 service,
+                skips: self.skips,
                 renderer: self.renderer,
                 revocation: self.revocation,
             }),
@@ -147,6 +208,40 @@ impl MandateLayer {
             .expect("a single slot cannot conflict")
     }
 
+    /// Whether every required slot has usable keys now (see
+    /// [`Verifier::is_ready`]); optional slots do not count. Never waits:
+    /// serve it as a readiness probe.
+    ///
+    /// ```
+    /// # use tower_mandate::{Issuer, MandateLayer, Verifier};
+    /// # let idp = tower_mandate::testing::TestIssuer::rs256("https://id.example");
+    /// let layer = MandateLayer::new(Verifier::new([
+    ///     Issuer::new("https://id.example", "a").with_keys(idp.key_set()),
+    /// ])?);
+    /// assert!(layer.is_ready()); // static keys are there from the start
+    /// # Ok::<(), tower_mandate::ConfigError>(())
+    /// ```
+    pub fn is_ready(&self) -> bool {
+        self.required_slots().all(|s| s.verifier.is_ready())
+    }
+
+    /// Resolves once every required slot has usable keys, fetching them
+    /// meanwhile. Nothing needs to wait for it: requests that come first
+    /// wait for keys by themselves.
+    pub async fn ready(&self) {
+        for slot in self.required_slots() {
+            slot.verifier.ready().await;
+        }
+    }
+
+    fn required_slots(&self) -> impl Iterator<Item = &Slot> {
+        [&self.config.user, &self.config.service]
+            .into_iter()
+            .flatten()
+            .map(|c| &c.slot)
+            .filter(|s| s.is_required())
+    }
+
     /// Start a layer with several slots.
     pub fn builder() -> MandateBuilder {
         MandateBuilder {
@@ -155,6 +250,7 @@ impl MandateLayer {
             renderer: Renderer::default(),
             interchangeable_ok: false,
             revocation: None,
+            skips: Vec::new(),
         }
     }
 }

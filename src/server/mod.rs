@@ -44,6 +44,7 @@ mod future;
 pub(crate) mod layer;
 mod reject;
 mod service;
+pub(crate) mod skip;
 pub(crate) mod slot;
 
 pub use future::ResponseFuture;

@@ -5,6 +5,7 @@ use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response};
 
 use crate::AuthError;
+use crate::metrics::Outcome;
 
 /// Turns an [`AuthError`] into the response the client sees.
 ///
@@ -179,9 +180,10 @@ impl Renderer {
 
     /// Render a refusal made behind the layer again, with this renderer;
     /// any other response passes unchanged.
-    pub(crate) fn finish<B: RejectionBody>(&self, response: Response<B>) -> Response<B> {
+    /// Render a refusal made behind the layer; the request's outcome.
+    pub(crate) fn finish<B: RejectionBody>(&self, response: Response<B>) -> (Response<B>, Outcome) {
         if response.extensions().get::<Unrendered>().is_none() {
-            return response;
+            return (response, Outcome::Allowed);
         }
         let mut response = response;
         let request = response
@@ -190,8 +192,11 @@ impl Renderer {
             .and_then(|u| u.0)
             .unwrap_or_default();
         match response.extensions_mut().remove::<AuthError>() {
-            Some(error) => self.render(error, &request),
-            None => response,
+            Some(error) => {
+                let outcome = Outcome::of(error.kind());
+                (self.render(error, &request), outcome)
+            }
+            None => (response, Outcome::Allowed),
         }
     }
 }

@@ -8,9 +8,13 @@ use std::task::{Context, Poll};
 use http::{HeaderMap, Request, Response};
 use tower_layer::Layer as _;
 use tower_service::Service;
+use tracing::Span;
+use tracing::field::Empty;
 
 use super::{RejectionBody, Renderer, ResponseFuture, SlotKind, TokenSource};
+use crate::audit;
 use crate::clock::unix_now;
+use crate::metrics::{self, Outcome};
 use crate::verify::Step;
 use crate::{AuthError, Caller, MandateLayer, Principal, Slot};
 
@@ -24,6 +28,8 @@ pub(crate) struct Config {
     pub(super) service: Option<SlotConfig>,
     pub(super) renderer: Renderer,
     pub(super) revocation: Option<crate::revocation::Revocation>,
+    /// Requests let through unauthenticated.
+    pub(super) skips: Vec<super::skip::Skip>,
 }
 
 /// Where the authentication of one request stands. `Waiting` holds the
@@ -93,6 +99,8 @@ impl Config {
         } else {
             "authenticated"
         };
+        let caller = caller.with_origin(audit::Origin::of(req));
+        record_caller(&Span::current(), &caller);
         caller.audit(true, reason, "authenticate", None);
         req.extensions_mut().insert(caller.clone());
         caller
@@ -100,16 +108,27 @@ impl Config {
 
     /// Refuse; `caller` is who verified before the refusal (a revoked or
     /// replayed token), for the audit event.
-    pub(super) fn refuse<B: RejectionBody>(
+    pub(super) fn refuse<B: RejectionBody, ReqBody>(
         &self,
         error: AuthError,
-        headers: &HeaderMap,
+        req: &Request<ReqBody>,
         caller: Option<&Caller>,
     ) -> Response<B> {
-        match caller {
-            Some(caller) => caller.audit(false, error.reason(), "authenticate", None),
-            None => Caller::default().audit(false, error.reason(), "authenticate", None),
+        let span = Span::current();
+        let outcome = Outcome::of(error.kind());
+        metrics::request(outcome);
+        if !span.is_disabled() {
+            span.record("outcome", outcome.as_str());
+            span.record("mandate.slot", error.slot().map(SlotKind::as_str));
+            if let Some(caller) = caller {
+                record_caller(&span, caller);
+            }
         }
+        let caller = caller
+            .cloned()
+            .unwrap_or_default()
+            .with_origin(audit::Origin::of(req));
+        caller.audit(false, error.reason(), "authenticate", None);
         tracing::debug!(
             target: "tower_mandate::server",
             kind = ?error.kind(),
@@ -117,7 +136,45 @@ impl Config {
             reason = error.reason(),
             "request refused"
         );
-        self.renderer.render(error, headers)
+        self.renderer.render(error, req.headers())
+    }
+}
+
+/// The request's span: one per request, INFO, target
+/// `tower_mandate::server`; the fields are filled in as they are known.
+pub(super) fn request_span() -> Span {
+    tracing::info_span!(
+        target: "tower_mandate::server",
+        "mandate",
+        outcome = Empty,
+        "mandate.slot" = Empty,
+        "enduser.id" = Empty,
+        "mandate.user.issuer" = Empty,
+        "mandate.service.id" = Empty,
+        "mandate.service.issuer" = Empty,
+        "mandate.actor" = Empty,
+    )
+}
+
+/// Who is calling, on the request's span (subjects and issuers: never a
+/// token).
+fn record_caller(span: &Span, caller: &Caller) {
+    if span.is_disabled() {
+        return;
+    }
+    if let Some(user) = caller.user() {
+        span.record("enduser.id", user.subject());
+        span.record("mandate.user.issuer", user.issuer());
+    }
+    if let Some(service) = caller.service() {
+        span.record("mandate.service.id", service.subject());
+        span.record("mandate.service.issuer", service.issuer());
+    }
+    if let Some(actor) = caller.actor_id() {
+        span.record(
+            "mandate.actor",
+            tracing::field::display(format_args!("{}#{}", actor.issuer(), actor.subject())),
+        );
     }
 }
 
@@ -171,15 +228,21 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        if super::skip::skips(&self.config.skips, &req) {
+            req.extensions_mut().insert(super::skip::Skipped);
+            return ResponseFuture::skipped(self.inner.call(req));
+        }
+        let span = request_span();
+        let entered = span.enter();
         let progress = self.config.progress(req.headers(), SlotKind::User, None);
-        match progress {
+        let state = match progress {
             // The common case: every token verified at once, nothing to ask.
             Progress::Done(caller) if !self.config.checks_revocation(&caller) => {
                 ResponseFuture::call(&mut self.inner, req, &self.config, caller)
             }
             Progress::Refused(error) => {
-                ResponseFuture::rejected(self.config.refuse(error, req.headers(), None))
+                ResponseFuture::rejected(self.config.refuse(error, &req, None))
             }
             // Keys to fetch or a store to ask: the inner service is called
             // later, so the future takes a ready clone of it (tower's way).
@@ -188,6 +251,8 @@ where
                 let inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::next(progress, inner, req, self.config.clone())
             }
-        }
+        };
+        drop(entered);
+        state.in_span(span)
     }
 }

@@ -63,6 +63,11 @@ impl Slot {
         }
     }
 
+    /// Whether this slot must carry a token.
+    pub(super) fn is_required(&self) -> bool {
+        self.mode == Mode::Required
+    }
+
     /// Without waiting: `Err(Step::Fetch)` when keys must be fetched first.
     #[allow(clippy::result_large_err)]
     pub(super) fn authenticate(
@@ -74,7 +79,7 @@ impl Slot {
     ) -> Result<Option<Principal>, Step> {
         match self.token(kind, source, headers)? {
             None => Ok(None),
-            Some(token) => match self.verifier.verify_step(token, now, true) {
+            Some(token) => match self.verifier.verify_step(token, now, true, kind.as_str()) {
                 Ok(p) => Ok(Some(p)),
                 Err(Step::Refused(e)) => Err(Step::Refused(e.with_slot(kind))),
                 #[cfg(feature = "jwks")]

@@ -23,6 +23,8 @@ pub(crate) struct Pending {
     pub(super) claims: super::jws::Claims<'static>,
     pub(super) json: String,
     pub(super) issuer: usize,
+    /// The slot label of the metrics.
+    pub(super) slot: &'static str,
 }
 
 /// Without the `jwks` feature nothing is ever fetched.

@@ -22,6 +22,24 @@ pub(super) enum Keys {
 }
 
 impl Keys {
+    /// Keys are held: a static set that is not empty, or a key source with
+    /// usable keys.
+    pub(super) fn is_ready(&self) -> bool {
+        match self {
+            Keys::Static(keys) => !keys.is_empty(),
+            #[cfg(feature = "jwks")]
+            Keys::Jwks(source) => source.is_ready(),
+        }
+    }
+
+    /// Resolves once [`is_ready`](Self::is_ready) (at once for static keys).
+    pub(super) async fn ready(&self) {
+        #[cfg(feature = "jwks")]
+        if let Keys::Jwks(source) = self {
+            source.ready().await;
+        }
+    }
+
     pub(super) fn contains_key_id(&self, id: u64) -> bool {
         match self {
             Keys::Static(keys) => keys.contains_key_id(id),

@@ -15,7 +15,20 @@ use crate::clock::unix_now;
 #[cfg(feature = "jwks")]
 use crate::keys::KeyMiss;
 use crate::keys::VerifyingKey;
+use crate::metrics::{self, Verification, VerifyTimer};
 use crate::{AuthError, ConfigError, Issuer, Principal};
+
+/// The slot label of verifications made outside the layer.
+const NO_SLOT: &str = "none";
+
+/// The metrics result of a refusal.
+fn refused(e: &AuthError) -> Verification {
+    if e.kind() == crate::AuthErrorKind::KeysUnavailable {
+        Verification::KeysUnavailable
+    } else {
+        Verification::Invalid
+    }
+}
 
 ///
 /// Built once (keys parsed, rules checked), then shared: cloning is cheap.
@@ -169,6 +182,21 @@ impl Verifier {
             .unwrap_or_default()
     }
 
+    /// Whether every trusted issuer has usable keys now (fetched, and not
+    /// past their maximum staleness). Never waits; for readiness probes.
+    pub fn is_ready(&self) -> bool {
+        self.0.issuers.iter().all(|i| i.keys.is_ready())
+    }
+
+    /// Resolves once every trusted issuer has usable keys, fetching them
+    /// meanwhile. Start-up need not wait for it: requests that come first
+    /// wait for keys by themselves (up to the key source's wait).
+    pub async fn ready(&self) {
+        for issuer in &self.0.issuers {
+            issuer.keys.ready().await;
+        }
+    }
+
     pub(crate) fn issuers(&self) -> &[Issuer] {
         &self.0.issuers
     }
@@ -182,7 +210,7 @@ impl Verifier {
     /// An [`AuthError`] of kind `InvalidToken` naming the first rule the
     /// token broke, or `KeysUnavailable` when the key source is failing.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        match self.verify_step(token, unix_now(), false) {
+        match self.verify_step(token, unix_now(), false, NO_SLOT) {
             Ok(p) => Ok(p),
             Err(Step::Refused(e)) => Err(e),
             #[cfg(feature = "jwks")]
@@ -199,17 +227,19 @@ impl Verifier {
     ///
     /// As [`Verifier::verify`].
     pub fn verify_async(&self, token: &str) -> Verify {
-        Verify::new(self, self.verify_step(token, unix_now(), true))
+        Verify::new(self, self.verify_step(token, unix_now(), true, NO_SLOT))
     }
 
     /// Verify from the cache, or in full; `fetch`: a key that may arrive
-    /// with a fetch is a [`Step::Fetch`] rather than unknown.
+    /// with a fetch is a [`Step::Fetch`] rather than unknown. `slot` labels
+    /// the metrics.
     #[allow(clippy::result_large_err)]
     pub(crate) fn verify_step(
         &self,
         token: &str,
         now: u64,
         fetch: bool,
+        slot: &'static str,
     ) -> Result<Principal, Step> {
         if token.len() > self.0.max_token_len {
             return Err(AuthError::invalid_token("token too large").into());
@@ -225,17 +255,36 @@ impl Verifier {
                     && issuer.keys.contains_key_id(principal.key_id())
                 {
                     cache.hit();
+                    metrics::verification(slot, Verification::Cached);
                     return Ok(principal);
                 }
                 cache.remove(token);
             }
             cache.miss();
         }
-        self.verify_full(token, now, fetch)
+        let timer = VerifyTimer::start();
+        let verified = self.verify_full(token, now, fetch, slot);
+        match &verified {
+            Ok(_) => {
+                timer.record(slot);
+                metrics::verification(slot, Verification::Valid);
+            }
+            Err(Step::Refused(e)) => metrics::verification(slot, refused(e)),
+            // Counted when verification resumes.
+            #[cfg(feature = "jwks")]
+            Err(Step::Fetch(_)) => {}
+        }
+        verified
     }
 
     #[allow(clippy::result_large_err)]
-    fn verify_full(&self, token: &str, now: u64, fetch: bool) -> Result<Principal, Step> {
+    fn verify_full(
+        &self,
+        token: &str,
+        now: u64,
+        fetch: bool,
+        #[cfg_attr(not(feature = "jwks"), allow(unused_variables))] slot: &'static str,
+    ) -> Result<Principal, Step> {
         let invalid = AuthError::invalid_token;
         let compact = jws::split(token)?;
         let header_json = jws::header_json(compact.header)?;
@@ -275,6 +324,7 @@ impl Verifier {
                     claims: claims.into_owned(),
                     json,
                     issuer: index,
+                    slot,
                 }));
             }
         };
@@ -298,6 +348,21 @@ impl Verifier {
     /// missing is not known to be unknown: 503, and the `kid` is not
     /// remembered as unknown.
     pub(crate) fn resume(&self, pending: Pending, landed: bool) -> Result<Principal, AuthError> {
+        let slot = pending.slot;
+        let timer = VerifyTimer::start();
+        let resumed = self.resume_verified(pending, landed);
+        match &resumed {
+            Ok(_) => {
+                timer.record(slot);
+                metrics::verification(slot, Verification::Valid);
+            }
+            Err(e) => metrics::verification(slot, refused(e)),
+        }
+        resumed
+    }
+
+    #[cfg(feature = "jwks")]
+    fn resume_verified(&self, pending: Pending, landed: bool) -> Result<Principal, AuthError> {
         let Pending {
             source,
             token,
@@ -306,6 +371,7 @@ impl Verifier {
             claims,
             json,
             issuer: index,
+            slot: _,
         } = pending;
         let issuer = &self.0.issuers[index];
         let key = match select_key(issuer, &header, false) {

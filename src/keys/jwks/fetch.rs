@@ -158,6 +158,8 @@ pub(super) async fn fetch(shared: &Shared) {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "fetched JWKS"
             );
+            crate::metrics::jwks_fetch(&shared.label, "ok", Some(keys.len()));
+            shared.fetched_well(now);
             shared.state.store(Arc::new(State {
                 keys,
                 refresh_at: Some(after(now, ttl - ttl / 4)),
@@ -172,6 +174,8 @@ pub(super) async fn fetch(shared: &Shared) {
         }
         Ok(Fetched::NotModified { ttl, jwks_uri }) => {
             shared.counters.not_modified.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::jwks_fetch(&shared.label, "not_modified", None);
+            shared.fetched_well(now);
             tracing::debug!(target: "tower_mandate::keys", "JWKS not modified");
             shared.state.store(Arc::new(State {
                 keys: previous.keys.clone(),
@@ -186,6 +190,7 @@ pub(super) async fn fetch(shared: &Shared) {
         }
         Err(error) => {
             shared.counters.failures.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::jwks_fetch(&shared.label, "error", None);
             let failures = previous.failures.saturating_add(1);
             let backoff = backoff(&shared.settings, failures);
             tracing::warn!(
@@ -207,6 +212,7 @@ pub(super) async fn fetch(shared: &Shared) {
             }));
         }
     }
+    shared.report_age(now, true);
 }
 
 enum Fetched {

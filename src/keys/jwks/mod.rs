@@ -132,6 +132,51 @@ struct Shared {
     /// Kids a refetch did not bring, and when.
     negative: Bounded<String, Instant>,
     counters: Counters,
+    /// The metrics label: the issuer (discovery) or the JWKS URL.
+    label: Box<str>,
+    /// When the source was made: the epoch of the two fields below.
+    born: Instant,
+    /// Milliseconds from `born` to the last good fetch, plus one (0: none yet).
+    last_good_ms: AtomicU64,
+    /// Milliseconds from `born` to the last age report (metrics only).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    age_reported_ms: AtomicU64,
+}
+
+impl Shared {
+    /// A good fetch (keys, or not modified) landed at `now`.
+    pub(super) fn fetched_well(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.born).as_millis() as u64;
+        self.last_good_ms
+            .store(ms.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Time since the last good fetch, if there was one.
+    pub(super) fn age(&self, now: Instant) -> Option<Duration> {
+        match self.last_good_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(now.saturating_duration_since(self.born + Duration::from_millis(ms - 1))),
+        }
+    }
+
+    /// Report `mandate_jwks_age_seconds`: after every fetch, and on look-ups
+    /// at most once a second.
+    pub(super) fn report_age(&self, now: Instant, force: bool) {
+        #[cfg(feature = "metrics")]
+        {
+            let ms = now.saturating_duration_since(self.born).as_millis() as u64;
+            let last = self.age_reported_ms.load(Ordering::Relaxed);
+            if !force && ms.saturating_sub(last) < 1000 {
+                return;
+            }
+            self.age_reported_ms.store(ms, Ordering::Relaxed);
+            if let Some(age) = self.age(now) {
+                crate::metrics::jwks_age(&self.label, age);
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (now, force);
+    }
 }
 
 /// Keys from a JWKS URL or OIDC discovery (feature `jwks`), for
@@ -344,7 +389,15 @@ impl JwksBuilder {
 
 impl JwksSource {
     fn from_parts(location: Location, settings: Settings) -> Self {
+        let label = match &location {
+            Location::Jwks(url) => url.as_str().into(),
+            Location::Discovery { issuer } => issuer.as_str().into(),
+        };
         JwksSource(Arc::new(Shared {
+            label,
+            born: Instant::now(),
+            last_good_ms: AtomicU64::new(0),
+            age_reported_ms: AtomicU64::new(0),
             location,
             settings,
             client: std::sync::OnceLock::new(),
@@ -390,6 +443,32 @@ impl JwksSource {
         }
     }
 
+    /// Whether usable keys are held now: fetched, and not older than
+    /// [`with_max_staleness`](JwksBuilder::with_max_staleness) allows.
+    /// Never waits; for readiness probes.
+    pub fn is_ready(&self) -> bool {
+        let now = Instant::now();
+        self.0.report_age(now, false);
+        self.usable(&self.0.state.load(), now)
+    }
+
+    /// Resolves once usable keys are held, fetching them (and retrying
+    /// every 250 ms, within the backoff) until then. Awaiting it is
+    /// optional: requests that come first wait for keys by themselves.
+    pub async fn ready(&self) {
+        while !self.is_ready() {
+            let _landed = self.fetch_and_wait().await;
+            if !self.is_ready() {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+
+    /// The time since the last good fetch (`None` before the first).
+    pub fn age(&self) -> Option<Duration> {
+        self.0.age(Instant::now())
+    }
+
     /// The counters.
     pub fn stats(&self) -> JwksStats {
         let c = &self.0.counters;
@@ -414,6 +493,7 @@ impl JwksSource {
     /// allows. Starts the refresh ahead of expiry, as a look-up would.
     pub(crate) fn contains_key_id(&self, id: u64) -> bool {
         let now = Instant::now();
+        self.0.report_age(now, false);
         let state = self.0.state.load();
         if !self.usable(&state, now) {
             return false;
@@ -464,6 +544,7 @@ impl JwksSource {
     /// Find the key for a token; never blocks.
     pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm, fetch: bool) -> Lookup {
         let now = Instant::now();
+        self.0.report_age(now, false);
         let state = self.0.state.load();
         let usable = self.usable(&state, now);
         if usable && state.refresh_at.is_some_and(|r| now >= r) {
