@@ -16,21 +16,52 @@ type Event = HashMap<String, String>;
 struct Capture;
 
 static EVENTS: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+/// The layer's request spans, by id, with the fields recorded so far.
+static SPANS: Mutex<Vec<(u64, Event)>> = Mutex::new(Vec::new());
+
+struct V(Event);
+impl Visit for V {
+    fn record_str(&mut self, f: &Field, v: &str) {
+        self.0.insert(f.name().into(), v.into());
+    }
+    fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
+        self.0.insert(f.name().into(), format!("{v:?}"));
+    }
+}
 static SERIAL: Mutex<()> = Mutex::new(());
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        _: Context<'_, S>,
+    ) {
+        if attrs.metadata().target() != "tower_mandate::server" {
+            return;
+        }
+        let mut v = V(HashMap::new());
+        attrs.record(&mut v);
+        SPANS.lock().unwrap().push((id.into_u64(), v.0));
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: Context<'_, S>,
+    ) {
+        let mut spans = SPANS.lock().unwrap();
+        if let Some((_, fields)) = spans.iter_mut().rev().find(|(i, _)| *i == id.into_u64()) {
+            let mut v = V(HashMap::new());
+            values.record(&mut v);
+            fields.extend(v.0);
+        }
+    }
+
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
         if event.metadata().target() != "tower_mandate::audit" {
             return;
-        }
-        struct V(Event);
-        impl Visit for V {
-            fn record_str(&mut self, f: &Field, v: &str) {
-                self.0.insert(f.name().into(), v.into());
-            }
-            fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
-                self.0.insert(f.name().into(), format!("{v:?}"));
-            }
         }
         let mut v = V(HashMap::new());
         event.record(&mut v);
@@ -47,6 +78,7 @@ fn capture(f: impl FnOnce()) -> Vec<Event> {
     });
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     EVENTS.lock().unwrap().clear();
+    SPANS.lock().unwrap().clear();
     f();
     std::mem::take(&mut *EVENTS.lock().unwrap())
 }
@@ -238,4 +270,84 @@ fn refusals_after_verification_name_who_was_refused() {
     assert_eq!(refusal["user"], "alice");
     assert_eq!(refusal["user_issuer"], "https://users");
     assert_eq!(refusal["token_id"], jti);
+}
+
+#[test]
+fn requests_have_a_span_and_their_decisions_name_method_and_route() {
+    use axum::routing::get;
+    use tower::ServiceExt;
+    use tower_mandate::{MandateLayer, Require, Slot};
+
+    permission! { Delete = "images:delete"; }
+    let users = TestIssuer::rs256("https://users").with_audience("a");
+    let services = TestIssuer::es256("https://services").with_audience("a");
+    let layer = MandateLayer::builder()
+        .user(Slot::required(
+            Verifier::new([Issuer::new("https://users", "a").with_keys(users.key_set())]).unwrap(),
+        ))
+        .service(Slot::optional(
+            Verifier::new([Issuer::new("https://services", "a").with_keys(services.key_set())])
+                .unwrap(),
+        ))
+        .build()
+        .unwrap();
+    async fn read(_: Require<Read>) -> &'static str {
+        "read"
+    }
+    async fn delete(_: Require<Delete>) -> &'static str {
+        "deleted"
+    }
+    let app = axum::Router::new()
+        .route("/images/{id}", get(read).delete(delete))
+        .route_layer(layer);
+    let alice = users.token("alice").scope("images:read").sign();
+    let archiver = services.token("archiver").scope("images:read").sign();
+    let events = capture(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for (method, want) in [("GET", 200), ("DELETE", 403)] {
+                let req = http::Request::builder()
+                    .method(method)
+                    .uri("/images/img-7")
+                    .header("authorization", format!("Bearer {alice}"))
+                    .header("service-authorization", format!("Bearer {archiver}"))
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                let res = app.clone().oneshot(req).await.unwrap();
+                assert_eq!(res.status().as_u16(), want);
+            }
+        });
+    });
+    // Every decision (the layer's and the guards') names method and route.
+    assert!(events.len() >= 4, "{events:?}");
+    for e in &events {
+        assert_eq!(e["route"], "/images/{id}", "{e:?}");
+        assert!(e["method"] == "GET" || e["method"] == "DELETE", "{e:?}");
+    }
+    let denied = events
+        .iter()
+        .find(|e| e["decision"] == "deny")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(denied["method"], "DELETE");
+    assert_eq!(denied["permission"], "images:delete");
+    // One span per request, with who called and the request's outcome.
+    let spans = SPANS.lock().unwrap().clone();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let outcomes: Vec<&str> = spans.iter().map(|(_, s)| s["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["allowed", "forbidden"]);
+    for (_, span) in &spans {
+        assert_eq!(span["enduser.id"], "alice");
+        assert_eq!(span["mandate.user.issuer"], "https://users");
+        assert_eq!(span["mandate.service.id"], "archiver");
+        assert_eq!(span["mandate.service.issuer"], "https://services");
+        for value in span.values() {
+            assert!(
+                !value.contains(&alice) && !value.contains(&archiver),
+                "{span:?}"
+            );
+        }
+    }
 }

@@ -34,7 +34,7 @@ async fn image_store(e: &app::Embedded) -> Server {
         ),
     )
     .unwrap();
-    Server::start(app::router(layer)).await
+    Server::start(app::router(layer, None)).await
 }
 
 #[tokio::test]
@@ -501,6 +501,7 @@ async fn a_subject_of_another_issuer_owns_nothing() {
             .user(Slot::required(users))
             .build()
             .unwrap(),
+        None,
     ))
     .await;
     let client = http_client();

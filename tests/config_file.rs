@@ -176,3 +176,83 @@ fn a_bad_file_is_refused_at_start_naming_the_key() {
         assert!(stderr.contains(expected), "{name}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn image_store_is_ready_once_its_keys_load_and_serves_metrics() {
+    let users = TestIssuer::rs256("https://users.example").with_audience("image-store");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let jwks_addr = listener.local_addr().unwrap();
+    drop(listener);
+    let jwks_url = format!("http://{jwks_addr}/jwks");
+    // The identity provider is not up yet when image_store starts.
+    let store = support::Example::spawn(
+        "image_store",
+        &[
+            ("USER_ISSUER", "https://users.example"),
+            ("USER_JWKS_URL", &jwks_url),
+        ],
+    )
+    .await;
+    let client = support::http_client();
+    let readyz = || async {
+        client
+            .get(format!("{}/readyz", store.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(readyz().await, 503);
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", store.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "alive while not ready"
+    );
+    let published = users.jwks();
+    let _jwks = support::Server::start_on(
+        jwks_addr,
+        axum::Router::new().route(
+            "/jwks",
+            get(move || {
+                let body = published.clone();
+                async move { body }
+            }),
+        ),
+    )
+    .await
+    .unwrap();
+    // Readiness probes alone (no traffic) bring the keys in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while readyz().await != 200 {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let alice = users.token("alice").scope("images:read").sign();
+    let (status, _) = store.call(&client, "GET", "/me", Some(&alice), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = store.call(&client, "GET", "/me", None, None).await;
+    assert_eq!(status, 401);
+    // Prometheus text, unauthenticated.
+    let metrics = client
+        .get(format!("{}/metrics", store.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    for line in [
+        "mandate_requests_total{outcome=\"allowed\"} 1",
+        "mandate_requests_total{outcome=\"unauthenticated\"} 1",
+        "mandate_verifications_total{slot=\"user\",result=\"valid\"} 1",
+        &format!("mandate_jwks_keys{{issuer=\"{jwks_url}\"}} 1"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
+    assert!(text.contains("mandate_jwks_age_seconds"), "{text}");
+    assert!(!text.contains("alice"), "{text}");
+}

@@ -671,3 +671,54 @@ async fn a_wait_that_runs_out_is_unavailable_not_unknown() {
         assert!(err.retry_after().is_some());
     }
 }
+
+#[tokio::test]
+async fn readiness_follows_the_keys_late_start_and_staleness() {
+    let idp = TestIssuer::rs256("https://id.example").with_audience(AUD);
+    let mut server = JwksServer::start(&idp).await;
+    // The endpoint is down when the service starts.
+    server.stop();
+    let source = source_builder(&server)
+        .with_refresh_bounds(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .with_max_staleness(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let verifier =
+        Verifier::new([Issuer::new("https://id.example", AUD).with_jwks(source.clone())]).unwrap();
+    let layer = MandateLayer::new(verifier.clone());
+    source.prefetch();
+    assert!(!layer.is_ready() && !verifier.is_ready() && !source.is_ready());
+    assert_eq!(source.age(), None);
+    // `ready()` waits for the endpoint to come up, retrying.
+    let waiting = tokio::spawn({
+        let layer = layer.clone();
+        async move { layer.ready().await }
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!waiting.is_finished(), "ready before any key");
+    server.restart().await;
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("ready once the endpoint is up")
+        .unwrap();
+    assert!(layer.is_ready() && verifier.is_ready());
+    assert!(source.age().is_some_and(|a| a < Duration::from_secs(2)));
+    // The endpoint stops for good: past expiry and staleness, not ready.
+    server.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while layer.is_ready() {
+        assert!(Instant::now() < deadline, "still ready with stale keys");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(source.age().is_some_and(|a| a >= Duration::from_secs(2)));
+    // An optional slot does not gate readiness.
+    let optional = MandateLayer::builder()
+        .user(tower_mandate::Slot::optional(verifier))
+        .build()
+        .unwrap();
+    assert!(optional.is_ready());
+}

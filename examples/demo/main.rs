@@ -176,7 +176,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(&settings.bind).await?;
     let addr = listener.local_addr()?;
     let grpc_layer = layer.clone();
-    let server = tokio::spawn(async move { axum::serve(listener, app::router(layer)).await });
+    let server = tokio::spawn(async move { axum::serve(listener, app::router(layer, None)).await });
     println!("image_store on http://{addr} with embedded issuers\n");
 
     let all = "images:read images:write images:delete";

@@ -47,15 +47,44 @@ struct Store {
     next: Arc<AtomicU64>,
 }
 
-/// The routes of image_store behind `layer`.
-pub(crate) fn router(layer: MandateLayer) -> Router {
-    Router::new()
+/// The routes of image_store behind `layer`; `/healthz`, `/readyz` (503
+/// until the keys of the required slots are loaded, and again if they age
+/// past their maximum staleness) and `/metrics` (Prometheus text, when
+/// `metrics` holds the exporter's handle) need no token.
+pub(crate) fn router(
+    layer: MandateLayer,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Router {
+    let readiness = layer.clone();
+    let mut router = Router::new()
         .route("/me", get(me))
         .route("/images", post(create))
         .route("/images/{id}", get(read).delete(remove))
         .route_layer(layer)
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(Store::default())
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = readiness.is_ready();
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "keys not loaded")
+                    }
+                }
+            }),
+        );
+    if let Some(handle) = metrics {
+        router = router.route(
+            "/metrics",
+            get(move || {
+                let text = handle.render();
+                async move { ([("content-type", "text/plain; version=0.0.4")], text) }
+            }),
+        );
+    }
+    router.with_state(Store::default())
 }
 
 fn principal_json(p: Option<&Principal>) -> Value {

@@ -58,6 +58,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // Metrics in Prometheus text at /metrics.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     let settings = Settings::from_env()?;
     let (layer, embedded) = app::layer_from_config_or_env(&settings)?;
     let listener = tokio::net::TcpListener::bind(&settings.bind).await?;
@@ -66,6 +68,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         print_tokens(&bind, e);
     }
     println!("image_store listening on http://{bind}");
-    axum::serve(listener, app::router(layer)).await?;
+    axum::serve(listener, app::router(layer, Some(metrics))).await?;
     Ok(())
 }

@@ -80,9 +80,32 @@ pub struct MandateConfig {
     /// Where outgoing calls may carry tokens, and which.
     #[serde(default)]
     pub propagate: Option<PropagateConfig>,
+    /// Requests let through unauthenticated.
+    #[serde(default)]
+    pub skip: SkipConfig,
     /// See [`MandateBuilder::insecure_allow_interchangeable_slots`].
     #[serde(default)]
     pub insecure_allow_interchangeable_slots: bool,
+}
+
+/// Requests the layer lets through unauthenticated (see
+/// [`MandateBuilder::add_skip_path_prefix`] and its siblings).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SkipConfig {
+    /// Path prefixes, compared byte for byte.
+    #[serde(default)]
+    pub path_prefixes: Vec<String>,
+    /// gRPC health checks.
+    #[serde(default)]
+    pub grpc_health: bool,
+    /// gRPC server reflection.
+    #[serde(default)]
+    pub grpc_reflection: bool,
+    /// CORS preflights.
+    #[serde(default)]
+    pub cors_preflight: bool,
 }
 
 impl MandateConfig {
@@ -172,6 +195,18 @@ impl MandateConfig {
         }
         if let Some(revocation) = &self.revocation {
             builder = builder.with_revocation(revocation.build("revocation")?);
+        }
+        for prefix in &self.skip.path_prefixes {
+            builder = builder.add_skip_path_prefix(prefix);
+        }
+        if self.skip.grpc_health {
+            builder = builder.add_skip_grpc_health();
+        }
+        if self.skip.grpc_reflection {
+            builder = builder.add_skip_grpc_reflection();
+        }
+        if self.skip.cors_preflight {
+            builder = builder.add_skip_cors_preflight();
         }
         if self.insecure_allow_interchangeable_slots {
             builder = builder.insecure_allow_interchangeable_slots();

@@ -139,3 +139,15 @@ fn destinations_refer_to_providers_by_name() {
         "{e}"
     );
 }
+
+#[test]
+fn skip_rules_from_the_file() {
+    let config = MandateConfig::from_toml(
+        "[skip]\npath_prefixes = [\"/public/\"]\ngrpc_health = true\ncors_preflight = true\n",
+    )
+    .unwrap();
+    assert_eq!(config.skip.path_prefixes, ["/public/"]);
+    assert!(config.skip.grpc_health && config.skip.cors_preflight && !config.skip.grpc_reflection);
+    let e = err("[skip]\ngrpc_healt = true\n");
+    assert!(e.starts_with("skip.grpc_healt: unknown field"), "{e}");
+}

@@ -445,11 +445,18 @@ impl JwksSource {
 
     /// Whether usable keys are held now: fetched, and not older than
     /// [`with_max_staleness`](JwksBuilder::with_max_staleness) allows.
-    /// Never waits; for readiness probes.
+    /// Never waits; for readiness probes. Without usable keys it starts a
+    /// fetch in the background (within the backoff), so that a service no
+    /// traffic reaches until it is ready does become ready.
     pub fn is_ready(&self) -> bool {
         let now = Instant::now();
         self.0.report_age(now, false);
-        self.usable(&self.0.state.load(), now)
+        let state = self.0.state.load();
+        let usable = self.usable(&state, now);
+        if !usable || state.refresh_at.is_some_and(|r| now >= r) {
+            self.refresh_in_background(&state, now);
+        }
+        usable
     }
 
     /// Resolves once usable keys are held, fetching them (and retrying
