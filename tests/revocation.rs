@@ -20,32 +20,11 @@ struct Redis {
     url: String,
 }
 
-/// A CA and a server certificate for 127.0.0.1 made with rcgen, written to
-/// `dir`: (CA PEM, certificate path, key path, CA path).
+/// A CA and a server certificate for 127.0.0.1, written to `dir`: (CA PEM,
+/// certificate path, key path, CA path).
 fn tls_files(dir: &std::path::Path) -> (String, String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    let write = |name: &str, text: String| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    };
-    let ca_pem = ca.pem();
-    (
-        ca_pem.clone(),
-        write("redis.crt", cert.pem()),
-        write("redis.key", key.serialize_pem()),
-        write("ca.crt", ca_pem),
-    )
+    let tls = support::PrivateCa::new(dir);
+    (tls.ca_pem, tls.cert_path, tls.key_path, tls.ca_path)
 }
 
 impl Redis {

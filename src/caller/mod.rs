@@ -49,6 +49,7 @@ pub struct Caller {
 }
 
 /// The caller of a request that skipped authentication: nobody.
+#[cfg(any(feature = "axum", feature = "tonic"))]
 pub(crate) static NOBODY: Caller = Caller {
     user: None,
     service: None,

@@ -86,6 +86,11 @@ pub struct MandateConfig {
     /// See [`MandateBuilder::insecure_allow_interchangeable_slots`].
     #[serde(default)]
     pub insecure_allow_interchangeable_slots: bool,
+    /// The application's HTTP client, for key sources and token endpoints
+    /// (not from the file: see [`MandateConfig::with_http_client`]).
+    #[cfg(any(feature = "jwks", feature = "oauth"))]
+    #[serde(skip)]
+    http_client: Option<reqwest::Client>,
 }
 
 /// Requests the layer lets through unauthenticated (see
@@ -166,6 +171,25 @@ impl MandateConfig {
         Self::from_toml(&text)
     }
 
+    /// Fetch keys and tokens with the application's own HTTP client (a
+    /// private CA, a proxy): see
+    /// [`JwksBuilder::with_client`](crate::keys::JwksBuilder::with_client).
+    #[cfg(any(feature = "jwks", feature = "oauth"))]
+    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    #[cfg(any(feature = "jwks", feature = "oauth"))]
+    fn client(&self) -> Option<&reqwest::Client> {
+        self.http_client.as_ref()
+    }
+
+    #[cfg(not(any(feature = "jwks", feature = "oauth")))]
+    fn client(&self) -> Option<&Client> {
+        None
+    }
+
     /// The layer's builder, for settings a file cannot hold (a renderer, a
     /// revocation store the application keeps a handle on).
     ///
@@ -178,7 +202,7 @@ impl MandateConfig {
         if let Some(slot) = self
             .user
             .as_ref()
-            .map(|s| s.build("user"))
+            .map(|s| s.build("user", self.client()))
             .transpose()?
             .flatten()
         {
@@ -187,7 +211,7 @@ impl MandateConfig {
         if let Some(slot) = self
             .service
             .as_ref()
-            .map(|s| s.build("service"))
+            .map(|s| s.build("service", self.client()))
             .transpose()?
             .flatten()
         {
@@ -230,7 +254,7 @@ impl MandateConfig {
     /// [`ConfigError::At`] naming the provider's key: a missing setting, a
     /// secret that cannot be read, a bad URL or key.
     pub fn providers(&self) -> Result<Providers, ConfigError> {
-        Providers::build(&self.providers)
+        Providers::build(&self.providers, self.client())
     }
 
     /// The propagation layer (no destination when `propagate` is absent),
@@ -270,6 +294,13 @@ pub(super) fn invalid(path: impl Into<String>, message: impl Into<String>) -> Co
         }),
     }
 }
+
+/// The HTTP client type, where neither `jwks` nor `oauth` has one.
+#[cfg(not(any(feature = "jwks", feature = "oauth")))]
+pub(crate) enum Client {}
+
+#[cfg(any(feature = "jwks", feature = "oauth"))]
+pub(crate) use reqwest::Client;
 
 #[cfg(test)]
 mod tests;

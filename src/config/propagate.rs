@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 #[cfg(any(feature = "oauth", feature = "_aws-lc"))]
 use super::at;
-use super::invalid;
+use super::{Client, invalid};
 use crate::ConfigError;
 use crate::propagate::{Destination, PropagateLayer};
 use crate::provider::{TokenProvider, TokenRequest};
@@ -200,7 +200,10 @@ impl Providers {
         self.0.get(name).cloned()
     }
 
-    pub(super) fn build(configs: &BTreeMap<String, ProviderConfig>) -> Result<Self, ConfigError> {
+    pub(super) fn build(
+        configs: &BTreeMap<String, ProviderConfig>,
+        client: Option<&Client>,
+    ) -> Result<Self, ConfigError> {
         let mut built: BTreeMap<String, Arc<dyn TokenProvider>> = BTreeMap::new();
         // Token exchanges may name an actor provider: build the others first.
         let (exchanges, others): (Vec<_>, Vec<_>) = configs
@@ -208,7 +211,7 @@ impl Providers {
             .partition(|(_, c)| c.kind == ProviderKind::TokenExchange);
         for (name, config) in others.into_iter().chain(exchanges) {
             let path = format!("providers.{name}");
-            let provider = config.build(&path, &Providers(built.clone()))?;
+            let provider = config.build(&path, &Providers(built.clone()), client)?;
             built.insert(name.clone(), provider);
         }
         Ok(Providers(built))
@@ -237,7 +240,12 @@ impl Providers {
 }
 
 impl ProviderConfig {
-    fn build(&self, path: &str, built: &Providers) -> Result<Arc<dyn TokenProvider>, ConfigError> {
+    fn build(
+        &self,
+        path: &str,
+        built: &Providers,
+        client: Option<&Client>,
+    ) -> Result<Arc<dyn TokenProvider>, ConfigError> {
         if self.client_secret.is_some() {
             return Err(invalid(
                 format!("{path}.client_secret"),
@@ -246,7 +254,7 @@ impl ProviderConfig {
         }
         match self.kind {
             ProviderKind::SelfSigned => self.self_signed(path),
-            kind => self.oauth(kind, path, built),
+            kind => self.oauth(kind, path, built, client),
         }
     }
 
@@ -331,6 +339,7 @@ impl ProviderConfig {
         kind: ProviderKind,
         path: &str,
         built: &Providers,
+        client: Option<&Client>,
     ) -> Result<Arc<dyn TokenProvider>, ConfigError> {
         use crate::provider::{ClientAuth, ClientCredentials, TokenExchange};
         let token_url = self.required(&self.token_url, path, "token_url")?;
@@ -360,9 +369,15 @@ impl ProviderConfig {
             if self.insecure_allow_http {
                 builder = builder.insecure_allow_http();
             }
+            if let Some(client) = client {
+                builder = builder.with_client(client.clone());
+            }
             return Ok(Arc::new(builder.build()));
         }
         let mut builder = TokenExchange::builder(token_url, client_id, auth);
+        if let Some(client) = client {
+            builder = builder.with_client(client.clone());
+        }
         if let Some(actor) = &self.actor {
             let (provider, request) = built.request(actor, &format!("{path}.actor"))?;
             builder = builder.with_actor(provider, request);
@@ -379,6 +394,7 @@ impl ProviderConfig {
         _: ProviderKind,
         path: &str,
         _: &Providers,
+        _: Option<&Client>,
     ) -> Result<Arc<dyn TokenProvider>, ConfigError> {
         Err(invalid(
             format!("{path}.kind"),

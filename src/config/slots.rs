@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::HeaderName;
 use serde::Deserialize;
 
-use super::{at, invalid};
+use super::{Client, at, invalid};
 use crate::keys::{Algorithm, KeySet};
 use crate::permission::PermissionMapping;
 use crate::revocation::Revocation;
@@ -163,10 +163,14 @@ pub struct RevocationConfig {
 
 impl SlotConfig {
     /// The slot, or `None` when it is off.
-    pub(super) fn build(&self, path: &str) -> Result<Option<Slot>, ConfigError> {
+    pub(super) fn build(
+        &self,
+        path: &str,
+        client: Option<&Client>,
+    ) -> Result<Option<Slot>, ConfigError> {
         let verifier = match self.mode {
             SlotMode::Off => return Ok(None),
-            _ => self.verifier(path)?,
+            _ => self.verifier(path, client)?,
         };
         let slot = match self.mode {
             SlotMode::Optional => Slot::optional(verifier),
@@ -192,7 +196,7 @@ impl SlotConfig {
         Ok(Some(slot.with_source(source)))
     }
 
-    fn verifier(&self, path: &str) -> Result<Verifier, ConfigError> {
+    fn verifier(&self, path: &str, client: Option<&Client>) -> Result<Verifier, ConfigError> {
         if self.issuers.is_empty() {
             return Err(invalid(
                 format!("{path}.issuers"),
@@ -203,7 +207,7 @@ impl SlotConfig {
             .issuers
             .iter()
             .enumerate()
-            .map(|(i, issuer)| issuer.build(&format!("{path}.issuers[{i}]")))
+            .map(|(i, issuer)| issuer.build(&format!("{path}.issuers[{i}]"), client))
             .collect::<Result<Vec<_>, _>>()?;
         let mut builder = Verifier::builder(issuers);
         if let Some(len) = self.max_token_len {
@@ -219,7 +223,7 @@ impl SlotConfig {
 }
 
 impl IssuerConfig {
-    pub(super) fn build(&self, path: &str) -> Result<Issuer, ConfigError> {
+    pub(super) fn build(&self, path: &str, client: Option<&Client>) -> Result<Issuer, ConfigError> {
         let mut audiences = self.audiences.iter();
         let Some(first) = audiences.next() else {
             return Err(invalid(
@@ -250,7 +254,7 @@ impl IssuerConfig {
             issuer = issuer.require_may_act();
         }
         issuer = issuer.with_permissions(self.mapping());
-        self.with_keys(issuer, path)
+        self.with_keys(issuer, path, client)
     }
 
     fn mapping(&self) -> PermissionMapping {
@@ -267,7 +271,12 @@ impl IssuerConfig {
         mapping
     }
 
-    fn with_keys(&self, issuer: Issuer, path: &str) -> Result<Issuer, ConfigError> {
+    fn with_keys(
+        &self,
+        issuer: Issuer,
+        path: &str,
+        client: Option<&Client>,
+    ) -> Result<Issuer, ConfigError> {
         let sources = [
             self.jwks_file.is_some(),
             self.jwks_url.is_some(),
@@ -295,11 +304,16 @@ impl IssuerConfig {
             let keys = KeySet::from_jwks_file(file).map_err(at(format!("{path}.jwks_file")))?;
             return Ok(issuer.with_keys(keys));
         }
-        self.with_remote_keys(issuer, path)
+        self.with_remote_keys(issuer, path, client)
     }
 
     #[cfg(feature = "jwks")]
-    fn with_remote_keys(&self, issuer: Issuer, path: &str) -> Result<Issuer, ConfigError> {
+    fn with_remote_keys(
+        &self,
+        issuer: Issuer,
+        path: &str,
+        client: Option<&Client>,
+    ) -> Result<Issuer, ConfigError> {
         use crate::keys::JwksSource;
         let (mut builder, key) = match &self.jwks_url {
             Some(url) => (JwksSource::builder(url), "jwks_url"),
@@ -317,13 +331,21 @@ impl IssuerConfig {
         if let Some(max) = self.max_wait {
             builder = builder.with_max_wait(max);
         }
+        if let Some(client) = client {
+            builder = builder.with_client(client.clone());
+        }
         let source = builder.build().map_err(at(format!("{path}.{key}")))?;
         source.prefetch();
         Ok(issuer.with_jwks(source))
     }
 
     #[cfg(not(feature = "jwks"))]
-    fn with_remote_keys(&self, _: Issuer, path: &str) -> Result<Issuer, ConfigError> {
+    fn with_remote_keys(
+        &self,
+        _: Issuer,
+        path: &str,
+        _: Option<&Client>,
+    ) -> Result<Issuer, ConfigError> {
         let key = if self.jwks_url.is_some() {
             "jwks_url"
         } else {

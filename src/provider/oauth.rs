@@ -108,7 +108,8 @@ impl Endpoint {
             .as_ref()
             .map_err(|e| err(ProviderErrorKind::Network, e.clone()))?;
         let mut req = client
-            .post(url)
+            .post(url.clone())
+            .timeout(self.timeout)
             .header(reqwest::header::ACCEPT, "application/json");
         match &self.auth {
             ClientAuth::SecretBasic(secret) => {
@@ -130,6 +131,14 @@ impl Endpoint {
         }
         let mut res = req.form(&form).send().await.map_err(network)?;
         let status = res.status();
+        // The application's client may follow redirects: the answer must
+        // still come from the token endpoint.
+        if status.is_redirection() || *res.url() != url {
+            return Err(err(
+                ProviderErrorKind::InvalidResponse,
+                "the token endpoint redirected (redirects are not followed)",
+            ));
+        }
         let mut body = Vec::new();
         while let Some(chunk) = res.chunk().await.map_err(network)? {
             if body.len() + chunk.len() > MAX_RESPONSE {
@@ -280,6 +289,17 @@ impl ClientCredentialsBuilder {
         self
     }
 
+    /// Send token requests with the application's own HTTP client (a
+    /// private CA, a proxy, a client certificate); see
+    /// [`JwksBuilder::with_client`](crate::keys::JwksBuilder::with_client)
+    /// for the rules that still hold on it (https, the 5 s timeout, the size
+    /// limit, no redirect). Build it with `redirect::Policy::none()`: the
+    /// client secret is in the request a redirect would resend.
+    pub fn with_client(mut self, client: reqwest::Client) -> Self {
+        self.0.client = OnceLock::from(Ok(client));
+        self
+    }
+
     /// The provider.
     pub fn build(self) -> ClientCredentials {
         ClientCredentials(Arc::new((self.0, ProviderCache::new("client_credentials"))))
@@ -381,6 +401,13 @@ impl TokenExchangeBuilder {
     /// [`ClientCredentialsBuilder::insecure_allow_http`]).
     pub fn insecure_allow_http(mut self) -> Self {
         self.0.endpoint.allow_http = true;
+        self
+    }
+
+    /// Send token requests with the application's own HTTP client (see
+    /// [`ClientCredentialsBuilder::with_client`]).
+    pub fn with_client(mut self, client: reqwest::Client) -> Self {
+        self.0.endpoint.client = OnceLock::from(Ok(client));
         self
     }
 

@@ -444,3 +444,46 @@ impl Sniffer {
         }
     }
 }
+
+/// A private CA and a server certificate for 127.0.0.1 and localhost made
+/// with rcgen, the PEM files written to `dir`.
+#[allow(dead_code)]
+pub struct PrivateCa {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub ca_path: String,
+    pub cert_path: String,
+    pub key_path: String,
+}
+
+#[allow(dead_code)]
+impl PrivateCa {
+    pub fn new(dir: &Path) -> PrivateCa {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_owned()
+        };
+        let (ca_pem, cert_pem, key_pem) = (ca.pem(), cert.pem(), key.serialize_pem());
+        PrivateCa {
+            ca_path: write("ca.crt", &ca_pem),
+            cert_path: write("server.crt", &cert_pem),
+            key_path: write("server.key", &key_pem),
+            ca_pem,
+            cert_pem,
+            key_pem,
+        }
+    }
+}

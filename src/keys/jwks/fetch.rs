@@ -18,6 +18,7 @@ enum FetchError {
     NoKeys,
     Insecure(String),
     Discovery(String),
+    Redirected,
 }
 
 impl fmt::Display for FetchError {
@@ -30,6 +31,7 @@ impl fmt::Display for FetchError {
             FetchError::NoKeys => f.write_str("no usable signing key"),
             FetchError::Insecure(u) => write!(f, "{u:?} is not https (see insecure_allow_http)"),
             FetchError::Discovery(e) => write!(f, "discovery: {e}"),
+            FetchError::Redirected => f.write_str("redirected (redirects are not followed)"),
         }
     }
 }
@@ -62,8 +64,10 @@ async fn get(
         })
         .as_ref()
         .map_err(|e| FetchError::Http(e.clone()))?;
+    let asked = reqwest::Url::parse(url).map_err(|e| FetchError::Parse(e.to_string()))?;
     let mut req = client
-        .get(url)
+        .get(asked.clone())
+        .timeout(shared.settings.timeout)
         .header(reqwest::header::ACCEPT, "application/json");
     if let Some(etag) = etag {
         req = req.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -73,6 +77,11 @@ async fn get(
         .await
         .map_err(|e| FetchError::Http(e.without_url().to_string()))?;
     let status = res.status();
+    // The application's client may follow redirects: its answer must still
+    // come from the URL asked.
+    if status.is_redirection() || *res.url() != asked {
+        return Err(FetchError::Redirected);
+    }
     let headers = res.headers().clone();
     let max = shared.settings.max_size;
     if res.content_length().is_some_and(|len| len > max as u64) {

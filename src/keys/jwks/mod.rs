@@ -257,6 +257,7 @@ pub(crate) enum Lookup {
 pub struct JwksBuilder {
     location: Location,
     settings: Settings,
+    client: Option<reqwest::Client>,
 }
 
 impl JwksSource {
@@ -285,6 +286,7 @@ impl JwksSource {
         JwksBuilder {
             location: Location::Jwks(url.into()),
             settings: Settings::default(),
+            client: None,
         }
     }
 
@@ -298,6 +300,7 @@ impl JwksSource {
                 issuer: issuer.into(),
             },
             settings: Settings::default(),
+            client: None,
         }
     }
 }
@@ -335,6 +338,22 @@ impl JwksBuilder {
     /// How long a request waits for keys being fetched (default 5 s).
     pub fn with_max_wait(mut self, max: Duration) -> Self {
         self.settings.max_wait = max;
+        self
+    }
+
+    /// Fetch with the application's own HTTP client: a private CA, a
+    /// proxy, a client certificate towards the identity provider.
+    ///
+    /// The crate's rules still hold on it: `https` unless
+    /// [`insecure_allow_http`](Self::insecure_allow_http), the whole-request
+    /// timeout of [`with_timeouts`](Self::with_timeouts) on every request
+    /// (its connect timeout is the client's own), the response size limit,
+    /// and no redirect — an answer that is a redirect, or that came from
+    /// another URL than the one asked, is refused. Build the client with
+    /// `redirect(reqwest::redirect::Policy::none())`: one that follows
+    /// redirects has already sent the request on when the answer is refused.
+    pub fn with_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
         self
     }
 
@@ -383,7 +402,11 @@ impl JwksBuilder {
         if !matches!(parsed.scheme(), "https" | "http") {
             return Err(invalid("not an https URL".into()));
         }
-        Ok(JwksSource::from_parts(self.location, self.settings))
+        let source = JwksSource::from_parts(self.location, self.settings);
+        if let Some(client) = self.client {
+            let _ = source.0.client.set(Ok(client));
+        }
+        Ok(source)
     }
 }
 
