@@ -405,3 +405,117 @@ async fn records_of_the_old_key_format_are_still_read() {
     );
     assert_eq!(status(&server, &idp.token("svc").sign()).await, 200);
 }
+
+/// A TCP proxy in front of redis-server that counts the writes the client
+/// makes (a pipelined request is one write, so one round trip).
+async fn counting_proxy(upstream: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let writes = std::sync::Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let counter = writes.clone();
+    tokio::spawn(async move {
+        for _ in 0..8 {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+                .await
+                .unwrap();
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = cr.read(&mut buf).await {
+                    if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut sr, &mut cw).await;
+            });
+        }
+    });
+    (port, writes)
+}
+
+#[tokio::test]
+async fn user_and_service_tokens_are_checked_in_one_round_trip() {
+    use std::sync::atomic::Ordering;
+    let redis = Redis::start();
+    let redis_port: u16 = redis
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let (proxy, writes) = counting_proxy(redis_port).await;
+    let users = TestIssuer::es256("https://users.example").with_audience(AUD);
+    let services = TestIssuer::rs256("https://services.example").with_audience(AUD);
+    let store = RedisStore::new(&format!("redis://127.0.0.1:{proxy}/")).unwrap();
+    let admin = RedisStore::new(&redis.url).unwrap();
+    let layer = MandateLayer::builder()
+        .user(Slot::required(
+            Verifier::new([Issuer::new(users.issuer(), AUD).with_keys(users.key_set())]).unwrap(),
+        ))
+        .service(Slot::required(
+            Verifier::new([Issuer::new(services.issuer(), AUD).with_keys(services.key_set())])
+                .unwrap(),
+        ))
+        .with_revocation(Revocation::new(store).guard_replay())
+        .build()
+        .unwrap();
+    async fn me(caller: Caller) -> String {
+        caller.user().unwrap().subject().to_owned()
+    }
+    let server =
+        support::Server::start(Router::new().route("/me", get(me)).route_layer(layer)).await;
+    let call = |user: String, service: String| {
+        support::http_client()
+            .get(server.url("/me"))
+            .header("authorization", format!("Bearer {user}"))
+            .header("service-authorization", format!("Bearer {service}"))
+            .send()
+    };
+    // The first request also sets the connection up.
+    let first = call(users.token("alice").sign(), services.token("svc").sign());
+    assert_eq!(first.await.unwrap().status(), 200);
+    let before = writes.load(Ordering::SeqCst);
+    let user = users.token("alice").sign();
+    let service = services.token("svc").sign();
+    assert_eq!(
+        call(user.clone(), service.clone()).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        writes.load(Ordering::SeqCst) - before,
+        1,
+        "both tokens' reads and replay records in one pipeline"
+    );
+    // Each token's verdict still counts: the service token replayed with a
+    // fresh user token is refused, and so is a revoked user.
+    assert_eq!(
+        call(users.token("alice").sign(), service)
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    admin
+        .revoke_subject(users.issuer(), "mallory", now() + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        call(users.token("mallory").sign(), services.token("svc").sign())
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}

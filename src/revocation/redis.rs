@@ -177,60 +177,102 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// The commands for `token` in a pipeline: five reads, and with
+    /// `guard_replay` the `SET NX` that records its `jti`.
+    fn queue(&self, pipe: &mut redis::Pipeline, token: &TokenFacts, guard_replay: bool) {
+        let raw_jti = token.jti.as_deref().unwrap_or("");
+        let jti = key(&token.issuer, raw_jti);
+        let p = &self.prefix;
+        // Records written by 0.1 (`{iss}:{id}`, ambiguous) are still read,
+        // so an upgrade forgets no revocation and no replay: an old record
+        // can only refuse more, never accept more.
+        pipe.cmd("EXISTS")
+            .arg(format!("{p}rt:{jti}"))
+            .cmd("GET")
+            .arg(format!("{p}rs:{}", key(&token.issuer, &token.subject)))
+            .cmd("EXISTS")
+            .arg(format!("{p}rt:{}:{raw_jti}", token.issuer))
+            .cmd("GET")
+            .arg(format!("{p}rs:{}:{}", token.issuer, token.subject))
+            .cmd("EXISTS")
+            .arg(format!("{p}seen:{}:{raw_jti}", token.issuer));
+        if guard_replay && token.jti.is_some() {
+            // Recorded in the same round trip: a token refused for another
+            // reason (revoked) is then also recorded as seen, which can
+            // only refuse more.
+            pipe.cmd("SET")
+                .arg(format!("{p}seen:{jti}"))
+                .arg(1)
+                .arg("NX")
+                .arg("EXAT")
+                .arg(token.replay_record_until().max(unix_now() + 1));
+        }
+    }
+
+    /// The verdict of `token` from its replies, in the order [`queue`](Self::queue) sent.
+    fn verdict(
+        token: &TokenFacts,
+        guard_replay: bool,
+        replies: &mut impl Iterator<Item = redis::Value>,
+    ) -> Result<Verdict, StoreError> {
+        fn next<T: redis::FromRedisValue>(
+            replies: &mut impl Iterator<Item = redis::Value>,
+        ) -> Result<T, StoreError> {
+            let value = replies.next().ok_or_else(|| err("a reply is missing"))?;
+            redis::from_redis_value(value).map_err(err)
+        }
+        let revoked_token: bool = next(replies)?;
+        let revoked_before: Option<u64> = next(replies)?;
+        let old_token: bool = next(replies)?;
+        let old_before: Option<u64> = next(replies)?;
+        let old_seen: bool = next(replies)?;
+        let first = if guard_replay && token.jti.is_some() {
+            next::<Option<String>>(replies)?.is_some()
+        } else {
+            true
+        };
+        let before = revoked_before.max(old_before);
+        if (token.jti.is_some() && (revoked_token || old_token))
+            || before.is_some_and(|before| token.issued_at.is_none_or(|iat| iat < before))
+        {
+            return Ok(Verdict::Revoked);
+        }
+        if guard_replay && token.jti.is_some() && (old_seen || !first) {
+            return Ok(Verdict::Replayed);
+        }
+        Ok(Verdict::Fresh)
+    }
+}
+
 impl TokenStore for RedisStore {
     fn check<'a>(&'a self, token: &'a TokenFacts, guard_replay: bool) -> StoreFuture<'a, Verdict> {
         Box::pin(async move {
+            let mut verdicts = self
+                .check_all(std::slice::from_ref(token), guard_replay)
+                .await?;
+            verdicts.pop().ok_or_else(|| err("no verdict"))
+        })
+    }
+
+    /// Every token of the request in one pipeline: one round trip.
+    fn check_all<'a>(
+        &'a self,
+        tokens: &'a [TokenFacts],
+        guard_replay: bool,
+    ) -> StoreFuture<'a, Vec<Verdict>> {
+        Box::pin(async move {
             let mut conn = self.conn().await?;
-            let raw_jti = token.jti.as_deref().unwrap_or("");
-            let jti = key(&token.issuer, raw_jti);
-            let p = &self.prefix;
-            // Records written by 0.1 (`{iss}:{id}`, ambiguous) are still
-            // read, so an upgrade forgets no revocation and no replay: an
-            // old record can only refuse more, never accept more.
-            let (revoked_token, revoked_before, old_token, old_before, old_seen): (
-                bool,
-                Option<u64>,
-                bool,
-                Option<u64>,
-                bool,
-            ) = redis::pipe()
-                .cmd("EXISTS")
-                .arg(format!("{p}rt:{jti}"))
-                .cmd("GET")
-                .arg(format!("{p}rs:{}", key(&token.issuer, &token.subject)))
-                .cmd("EXISTS")
-                .arg(format!("{p}rt:{}:{raw_jti}", token.issuer))
-                .cmd("GET")
-                .arg(format!("{p}rs:{}:{}", token.issuer, token.subject))
-                .cmd("EXISTS")
-                .arg(format!("{p}seen:{}:{raw_jti}", token.issuer))
-                .query_async(&mut conn)
-                .await
-                .map_err(err)?;
-            let before = revoked_before.max(old_before);
-            if (token.jti.is_some() && (revoked_token || old_token))
-                || before.is_some_and(|before| token.issued_at.is_none_or(|iat| iat < before))
-            {
-                return Ok(Verdict::Revoked);
+            let mut pipe = redis::pipe();
+            for token in tokens {
+                self.queue(&mut pipe, token, guard_replay);
             }
-            if guard_replay && token.jti.is_some() && old_seen {
-                return Ok(Verdict::Replayed);
-            }
-            if guard_replay && token.jti.is_some() {
-                let first: Option<String> = redis::cmd("SET")
-                    .arg(format!("{}seen:{jti}", self.prefix))
-                    .arg(1)
-                    .arg("NX")
-                    .arg("EXAT")
-                    .arg(token.replay_record_until().max(unix_now() + 1))
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(err)?;
-                if first.is_none() {
-                    return Ok(Verdict::Replayed);
-                }
-            }
-            Ok(Verdict::Fresh)
+            let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(err)?;
+            let mut replies = replies.into_iter();
+            tokens
+                .iter()
+                .map(|token| Self::verdict(token, guard_replay, &mut replies))
+                .collect()
         })
     }
 }
