@@ -60,6 +60,7 @@
 //! | `reqwest` | no | `propagate::PropagateMiddleware` for reqwest-middleware |
 //! | `rust-crypto` | no | signatures checked by the RustCrypto crates (via jsonwebtoken) |
 //! | `config` | no | [`config`]: the layer, providers and propagation from a configuration file |
+//! | `metrics` | no | counters, gauges and a histogram through the `metrics` facade (README: "Running in production") |
 //! | `test-util` | no | [`testing`]: generate keys, mint tokens, publish JWKS |
 //!
 //! With neither `aws-lc-rs` nor `rust-crypto`, loading a key is a

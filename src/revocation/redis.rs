@@ -25,6 +25,21 @@ use crate::clock::unix_now;
 /// or, with [`RedisStore::new_with_root_ca`], a private CA. rustls needs a
 /// process-wide crypto provider: when the application has installed none,
 /// building a `rediss://` store installs aws-lc-rs's.
+///
+/// One request is one round trip: the user's and the service's tokens are
+/// checked in a single pipeline (`EXISTS`, `GET`, and with the replay
+/// guard `SET … NX EXAT`), so Redis 6.2 or later is needed (`EXAT`).
+///
+/// # Redis Cluster
+///
+/// The store speaks to one endpoint: a standalone server or primary, a
+/// Sentinel-managed or managed service's primary endpoint, or a
+/// cluster-aware proxy (Envoy's Redis proxy, a managed service's proxy
+/// endpoint) that splits the pipeline by slot. It does not speak the
+/// Cluster protocol itself: the keys of one request hash to different slots
+/// (they are not hash-tagged, so that one subject's tokens spread over the
+/// cluster), and a direct cluster connection would answer `MOVED`, which
+/// the store reports as unavailable — the layer then fails closed (503).
 pub struct RedisStore {
     client: redis::Client,
     prefix: String,
