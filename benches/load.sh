@@ -39,6 +39,10 @@ for _ in $(seq "$ROUNDS"); do
   run "no auth, a no-op route_layer, user header sent" /noop-layer "${U[@]}"
   run "naive jsonwebtoken::decode layer" /naive "${U[@]}"
   run "one RS256 token, cached" /one "${U[@]}"
+  curl -s -X POST "$base/metrics/on" > /dev/null
+  run "one RS256 token, cached, metrics on" /one "${U[@]}"
+  run "no auth, user token header sent, metrics on" /noauth "${U[@]}"
+  curl -s -X POST "$base/metrics/off" > /dev/null
   run "one RS256 token, uncached" /one-uncached "${U[@]}"
   run "user + service tokens, cached" /two "${U[@]}" "${S[@]}"
   run "user + service tokens, uncached" /two-uncached "${U[@]}" "${S[@]}"
@@ -79,4 +83,11 @@ for i, (name, rps, p50, p99, bad) in enumerate(rows):
             if "service" in name or "both" in name else by_name["no auth, user token header sent"])
     print(f"| {name} | {r:,.0f} | {r / base:.3f} | {r / same:.3f} | {r / naive:.2f}x "
           f"| {us(p50):.0f} µs | {us(p99):.0f} µs | {bad} |")
+on = by_name.get("one RS256 token, cached, metrics on")
+if on:
+    off = by_name["one RS256 token, cached"]
+    # The time metrics add to a request, as a share of a no-auth request's.
+    cost = base / on - base / off
+    print(f"\nmetrics on the cached path: {on / off:.3f} of the same route with metrics off; "
+          f"they add {cost * 100:+.1f} % of a no-auth request's time")
 PY

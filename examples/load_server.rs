@@ -13,6 +13,7 @@
 //! | `/jwks` | user slot with keys from a JWKS endpoint, cache off |
 //! | `/mixed` | the same with the cache on, counting statuses per `?class=` |
 //! | `/stats` | those counts and the valid class's server-side p50/p99 |
+//! | `POST /metrics/{on,off}` | metrics to a Prometheus recorder, or to none (off, the default) |
 //!
 //! The JWKS endpoint is served by this process too, on another port, with
 //! `Cache-Control: max-age=1` so that keys are refreshed every second;
@@ -120,6 +121,47 @@ async fn report(State(stats): State<Stats>, uri: axum::http::Uri) -> axum::Json<
     }))
 }
 
+/// A recorder that can be switched on and off while the server runs, so
+/// that the load bench measures the same process with metrics and without:
+/// off, every metric is the facade's no-op.
+struct Switch {
+    on: std::sync::atomic::AtomicBool,
+    inner: metrics_exporter_prometheus::PrometheusRecorder,
+}
+
+impl metrics::Recorder for Switch {
+    fn describe_counter(&self, k: metrics::KeyName, u: Option<metrics::Unit>, d: metrics::SharedString) {
+        self.inner.describe_counter(k, u, d);
+    }
+    fn describe_gauge(&self, k: metrics::KeyName, u: Option<metrics::Unit>, d: metrics::SharedString) {
+        self.inner.describe_gauge(k, u, d);
+    }
+    fn describe_histogram(&self, k: metrics::KeyName, u: Option<metrics::Unit>, d: metrics::SharedString) {
+        self.inner.describe_histogram(k, u, d);
+    }
+    fn register_counter(&self, k: &metrics::Key, m: &metrics::Metadata<'_>) -> metrics::Counter {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_counter(k, m)
+        } else {
+            metrics::Counter::noop()
+        }
+    }
+    fn register_gauge(&self, k: &metrics::Key, m: &metrics::Metadata<'_>) -> metrics::Gauge {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_gauge(k, m)
+        } else {
+            metrics::Gauge::noop()
+        }
+    }
+    fn register_histogram(&self, k: &metrics::Key, m: &metrics::Metadata<'_>) -> metrics::Histogram {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_histogram(k, m)
+        } else {
+            metrics::Histogram::noop()
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
@@ -138,6 +180,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .scope("images:read")
         .expires_in(day)
         .sign();
+    let switch: &'static Switch = Box::leak(Box::new(Switch {
+        on: std::sync::atomic::AtomicBool::new(false),
+        inner: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+    }));
+    metrics::set_global_recorder(switch)?;
     let dir = std::env::var("LOAD_DIR").unwrap_or_else(|_| ".".into());
     std::fs::write(format!("{dir}/user.token"), &user_token)?;
     std::fs::write(format!("{dir}/service.token"), &service_token)?;
@@ -277,6 +324,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .route_layer(middleware::from_fn_with_state(stats.clone(), count)),
         )
         .route("/stats", get(report).with_state(stats))
+        .route(
+            "/metrics/{mode}",
+            post(move |Path(m): Path<String>| async move {
+                switch.on.store(m == "on", Ordering::Relaxed);
+                StatusCode::NO_CONTENT
+            }),
+        )
         .route(
             "/jwks-mode/{mode}",
             post(move |Path(m): Path<String>| {
