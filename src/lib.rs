@@ -46,6 +46,35 @@
 //! | permission missing | 403 | `Bearer error="insufficient_scope", scope="…"` |
 //! | keys cannot be obtained (JWKS down, `kid` unknown) | 503 + `Retry-After` | — |
 //!
+//! # Running in production
+//!
+//! - **Configuration from a file** (feature `config`): [`config::MandateConfig`]
+//!   deserializes everything the builders express — from TOML, or as a
+//!   section of the application's figment or `config` configuration — and
+//!   names the key of every mistake.
+//! - **Metrics** (feature `metrics`), through the `metrics` facade:
+//!   `mandate_requests_total{outcome}`, `mandate_verifications_total{slot,result}`,
+//!   `mandate_verify_duration_seconds{slot}`, `mandate_jwks_fetches_total{issuer,outcome}`,
+//!   `mandate_jwks_keys{issuer}`, `mandate_jwks_age_seconds{issuer}`,
+//!   `mandate_guard_decisions_total{permission,decision}`,
+//!   `mandate_token_requests_total{provider,outcome}`, `mandate_token_cache_total{result}`,
+//!   `mandate_revocation_checks_total{outcome}`; label values never come
+//!   from a token. The README's "Running in production" has their values,
+//!   units and what to alert on.
+//! - **Spans**: one `mandate` span per request (INFO, target
+//!   `tower_mandate::server`) with the outcome and who called
+//!   (`enduser.id`, issuers, the calling service, the actor); audit events
+//!   carry the method and route.
+//! - **Readiness**: [`MandateLayer::is_ready`] for a probe,
+//!   [`MandateLayer::ready`] to wait; neither blocks start-up.
+//! - **Skipped paths**: [`server::MandateBuilder::add_skip_grpc_health`] and
+//!   its siblings (gRPC reflection, CORS preflights, a prefix, a predicate).
+//! - **Your own HTTP client**: [`keys::JwksBuilder::with_client`] and the
+//!   providers' `with_client`, with the crate's rules still enforced.
+//! - **Redis**: [`revocation::RedisStore`] (feature `redis`) checks a
+//!   request's tokens in one round trip; its docs say what it needs of a
+//!   Redis deployment.
+//!
 //! # Features
 //!
 //! | feature | default | what |

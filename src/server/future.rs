@@ -91,10 +91,11 @@ where
         req: Request<ReqBody>,
         config: &Config,
         caller: Caller,
+        span: tracing::Span,
     ) -> Self {
         ResponseFuture {
             state: calling(inner, req, config, caller),
-            span: tracing::Span::none(),
+            span,
         }
     }
 
@@ -105,19 +106,13 @@ where
         }
     }
 
-    pub(super) fn rejected(response: Response<ResBody>) -> Self {
+    pub(super) fn rejected(response: Response<ResBody>, span: tracing::Span) -> Self {
         ResponseFuture {
             state: State::Rejected {
                 response: Some(response),
             },
-            span: tracing::Span::none(),
+            span,
         }
-    }
-
-    /// This future in the request's span.
-    pub(super) fn in_span(mut self, span: tracing::Span) -> Self {
-        self.span = span;
-        self
     }
 
     /// Go on from `progress`, with the request and an owned inner service.
@@ -126,10 +121,11 @@ where
         inner: S,
         req: Request<ReqBody>,
         config: Arc<Config>,
+        span: tracing::Span,
     ) -> Self {
         ResponseFuture {
             state: next(progress, Call { inner, req, config }),
-            span: tracing::Span::none(),
+            span,
         }
     }
 }

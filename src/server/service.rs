@@ -143,6 +143,9 @@ impl Config {
 /// The request's span: one per request, INFO, target
 /// `tower_mandate::server`; the fields are filled in as they are known.
 pub(super) fn request_span() -> Span {
+    if !tracing::enabled!(target: "tower_mandate::server", tracing::Level::INFO) {
+        return Span::none();
+    }
     tracing::info_span!(
         target: "tower_mandate::server",
         "mandate",
@@ -236,23 +239,28 @@ where
         let span = request_span();
         let entered = span.enter();
         let progress = self.config.progress(req.headers(), SlotKind::User, None);
-        let state = match progress {
+        match progress {
             // The common case: every token verified at once, nothing to ask.
             Progress::Done(caller) if !self.config.checks_revocation(&caller) => {
-                ResponseFuture::call(&mut self.inner, req, &self.config, caller)
+                // The inner service is called in the span.
+                let future =
+                    ResponseFuture::call(&mut self.inner, req, &self.config, caller, span.clone());
+                drop(entered);
+                future
             }
             Progress::Refused(error) => {
-                ResponseFuture::rejected(self.config.refuse(error, &req, None))
+                let response = self.config.refuse(error, &req, None);
+                drop(entered);
+                ResponseFuture::rejected(response, span)
             }
             // Keys to fetch or a store to ask: the inner service is called
             // later, so the future takes a ready clone of it (tower's way).
             progress => {
+                drop(entered);
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::next(progress, inner, req, self.config.clone())
+                ResponseFuture::next(progress, inner, req, self.config.clone(), span)
             }
-        };
-        drop(entered);
-        state.in_span(span)
+        }
     }
 }
