@@ -201,11 +201,14 @@ enum Shape {
 /// ```
 /// use tower_mandate::permission::PermissionMapping;
 ///
-/// // Keycloak: realm roles become permissions through a table.
-/// let mapping = PermissionMapping::default()
-///     .with_role_claims(["realm_access.roles"])
+/// // Keycloak: realm and client roles (a JSON Pointer; client ids hold
+/// // dots) become permissions through a table.
+/// let keycloak = PermissionMapping::default()
+///     .with_role_claims(["/realm_access/roles", "/resource_access/image.store/roles"])
 ///     .add_role("image-admin", ["images:read:any", "images:delete:any"]);
-/// # let _ = mapping;
+/// // Auth0: a namespaced claim, one top-level name taken literally.
+/// let auth0 = PermissionMapping::default().with_role_claims(["https://images.example.com/roles"]);
+/// # let _ = (keycloak, auth0);
 /// ```
 #[derive(Clone, Debug)]
 pub struct PermissionMapping {
@@ -228,8 +231,18 @@ impl Default for PermissionMapping {
     }
 }
 
+/// A claim path: an RFC 6901 JSON Pointer when it starts with `/`
+/// (`/resource_access/image.store/roles`: `~1` is `/`, `~0` is `~`),
+/// otherwise one top-level claim name taken literally, dots and all
+/// (`https://images.example.com/roles`).
 fn path(p: &str) -> Vec<String> {
-    p.split('.').map(str::to_owned).collect()
+    match p.strip_prefix('/') {
+        Some(pointer) => pointer
+            .split('/')
+            .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
+            .collect(),
+        None => vec![p.to_owned()],
+    }
 }
 
 fn lookup<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
@@ -247,7 +260,8 @@ impl PermissionMapping {
         Self::default()
     }
 
-    /// Read permissions only from these claims (dotted paths allowed).
+    /// Read permissions only from these claims: top-level names taken
+    /// literally, or JSON Pointers starting with `/`.
     /// `scope` must be a string, `permissions` an array; other claims may be
     /// either a space-delimited string or an array of strings.
     pub fn with_permission_claims<I, S>(mut self, claims: I) -> Self
@@ -270,7 +284,9 @@ impl PermissionMapping {
         self
     }
 
-    /// Read roles from these claims instead (dotted paths, e.g. `realm_access.roles`).
+    /// Read roles from these claims instead: top-level names taken
+    /// literally (`https://images.example.com/roles`), or JSON Pointers
+    /// (`/realm_access/roles`, `/resource_access/image.store/roles`).
     pub fn with_role_claims<I, S>(mut self, claims: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -381,6 +397,48 @@ mod tests {
     }
 
     #[test]
+    fn claim_paths_are_literal_names_or_json_pointers() {
+        let roles = |mapping: &PermissionMapping, v: Value| {
+            mapping
+                .extract(&claims(v))
+                .unwrap()
+                .1
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        // Auth0: a namespaced top-level claim, slashes and dots included.
+        let auth0 =
+            PermissionMapping::default().with_role_claims(["https://images.example.com/roles"]);
+        assert_eq!(
+            roles(
+                &auth0,
+                json!({"https://images.example.com/roles": ["editor"]})
+            ),
+            ["editor"]
+        );
+        assert!(roles(&auth0, json!({"https:": {"images": ["x"]}})).is_empty());
+        // Keycloak: a client id with dots, inside a JSON Pointer.
+        let keycloak = PermissionMapping::default()
+            .with_role_claims(["/realm_access/roles", "/resource_access/image.store/roles"]);
+        let token = json!({
+            "realm_access": {"roles": ["user"]},
+            "resource_access": {"image.store": {"roles": ["uploader"]}, "image": {"store": {"roles": ["no"]}}}
+        });
+        assert_eq!(roles(&keycloak, token), ["user", "uploader"]);
+        // A dotted name is one literal claim now, not a path.
+        let literal = PermissionMapping::default().with_role_claims(["realm_access.roles"]);
+        assert!(roles(&literal, json!({"realm_access": {"roles": ["user"]}})).is_empty());
+        // RFC 6901 escapes: ~1 is '/', ~0 is '~'.
+        let escaped = PermissionMapping::default().with_role_claims(["/a~1b/c~0d"]);
+        assert_eq!(roles(&escaped, json!({"a/b": {"c~d": ["r"]}})), ["r"]);
+        assert!(
+            escaped.top_level_claims().any(|c| c == "a/b"),
+            "the top-level claim a pointer reads is captured"
+        );
+    }
+
+    #[test]
     fn extraction_table() {
         struct Case {
             name: &'static str,
@@ -389,7 +447,7 @@ mod tests {
             want: Result<Vec<&'static str>, ()>,
         }
         let keycloak = PermissionMapping::default()
-            .with_role_claims(["realm_access.roles"])
+            .with_role_claims(["/realm_access/roles"])
             .add_role("admin", ["images:read:any", "images:delete:any"]);
         let cases = [
             Case {
@@ -468,7 +526,7 @@ mod tests {
 
     #[test]
     fn roles_are_read_through_the_mapping() {
-        let keycloak = PermissionMapping::default().with_role_claims(["realm_access.roles"]);
+        let keycloak = PermissionMapping::default().with_role_claims(["/realm_access/roles"]);
         let token = claims(json!({"roles": ["admin"], "realm_access": {"roles": ["viewer"]}}));
         let (_, roles) = keycloak.extract(&token).unwrap();
         assert_eq!(roles, vec![Box::from("viewer")], "the configured path only");

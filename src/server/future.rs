@@ -199,7 +199,7 @@ where
                     let progress = match (verified, *slot) {
                         (Err(error), slot) => Progress::Refused(error.with_slot(slot)),
                         (Ok(principal), SlotKind::User) => call.config.progress(
-                            call.req.headers(),
+                            (call.req.headers(), call.req.uri()),
                             SlotKind::Service,
                             Some(principal),
                         ),

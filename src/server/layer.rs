@@ -141,10 +141,10 @@ impl MandateBuilder {
             slot,
         });
         if let (Some(u), Some(s)) = (&user, &service) {
-            if u.source.header_name() == s.source.header_name() {
+            if u.source.same_as(&s.source) {
                 return Err(ConfigError::SlotConflict(format!(
-                    "the user and service slots both read {}",
-                    u.source.header_name()
+                    "the user and service slots both read {:?}",
+                    u.source
                 )));
             }
             if !self.interchangeable_ok {

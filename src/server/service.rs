@@ -52,7 +52,7 @@ impl Config {
     /// when the service slot is next), without waiting.
     pub(super) fn progress(
         &self,
-        headers: &HeaderMap,
+        head: (&HeaderMap, &http::Uri),
         from: SlotKind,
         mut user: Option<Principal>,
     ) -> Progress {
@@ -67,7 +67,7 @@ impl Config {
                 continue;
             }
             let Some(c) = config else { continue };
-            let principal = match c.slot.authenticate(kind, &c.source, headers, now) {
+            let principal = match c.slot.authenticate(kind, &c.source, head, now) {
                 Ok(p) => p,
                 Err(Step::Refused(e)) => return Progress::Refused(e),
                 #[cfg(feature = "jwks")]
@@ -238,7 +238,9 @@ where
         }
         let span = request_span();
         let entered = span.enter();
-        let progress = self.config.progress(req.headers(), SlotKind::User, None);
+        let progress = self
+            .config
+            .progress((req.headers(), req.uri()), SlotKind::User, None);
         match progress {
             // The common case: every token verified at once, nothing to ask.
             Progress::Done(caller) if !self.config.checks_revocation(&caller) => {

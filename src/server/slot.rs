@@ -1,7 +1,7 @@
 //! One credential slot: where its token is read, how it is verified,
 //! whether it is required.
 
-use http::HeaderMap;
+use http::{HeaderMap, Uri};
 
 use super::{SlotKind, TokenSource};
 use crate::verify::Step;
@@ -53,9 +53,12 @@ impl Slot {
         &self,
         kind: SlotKind,
         source: &TokenSource,
-        headers: &'h HeaderMap,
+        (headers, uri): (&'h HeaderMap, &'h Uri),
     ) -> Result<Option<&'h str>, AuthError> {
-        match source.extract(headers).map_err(|e| e.with_slot(kind))? {
+        match source
+            .extract(headers, uri)
+            .map_err(|e| e.with_slot(kind))?
+        {
             None if self.mode == Mode::Required => {
                 Err(AuthError::missing_credentials().with_slot(kind))
             }
@@ -74,10 +77,10 @@ impl Slot {
         &self,
         kind: SlotKind,
         source: &TokenSource,
-        headers: &HeaderMap,
+        head: (&HeaderMap, &Uri),
         now: u64,
     ) -> Result<Option<Principal>, Step> {
-        match self.token(kind, source, headers)? {
+        match self.token(kind, source, head)? {
             None => Ok(None),
             Some(token) => match self.verifier.verify_step(token, now, true, kind.as_str()) {
                 Ok(p) => Ok(Some(p)),

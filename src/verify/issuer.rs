@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::jws;
+use super::rules::{ClaimRule, ClaimsCheck, TenantTemplate};
 use crate::caller::Actor;
 use crate::keys::{AlgSet, Algorithm, KeyMiss, KeySet, VerifyingKey};
 #[cfg(feature = "jwks")]
@@ -74,6 +75,14 @@ pub struct Issuer {
     pub(super) permissions: PermissionMapping,
     pub(super) max_actor_depth: usize,
     pub(super) check_may_act: bool,
+    /// Where the audience is read (`aud` when `None`).
+    pub(super) audience_claim: Option<String>,
+    pub(super) claim_rules: Vec<ClaimRule>,
+    pub(super) claims_check: Option<ClaimsCheck>,
+    /// Set for [`Issuer::for_tenants`]: `name` is then the template.
+    pub(super) template: Option<TenantTemplate>,
+    /// The tenants a template accepts (`None`: any).
+    pub(super) tenants: Option<Vec<String>>,
 }
 
 impl Issuer {
@@ -90,7 +99,57 @@ impl Issuer {
             permissions: PermissionMapping::default(),
             max_actor_depth: DEFAULT_MAX_ACTOR_DEPTH,
             check_may_act: false,
+            audience_claim: None,
+            claim_rules: Vec::new(),
+            claims_check: None,
+            template: None,
+            tenants: None,
         }
+    }
+
+    /// Trust the issuers of a multi-tenant provider: `template` holds the
+    /// placeholder `{tid}` (Entra ID:
+    /// `https://login.microsoftonline.com/{tid}/v2.0`), and a token's `iss`
+    /// must be the template with the token's own `tid` claim in its place —
+    /// never a free wildcard. Any tenant, unless
+    /// [`with_tenants`](Self::with_tenants) names them. The principal's
+    /// issuer is the token's `iss`, so identities stay per tenant.
+    ///
+    /// ```
+    /// use tower_mandate::{Issuer, Verifier};
+    /// # use tower_mandate::testing::TestIssuer;
+    /// let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    /// let iss = format!("https://login.microsoftonline.com/{tid}/v2.0");
+    /// # let idp = TestIssuer::rs256(iss.clone());
+    /// let verifier = Verifier::new([
+    ///     Issuer::for_tenants("https://login.microsoftonline.com/{tid}/v2.0", "api://image-store")
+    ///         .with_tenants([tid])
+    ///         .with_keys(idp.key_set()),
+    /// ])?;
+    /// let token = idp.token("alice").audience("api://image-store").claim("tid", tid.into()).sign();
+    /// assert_eq!(verifier.verify(&token)?.issuer(), iss);
+    /// // The same token shape from a tenant that is not allowed is refused.
+    /// let other = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0";
+    /// let token = idp.token("mallory").audience("api://image-store")
+    ///     .claim("iss", other.into())
+    ///     .claim("tid", "00000000-0000-0000-0000-000000000000".into()).sign();
+    /// assert!(verifier.verify(&token).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_tenants(template: impl Into<String>, audience: impl Into<String>) -> Self {
+        let mut issuer = Issuer::new(template, audience);
+        issuer.template = TenantTemplate::parse(&issuer.name);
+        issuer
+    }
+
+    /// Accept only these tenants (`tid`) of a [`for_tenants`](Self::for_tenants) issuer.
+    pub fn with_tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tenants = Some(tenants.into_iter().map(Into::into).collect());
+        self
     }
 
     /// The issuer identifier.
@@ -129,6 +188,65 @@ impl Issuer {
     /// Require a claim to be present (e.g. `jti`).
     pub fn require_claim(mut self, claim: impl Into<String>) -> Self {
         self.required_claims.push(claim.into());
+        self
+    }
+
+    /// Require a top-level claim to have this value
+    /// (`require_claim_eq("token_use", "access")` for Cognito).
+    pub fn require_claim_eq(self, claim: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.require_claim_in(claim, [value])
+    }
+
+    /// Require a top-level claim to have one of these values (an `azp`,
+    /// `client_id` or `tid` allow-list). Several rules all apply.
+    pub fn require_claim_in<I, V>(mut self, claim: impl Into<String>, values: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Value>,
+    {
+        self.claim_rules.push(ClaimRule {
+            claim: claim.into(),
+            values: values.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// Read the audience from this top-level claim instead of `aud` (a
+    /// string or an array of strings): Cognito access tokens have no `aud`
+    /// and carry the app client in `client_id`. The audiences given to
+    /// [`Issuer::new`] and [`add_audience`](Self::add_audience) are then
+    /// matched against it.
+    pub fn with_audience_claim(mut self, claim: impl Into<String>) -> Self {
+        self.audience_claim = Some(claim.into());
+        self
+    }
+
+    /// Check the verified claims with the application's own rule, once per
+    /// token (tokens from the verified-token cache are not checked again).
+    /// `Err` refuses the token with 401; its reason goes into the audit
+    /// event.
+    ///
+    /// ```
+    /// use tower_mandate::{Issuer, Verifier};
+    /// # use tower_mandate::testing::TestIssuer;
+    /// # let idp = TestIssuer::rs256("https://id.example");
+    /// let verifier = Verifier::new([Issuer::new("https://id.example", "a")
+    ///     .with_keys(idp.key_set())
+    ///     .with_claims_check(|claims| match claims.get("email_verified") {
+    ///         Some(serde_json::Value::Bool(true)) => Ok(()),
+    ///         _ => Err("email not verified"),
+    ///     })])?;
+    /// let ok = idp.token("alice").audience("a").claim("email_verified", true.into()).sign();
+    /// assert!(verifier.verify(&ok).is_ok());
+    /// let err = verifier.verify(&idp.token("bob").audience("a").sign()).unwrap_err();
+    /// assert_eq!(err.reason(), "email not verified");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_claims_check(
+        mut self,
+        check: impl Fn(&Map<String, Value>) -> Result<(), &'static str> + Send + Sync + 'static,
+    ) -> Self {
+        self.claims_check = Some(Arc::new(check));
         self
     }
 
@@ -189,6 +307,23 @@ impl Issuer {
         if self.name.contains('#') {
             return Err(rule("an issuer identifier has no fragment ('#')"));
         }
+        match (&self.template, self.name.contains('{')) {
+            (None, true) => {
+                return Err(rule(
+                    "an issuer with a placeholder is made with Issuer::for_tenants, whose \
+                     template holds exactly one {tid}",
+                ));
+            }
+            (None, false) if self.tenants.is_some() => {
+                return Err(rule(
+                    "tenants apply to an Issuer::for_tenants template only",
+                ));
+            }
+            _ => {}
+        }
+        if self.tenants.as_ref().is_some_and(Vec::is_empty) {
+            return Err(rule("the tenant list is empty"));
+        }
         if self.audiences.iter().any(String::is_empty) {
             return Err(rule("an audience is empty"));
         }
@@ -228,8 +363,20 @@ impl Issuer {
     pub(super) fn captured_claims(&self) -> impl Iterator<Item = &str> {
         ["aud", "act", "may_act"]
             .into_iter()
+            .chain(self.template.as_ref().map(|_| "tid"))
+            .chain(self.audience_claim.as_deref())
+            .chain(self.claim_rules.iter().map(|r| r.claim.as_str()))
             .chain(self.permissions.top_level_claims())
             .chain(self.required_claims.iter().map(String::as_str))
+    }
+
+    /// Whether this issuer trusts tokens whose `iss` is `iss`: the exact
+    /// identifier, or the tenant template filled with the token's `tid`.
+    pub(super) fn trusts(&self, iss: &str, captured: &Map<String, Value>) -> bool {
+        match &self.template {
+            None => *self.name == *iss,
+            Some(template) => template.matches(iss, captured.get("tid"), self.tenants.as_deref()),
+        }
     }
 
     /// Check the claims of a token whose signature verified.
@@ -268,8 +415,8 @@ impl Issuer {
             return Err(invalid("token issued in the future"));
         }
         let captured = &claims.captured;
-        match captured.get("aud") {
-            None => return Err(invalid("missing aud")),
+        match captured.get(self.audience_claim.as_deref().unwrap_or("aud")) {
+            None | Some(Value::Null) => return Err(invalid("missing aud")),
             Some(Value::String(aud)) => {
                 if !self.audiences.iter().any(|a| a == aud) {
                     return Err(invalid("audience mismatch"));
@@ -308,6 +455,9 @@ impl Issuer {
             {
                 return Err(invalid("claim of wrong type"));
             }
+        }
+        for rule in &self.claim_rules {
+            rule.check(captured)?;
         }
         let actors = actor_chain(captured, self.max_actor_depth)?;
         if self.check_may_act

@@ -39,6 +39,7 @@ mod cache;
 mod future;
 pub(crate) mod issuer;
 mod jws;
+mod rules;
 pub(crate) mod verifier;
 
 pub use cache::{CacheStats, DEFAULT_CACHE_CAPACITY};

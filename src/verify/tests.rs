@@ -526,7 +526,7 @@ fn permissions_and_claims_reach_the_principal() {
     let v = verifier_for(&idp, |i| {
         i.with_permissions(
             PermissionMapping::default()
-                .with_role_claims(["realm_access.roles"])
+                .with_role_claims(["/realm_access/roles"])
                 .add_role("admin", ["images:read:any"]),
         )
     });
@@ -706,4 +706,106 @@ fn cache_settings_survive_other_settings() {
         verifier_for(&idp, |i| i).cache_capacity(),
         Some(DEFAULT_CACHE_CAPACITY)
     );
+}
+
+#[test]
+fn claim_rules_audience_claim_and_claims_check() {
+    let idp = TestIssuer::rs256(ISS);
+    // Cognito: no aud; the app client in client_id; token_use must be access.
+    let cognito = Verifier::new([Issuer::new(ISS, "4ivt1vbn1example")
+        .with_keys(idp.key_set())
+        .with_audience_claim("client_id")
+        .require_claim_eq("token_use", "access")])
+    .unwrap();
+    let access = idp
+        .token("alice")
+        .without_claim("aud")
+        .claim("client_id", json!("4ivt1vbn1example"))
+        .claim("token_use", json!("access"))
+        .sign();
+    assert!(cognito.verify(&access).is_ok());
+    let cases = [
+        (
+            "an ID token",
+            json!("id"),
+            json!("4ivt1vbn1example"),
+            "claim value not allowed",
+        ),
+        (
+            "another app client",
+            json!("access"),
+            json!("other"),
+            "audience mismatch",
+        ),
+        (
+            "client_id of the wrong type",
+            json!("access"),
+            json!(7),
+            "claim of wrong type",
+        ),
+    ];
+    for (name, token_use, client_id, reason) in cases {
+        let token = idp
+            .token("alice")
+            .without_claim("aud")
+            .claim("client_id", client_id)
+            .claim("token_use", token_use)
+            .sign();
+        assert_eq!(
+            cognito.verify(&token).unwrap_err().reason(),
+            reason,
+            "{name}"
+        );
+    }
+    let no_use = idp
+        .token("alice")
+        .without_claim("aud")
+        .claim("client_id", json!("4ivt1vbn1example"))
+        .sign();
+    assert_eq!(
+        cognito.verify(&no_use).unwrap_err().reason(),
+        "missing required claim"
+    );
+    // An allow-list of values.
+    let azp = verifier_for(&idp, |i| i.require_claim_in("azp", ["web", "mobile"]));
+    let t_for = |idp: &TestIssuer| idp.token("alice").audience(AUD);
+    let with_azp = |v: &str| t_for(&idp).claim("azp", json!(v)).sign();
+    assert!(azp.verify(&with_azp("mobile")).is_ok());
+    assert!(azp.verify(&with_azp("cli")).is_err());
+    // Tenants need a template; a placeholder needs for_tenants.
+    assert!(
+        Verifier::new([Issuer::new(ISS, AUD)
+            .with_keys(idp.key_set())
+            .with_tenants(["t"])])
+        .is_err()
+    );
+    assert!(
+        Verifier::new([
+            Issuer::new("https://login.example/{tid}/v2.0", AUD).with_keys(idp.key_set())
+        ])
+        .is_err()
+    );
+    // A token whose iss is the template itself is no tenant's.
+    let template = "https://login.example/{tid}/v2.0";
+    let tenants =
+        Verifier::new([Issuer::for_tenants(template, AUD).with_keys(idp.key_set())]).unwrap();
+    let literal = t_for(&idp)
+        .claim("iss", json!(template))
+        .claim("tid", json!("{tid}"))
+        .sign();
+    assert_eq!(
+        tenants.verify(&literal).unwrap_err().reason(),
+        "untrusted issuer"
+    );
+    let real = t_for(&idp)
+        .claim("iss", json!("https://login.example/contoso/v2.0"))
+        .claim("tid", json!("contoso"))
+        .sign();
+    let principal = tenants.verify(&real).unwrap();
+    assert_eq!(principal.issuer(), "https://login.example/contoso/v2.0");
+    let mismatch = t_for(&idp)
+        .claim("iss", json!("https://login.example/contoso/v2.0"))
+        .claim("tid", json!("fabrikam"))
+        .sign();
+    assert!(tenants.verify(&mismatch).is_err());
 }

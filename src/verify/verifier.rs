@@ -301,7 +301,7 @@ impl Verifier {
             .0
             .issuers
             .iter()
-            .position(|i| *i.name == *iss)
+            .position(|i| i.trusts(iss, &claims.captured))
             .ok_or_else(|| invalid("untrusted issuer"))?;
         let issuer = &self.0.issuers[index];
         if !issuer.algorithms.contains(header.alg) {
@@ -338,7 +338,7 @@ impl Verifier {
             now,
         );
         drop(claims);
-        Ok(self.cached(parts?, index, json))
+        Ok(self.cached(parts?, index, json)?)
     }
 
     /// Resume a verification that waited for keys, from the parsed token.
@@ -394,7 +394,7 @@ impl Verifier {
         let signed = (&token[..signing_len], &token[signing_len + 1..]);
         let parts = Self::finish(issuer, &key, &header, &claims, &token, signed, unix_now());
         drop(claims);
-        Ok(self.cached(parts?, index, json))
+        self.cached(parts?, index, json)
     }
 
     /// The signature and the claims, once the key is known; `signed` is the
@@ -414,7 +414,11 @@ impl Verifier {
         let checked = issuer.check_claims(header, claims, now)?;
         Ok(PrincipalParts {
             subject: checked.subject,
-            issuer: issuer.name.clone(),
+            // A tenant template's principal names its own tenant's issuer.
+            issuer: match (&issuer.template, claims.iss.as_deref()) {
+                (Some(_), Some(iss)) => Arc::from(iss),
+                _ => issuer.name.clone(),
+            },
             permissions: checked.permissions,
             roles: checked.roles,
             payload: String::new(),
@@ -427,14 +431,23 @@ impl Verifier {
         })
     }
 
-    /// The principal of verified parts, kept in the cache.
-    fn cached(&self, mut parts: PrincipalParts, index: usize, payload: String) -> Principal {
+    /// The principal of verified parts, checked by the application's rule
+    /// (once) and kept in the cache.
+    fn cached(
+        &self,
+        mut parts: PrincipalParts,
+        index: usize,
+        payload: String,
+    ) -> Result<Principal, AuthError> {
         parts.payload = payload;
         let principal = Principal::from_parts(parts);
+        if let Some(check) = &self.0.issuers[index].claims_check {
+            check(principal.claims_map()).map_err(AuthError::invalid_token)?;
+        }
         if let Some(cache) = &self.0.cache {
             cache.insert(&principal, index);
         }
-        principal
+        Ok(principal)
     }
 }
 
