@@ -40,6 +40,7 @@
 //! `config` crate (`settings.get::<MandateConfig>("mandate")`); see
 //! `examples/config_file.rs`.
 
+mod issuer;
 mod propagate;
 mod slots;
 
@@ -49,11 +50,12 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use issuer::{IssuerConfig, Preset, Tenants};
 pub use propagate::{
     ClientAuthKind, DestinationConfig, PropagateConfig, ProviderConfig, ProviderKind, Providers,
     TokenRequestConfig, UserTokenMode,
 };
-pub use slots::{IssuerConfig, RevocationConfig, SlotConfig, SlotMode, StoreKind};
+pub use slots::{RevocationConfig, SlotConfig, SlotMode, StoreKind};
 
 use crate::server::MandateBuilder;
 use crate::{ConfigError, MandateLayer};

@@ -1,18 +1,15 @@
 //! The layer's part of a configuration file: slots, issuers and their
 //! keys and rules, the revocation store.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::HeaderName;
 use serde::Deserialize;
 
-use super::{Client, at, invalid};
-use crate::keys::{Algorithm, KeySet};
-use crate::permission::PermissionMapping;
+use super::{Client, IssuerConfig, at, invalid};
 use crate::revocation::Revocation;
 use crate::server::TokenSource;
-use crate::{ConfigError, Issuer, Slot, Verifier};
+use crate::{ConfigError, Slot, Verifier};
 
 /// Whether a slot must carry a token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -59,66 +56,6 @@ pub struct SlotConfig {
 
 fn yes() -> bool {
     true
-}
-
-/// One trusted issuer: its keys (exactly one of `jwks_file`, `jwks_url`,
-/// `discovery = true`) and its rules.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct IssuerConfig {
-    /// The `iss` value, matched exactly.
-    pub issuer: String,
-    /// Accepted `aud` values; at least one.
-    pub audiences: Vec<String>,
-    /// The algorithm allow-list (default RS256, ES256, EdDSA).
-    #[serde(default)]
-    pub algorithms: Option<Vec<Algorithm>>,
-    /// Keys from a JWKS document on disk.
-    #[serde(default)]
-    pub jwks_file: Option<String>,
-    /// Keys from a JWKS endpoint.
-    #[serde(default)]
-    pub jwks_url: Option<String>,
-    /// Keys from OIDC discovery at the issuer.
-    #[serde(default)]
-    pub discovery: bool,
-    /// Allow a plain-http JWKS or discovery URL (loopback tests only).
-    #[serde(default)]
-    pub insecure_allow_http: bool,
-    /// Minimum time between two refetches caused by unknown kids.
-    #[serde(default, with = "humantime_serde")]
-    pub key_cooldown: Option<Duration>,
-    /// How long keys are used after the endpoint stopped answering.
-    #[serde(default, with = "humantime_serde")]
-    pub max_staleness: Option<Duration>,
-    /// How long a request waits for keys being fetched.
-    #[serde(default, with = "humantime_serde")]
-    pub max_wait: Option<Duration>,
-    /// Clock skew allowed on `exp`, `nbf` and `iat` (default 60 s).
-    #[serde(default, with = "humantime_serde")]
-    pub leeway: Option<Duration>,
-    /// A required `typ` header (`at+jwt`, …).
-    #[serde(default)]
-    pub typ: Option<String>,
-    /// Claims every token must carry.
-    #[serde(default)]
-    pub required_claims: Vec<String>,
-    /// Claims holding permissions (default `scope`, `scp`, `permissions`).
-    #[serde(default)]
-    pub permission_claims: Option<Vec<String>>,
-    /// Claims holding roles (default `roles`).
-    #[serde(default)]
-    pub role_claims: Option<Vec<String>>,
-    /// Permissions granted by each role.
-    #[serde(default)]
-    pub role_permissions: BTreeMap<String, Vec<String>>,
-    /// The deepest `act` chain accepted.
-    #[serde(default)]
-    pub max_actor_depth: Option<usize>,
-    /// Refuse a delegated token whose actor is not in the subject's `may_act`.
-    #[serde(default)]
-    pub require_may_act: bool,
 }
 
 /// Where the revocation list and replay records are kept.
@@ -208,7 +145,9 @@ impl SlotConfig {
             .iter()
             .enumerate()
             .map(|(i, issuer)| issuer.build(&format!("{path}.issuers[{i}]"), client))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten();
         let mut builder = Verifier::builder(issuers);
         if let Some(len) = self.max_token_len {
             builder = builder.with_max_token_len(len);
@@ -219,142 +158,6 @@ impl SlotConfig {
             (true, None) => builder,
         };
         builder.build().map_err(at(path))
-    }
-}
-
-impl IssuerConfig {
-    pub(super) fn build(&self, path: &str, client: Option<&Client>) -> Result<Issuer, ConfigError> {
-        let mut audiences = self.audiences.iter();
-        let Some(first) = audiences.next() else {
-            return Err(invalid(
-                format!("{path}.audiences"),
-                "at least one audience is needed",
-            ));
-        };
-        let mut issuer = Issuer::new(&self.issuer, first);
-        for audience in audiences {
-            issuer = issuer.add_audience(audience);
-        }
-        if let Some(algorithms) = &self.algorithms {
-            issuer = issuer.with_algorithms(algorithms.iter().copied());
-        }
-        if let Some(leeway) = self.leeway {
-            issuer = issuer.with_leeway(leeway);
-        }
-        if let Some(typ) = &self.typ {
-            issuer = issuer.require_typ(typ);
-        }
-        for claim in &self.required_claims {
-            issuer = issuer.require_claim(claim);
-        }
-        if let Some(depth) = self.max_actor_depth {
-            issuer = issuer.with_max_actor_depth(depth);
-        }
-        if self.require_may_act {
-            issuer = issuer.require_may_act();
-        }
-        issuer = issuer.with_permissions(self.mapping());
-        self.with_keys(issuer, path, client)
-    }
-
-    fn mapping(&self) -> PermissionMapping {
-        let mut mapping = PermissionMapping::default();
-        if let Some(claims) = &self.permission_claims {
-            mapping = mapping.with_permission_claims(claims);
-        }
-        if let Some(claims) = &self.role_claims {
-            mapping = mapping.with_role_claims(claims);
-        }
-        for (role, permissions) in &self.role_permissions {
-            mapping = mapping.add_role(role, permissions.iter().cloned());
-        }
-        mapping
-    }
-
-    fn with_keys(
-        &self,
-        issuer: Issuer,
-        path: &str,
-        client: Option<&Client>,
-    ) -> Result<Issuer, ConfigError> {
-        let sources = [
-            self.jwks_file.is_some(),
-            self.jwks_url.is_some(),
-            self.discovery,
-        ];
-        if sources.iter().filter(|s| **s).count() != 1 {
-            return Err(invalid(
-                path,
-                "exactly one of jwks_file, jwks_url, discovery = true is needed",
-            ));
-        }
-        if let Some(file) = &self.jwks_file {
-            let remote_only = [
-                ("insecure_allow_http", self.insecure_allow_http),
-                ("key_cooldown", self.key_cooldown.is_some()),
-                ("max_staleness", self.max_staleness.is_some()),
-                ("max_wait", self.max_wait.is_some()),
-            ];
-            if let Some((key, _)) = remote_only.iter().find(|(_, set)| *set) {
-                return Err(invalid(
-                    format!("{path}.{key}"),
-                    "applies to jwks_url and discovery only",
-                ));
-            }
-            let keys = KeySet::from_jwks_file(file).map_err(at(format!("{path}.jwks_file")))?;
-            return Ok(issuer.with_keys(keys));
-        }
-        self.with_remote_keys(issuer, path, client)
-    }
-
-    #[cfg(feature = "jwks")]
-    fn with_remote_keys(
-        &self,
-        issuer: Issuer,
-        path: &str,
-        client: Option<&Client>,
-    ) -> Result<Issuer, ConfigError> {
-        use crate::keys::JwksSource;
-        let (mut builder, key) = match &self.jwks_url {
-            Some(url) => (JwksSource::builder(url), "jwks_url"),
-            None => (JwksSource::discovery(&self.issuer), "discovery"),
-        };
-        if self.insecure_allow_http {
-            builder = builder.insecure_allow_http();
-        }
-        if let Some(cooldown) = self.key_cooldown {
-            builder = builder.with_cooldown(cooldown);
-        }
-        if let Some(max) = self.max_staleness {
-            builder = builder.with_max_staleness(max);
-        }
-        if let Some(max) = self.max_wait {
-            builder = builder.with_max_wait(max);
-        }
-        if let Some(client) = client {
-            builder = builder.with_client(client.clone());
-        }
-        let source = builder.build().map_err(at(format!("{path}.{key}")))?;
-        source.prefetch();
-        Ok(issuer.with_jwks(source))
-    }
-
-    #[cfg(not(feature = "jwks"))]
-    fn with_remote_keys(
-        &self,
-        _: Issuer,
-        path: &str,
-        _: Option<&Client>,
-    ) -> Result<Issuer, ConfigError> {
-        let key = if self.jwks_url.is_some() {
-            "jwks_url"
-        } else {
-            "discovery"
-        };
-        Err(invalid(
-            format!("{path}.{key}"),
-            "keys from the network need the feature `jwks`",
-        ))
     }
 }
 

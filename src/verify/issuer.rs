@@ -286,6 +286,17 @@ impl Issuer {
         self
     }
 
+    /// The same rules for another issuer identifier.
+    pub(crate) fn with_name(mut self, name: &str) -> Self {
+        self.name = Arc::from(name);
+        self
+    }
+
+    /// How this issuer's claims become permissions.
+    pub(crate) fn mapping(&self) -> &PermissionMapping {
+        &self.permissions
+    }
+
     pub(crate) fn audiences(&self) -> &[String] {
         &self.audiences
     }

@@ -39,7 +39,8 @@ mod cache;
 mod future;
 pub(crate) mod issuer;
 mod jws;
-mod rules;
+mod presets;
+pub(crate) mod rules;
 pub(crate) mod verifier;
 
 pub use cache::{CacheStats, DEFAULT_CACHE_CAPACITY};
@@ -47,6 +48,8 @@ pub use cache::{CacheStats, DEFAULT_CACHE_CAPACITY};
 pub(crate) use future::Pending;
 pub use future::Verify;
 pub use issuer::{DEFAULT_LEEWAY, DEFAULT_MAX_ACTOR_DEPTH, DEFAULT_MAX_TOKEN_LEN};
+#[cfg(feature = "config")]
+pub(crate) use rules::TENANT as TENANT_PLACEHOLDER;
 pub use verifier::VerifierBuilder;
 
 use crate::AuthError;

@@ -43,7 +43,7 @@ pub(super) struct TenantTemplate {
 }
 
 /// The placeholder of a tenant template.
-pub(super) const TENANT: &str = "{tid}";
+pub(crate) const TENANT: &str = "{tid}";
 
 impl TenantTemplate {
     pub(super) fn parse(template: &str) -> Option<Self> {
