@@ -676,3 +676,106 @@ async fn skipped_requests_carry_no_caller_and_guards_on_them_refuse() {
         .unwrap();
     assert_eq!(res.text().await.unwrap(), "nobody");
 }
+
+#[tokio::test]
+async fn one_provider_for_both_slots_told_apart_by_a_claim() {
+    use tower_mandate::server::TokenSource;
+    use tower_mandate::{Issuer, MandateLayer, Slot, Verifier};
+    let idp =
+        tower_mandate::testing::TestIssuer::rs256("https://login.example").with_audience("api");
+    let rules = || {
+        Verifier::new([Issuer::new("https://login.example", "api").with_keys(idp.key_set())])
+            .unwrap()
+    };
+    // Without a rule, the shared issuer and audience are refused at build.
+    assert!(matches!(
+        MandateLayer::builder()
+            .user(Slot::optional(rules()))
+            .service(Slot::optional(rules()))
+            .build(),
+        Err(tower_mandate::ConfigError::InterchangeableSlots { .. })
+    ));
+    let layer = MandateLayer::builder()
+        .user(Slot::optional(rules()).with_source(TokenSource::cookie("at")))
+        .service(Slot::optional(rules()).require_claim_eq("idtyp", "app"))
+        .build()
+        .unwrap();
+    async fn who(caller: Caller) -> String {
+        format!(
+            "{}/{}",
+            caller.user().map_or("-", |u| u.subject()),
+            caller.service().map_or("-", |s| s.subject())
+        )
+    }
+    let server = Server::start(Router::new().route("/who", get(who)).route_layer(layer)).await;
+    let client = http_client();
+    let user = idp.token("alice").sign();
+    let app = idp
+        .token("svc")
+        .claim("idtyp", serde_json::json!("app"))
+        .sign();
+    let send = |cookie: Option<&str>, service: Option<&str>| {
+        let mut req = client.get(server.url("/who"));
+        if let Some(t) = cookie {
+            req = req.header("cookie", format!("theme=dark; at={t}"));
+        }
+        if let Some(t) = service {
+            req = req.header("service-authorization", format!("Bearer {t}"));
+        }
+        req.send()
+    };
+    let res = send(Some(&user), Some(&app)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "alice/svc");
+    // An app-only token in the user slot, a user token in the service slot.
+    assert_eq!(send(Some(&app), None).await.unwrap().status(), 401);
+    assert_eq!(send(None, Some(&user)).await.unwrap().status(), 401);
+    // The user's token in the Authorization header is not read: the slot reads the cookie.
+    let res = client
+        .get(server.url("/who"))
+        .header("authorization", format!("Bearer {user}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn a_websocket_upgrade_token_from_the_query() {
+    use tower_mandate::server::TokenSource;
+    use tower_mandate::{Issuer, MandateLayer, Slot, Verifier};
+    let idp = tower_mandate::testing::TestIssuer::es256("https://id.example").with_audience("a");
+    let verifier =
+        Verifier::new([Issuer::new("https://id.example", "a").with_keys(idp.key_set())]).unwrap();
+    let layer = MandateLayer::builder()
+        .user(Slot::required(verifier).with_source(TokenSource::insecure_query("access_token")))
+        .build()
+        .unwrap();
+    async fn me(caller: Caller) -> String {
+        caller.user().unwrap().subject().to_owned()
+    }
+    let server = Server::start(Router::new().route("/ws", get(me)).route_layer(layer)).await;
+    let client = http_client();
+    let token = idp.token("alice").sign();
+    let res = client
+        .get(server.url(&format!("/ws?room=1&access_token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "alice");
+    let twice = format!("/ws?access_token={token}&access_token={token}");
+    assert_eq!(
+        client
+            .get(server.url(&twice))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        client.get(server.url("/ws")).send().await.unwrap().status(),
+        401
+    );
+}

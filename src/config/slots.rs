@@ -41,6 +41,17 @@ pub struct SlotConfig {
     /// Read the header's value as the token itself, without a scheme.
     #[serde(default)]
     pub raw: bool,
+    /// Read the token from this cookie instead of a header.
+    #[serde(default)]
+    pub cookie: Option<String>,
+    /// Read the token from this query parameter (WebSocket upgrades; see
+    /// [`TokenSource::insecure_query`]).
+    #[serde(default)]
+    pub insecure_query: Option<String>,
+    /// Claim values this slot's tokens have and the other slot's have not
+    /// (see [`Slot::require_claim_eq`]).
+    #[serde(default)]
+    pub claims_equal: std::collections::BTreeMap<String, serde_json::Value>,
     /// The issuers whose tokens this slot accepts.
     pub issuers: Vec<IssuerConfig>,
     /// Keep verified tokens (default true).
@@ -113,22 +124,42 @@ impl SlotConfig {
             SlotMode::Optional => Slot::optional(verifier),
             _ => Slot::required(verifier),
         };
-        let Some(header) = &self.header else {
+        let mut slot = slot;
+        for (claim, value) in &self.claims_equal {
+            slot = slot.require_claim_eq(claim, value.clone());
+        }
+        let named = [
+            self.header.is_some(),
+            self.cookie.is_some(),
+            self.insecure_query.is_some(),
+        ];
+        if named.iter().filter(|n| **n).count() > 1 {
+            return Err(invalid(
+                path,
+                "at most one of header, cookie, insecure_query",
+            ));
+        }
+        if self.raw && self.header.is_none() {
+            return Err(invalid(format!("{path}.raw"), "needs a header"));
+        }
+        let source = if let Some(name) = &self.cookie {
+            TokenSource::cookie(name)
+        } else if let Some(name) = &self.insecure_query {
+            TokenSource::insecure_query(name)
+        } else if let Some(header) = &self.header {
+            let name = HeaderName::try_from(header.as_str()).map_err(|_| {
+                invalid(
+                    format!("{path}.header"),
+                    format!("invalid header name {header:?}"),
+                )
+            })?;
             if self.raw {
-                return Err(invalid(format!("{path}.raw"), "needs a header"));
+                TokenSource::raw_header(name)
+            } else {
+                TokenSource::bearer(name)
             }
-            return Ok(Some(slot));
-        };
-        let name = HeaderName::try_from(header.as_str()).map_err(|_| {
-            invalid(
-                format!("{path}.header"),
-                format!("invalid header name {header:?}"),
-            )
-        })?;
-        let source = if self.raw {
-            TokenSource::raw_header(name)
         } else {
-            TokenSource::bearer(name)
+            return Ok(Some(slot));
         };
         Ok(Some(slot.with_source(source)))
     }

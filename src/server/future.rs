@@ -196,8 +196,11 @@ where
                 } => {
                     let verified = ready!(verify.poll(cx));
                     let call = call.take().expect("ResponseFuture polled after completion");
+                    let verified = verified
+                        .map_err(|e| e.with_slot(*slot))
+                        .and_then(|p| call.config.admit(*slot, p));
                     let progress = match (verified, *slot) {
-                        (Err(error), slot) => Progress::Refused(error.with_slot(slot)),
+                        (Err(error), _) => Progress::Refused(error),
                         (Ok(principal), SlotKind::User) => call.config.progress(
                             (call.req.headers(), call.req.uri()),
                             SlotKind::Service,

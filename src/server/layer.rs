@@ -123,15 +123,21 @@ impl MandateBuilder {
     /// # Errors
     ///
     /// [`ConfigError::InterchangeableSlots`] when both slots trust an issuer
-    /// with an overlapping audience and no `typ` that tells them apart;
+    /// with an overlapping audience and neither a `typ` nor a slot's claim
+    /// rule ([`Slot::require_claim_eq`]) tells them apart;
     /// [`ConfigError::SlotConflict`] when both slots read the same header.
     pub fn build(self) -> Result<MandateLayer, ConfigError> {
+        let rules =
+            |slot: &Option<Slot>| slot.as_ref().map(|s| s.rules.clone()).unwrap_or_default();
+        let (user_rules, service_rules) = (rules(&self.user), rules(&self.service));
+        let distinguished = !user_rules.is_empty() || !service_rules.is_empty();
         let user = self.user.map(|slot| SlotConfig {
             source: slot
                 .source
                 .clone()
                 .unwrap_or_else(TokenSource::authorization),
             slot,
+            excluded: service_rules,
         });
         let service = self.service.map(|slot| SlotConfig {
             source: slot
@@ -139,6 +145,7 @@ impl MandateBuilder {
                 .clone()
                 .unwrap_or_else(TokenSource::service_authorization),
             slot,
+            excluded: user_rules,
         });
         if let (Some(u), Some(s)) = (&user, &service) {
             if u.source.same_as(&s.source) {
@@ -147,7 +154,8 @@ impl MandateBuilder {
                     u.source
                 )));
             }
-            if !self.interchangeable_ok {
+            // A slot's claim rule tells the slots apart (Slot::require_claim_eq).
+            if !self.interchangeable_ok && !distinguished {
                 check_distinct(&u.slot.verifier, &s.slot.verifier)?;
             }
         }

@@ -21,6 +21,8 @@ use crate::{AuthError, Caller, MandateLayer, Principal, Slot};
 pub(crate) struct SlotConfig {
     pub(super) slot: Slot,
     pub(super) source: TokenSource,
+    /// The other slot's rules: tokens that satisfy them all are not ours.
+    pub(super) excluded: Vec<super::slot::SlotRule>,
 }
 
 pub(crate) struct Config {
@@ -68,7 +70,11 @@ impl Config {
             }
             let Some(c) = config else { continue };
             let principal = match c.slot.authenticate(kind, &c.source, head, now) {
-                Ok(p) => p,
+                Ok(None) => None,
+                Ok(Some(p)) => match c.slot.admit(kind, &c.excluded, p) {
+                    Ok(p) => Some(p),
+                    Err(e) => return Progress::Refused(e),
+                },
                 Err(Step::Refused(e)) => return Progress::Refused(e),
                 #[cfg(feature = "jwks")]
                 Err(Step::Fetch(pending)) => {
@@ -85,6 +91,22 @@ impl Config {
             }
         }
         Progress::Done(Caller::new(user, service))
+    }
+
+    /// A principal verified after a key fetch, checked against the slot's rules.
+    pub(super) fn admit(
+        &self,
+        kind: SlotKind,
+        principal: Principal,
+    ) -> Result<Principal, AuthError> {
+        let config = match kind {
+            SlotKind::User => &self.user,
+            _ => &self.service,
+        };
+        match config {
+            Some(c) => c.slot.admit(kind, &c.excluded, principal),
+            None => Ok(principal),
+        }
     }
 
     /// Whether `caller` must be checked against the revocation store.

@@ -2,6 +2,7 @@
 //! whether it is required.
 
 use http::{HeaderMap, Uri};
+use serde_json::Value;
 
 use super::{SlotKind, TokenSource};
 use crate::verify::Step;
@@ -21,6 +22,22 @@ pub struct Slot {
     pub(super) verifier: Verifier,
     mode: Mode,
     pub(super) source: Option<TokenSource>,
+    pub(super) rules: Vec<SlotRule>,
+}
+
+/// A claim value that tells this slot's tokens from the other slot's.
+#[derive(Debug, Clone)]
+pub(crate) struct SlotRule {
+    claim: String,
+    values: Vec<Value>,
+}
+
+impl SlotRule {
+    fn holds(&self, principal: &Principal) -> bool {
+        principal
+            .claim(&self.claim)
+            .is_some_and(|v| self.values.contains(v))
+    }
 }
 
 impl Slot {
@@ -30,6 +47,7 @@ impl Slot {
             verifier,
             mode: Mode::Required,
             source: None,
+            rules: Vec::new(),
         }
     }
 
@@ -40,6 +58,61 @@ impl Slot {
             verifier,
             mode: Mode::Optional,
             source: None,
+            rules: Vec::new(),
+        }
+    }
+
+    /// This slot's tokens have this claim value, and the other slot's do
+    /// not: when one provider issues both the users' and the services'
+    /// tokens with the same issuer and audience (Entra ID's app-only tokens
+    /// carry `idtyp: "app"`), the service slot takes
+    /// `require_claim_eq("idtyp", "app")`, the user slot then refuses such
+    /// tokens, and [`build`](crate::server::MandateBuilder::build) accepts
+    /// the shared issuer. A token of the wrong slot is refused (401).
+    ///
+    /// ```
+    /// use tower_mandate::{Issuer, MandateLayer, Slot, Verifier};
+    /// # let idp = tower_mandate::testing::TestIssuer::rs256("https://login.example");
+    /// let rules = || Verifier::new([Issuer::new("https://login.example", "api").with_keys(idp.key_set())]);
+    /// let layer = MandateLayer::builder()
+    ///     .user(Slot::optional(rules()?))
+    ///     .service(Slot::optional(rules()?).require_claim_eq("idtyp", "app"))
+    ///     .build()?; // no InterchangeableSlots: the claim tells them apart
+    /// # let _ = layer;
+    /// # Ok::<(), tower_mandate::ConfigError>(())
+    /// ```
+    pub fn require_claim_eq(self, claim: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.require_claim_in(claim, [value])
+    }
+
+    /// As [`require_claim_eq`](Self::require_claim_eq), with one of several
+    /// values (a `client_id` or `azp` allow-list of the services).
+    pub fn require_claim_in<I, V>(mut self, claim: impl Into<String>, values: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Value>,
+    {
+        self.rules.push(SlotRule {
+            claim: claim.into(),
+            values: values.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// Whether `principal` belongs in this slot: it satisfies this slot's
+    /// rules, and not every rule of the other slot (`others`).
+    pub(super) fn admit(
+        &self,
+        kind: SlotKind,
+        others: &[SlotRule],
+        principal: Principal,
+    ) -> Result<Principal, AuthError> {
+        let own = self.rules.iter().all(|r| r.holds(&principal));
+        let other = !others.is_empty() && others.iter().all(|r| r.holds(&principal));
+        if own && !other {
+            Ok(principal)
+        } else {
+            Err(AuthError::invalid_token("token of another slot").with_slot(kind))
         }
     }
 
