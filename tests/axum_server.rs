@@ -779,3 +779,65 @@ async fn a_websocket_upgrade_token_from_the_query() {
         401
     );
 }
+
+#[tokio::test]
+async fn permissions_from_the_application_once_per_token() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower_mandate::server::{Enrich, EnrichError, EnrichFuture};
+    use tower_mandate::{Issuer, MandateLayer, Principal, Require, Slot, Verifier, permission};
+    permission! { Delete = "images:delete"; }
+
+    /// Grants from a "database"; counts how often it is asked, and fails
+    /// for the subject `down`.
+    struct Grants(Arc<AtomicUsize>);
+    impl Enrich for Grants {
+        fn permissions(&self, principal: &Principal) -> EnrichFuture {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let subject = principal.subject().to_owned();
+            Box::pin(async move {
+                tokio::task::yield_now().await; // a real wait, as a query would
+                match subject.as_str() {
+                    "down" => Err(EnrichError::new("database unreachable")),
+                    "alice" => Ok(vec!["images:delete".to_owned()]),
+                    _ => Ok(vec![]),
+                }
+            })
+        }
+    }
+    async fn delete(caller: Require<Delete>) -> String {
+        caller.user().unwrap().subject().to_owned()
+    }
+    let idp = tower_mandate::testing::TestIssuer::rs256("https://id.example").with_audience("a");
+    let verifier =
+        Verifier::new([Issuer::new("https://id.example", "a").with_keys(idp.key_set())]).unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let layer = MandateLayer::builder()
+        .user(Slot::required(verifier))
+        .with_enrichment(Grants(asked.clone()))
+        .build()
+        .unwrap();
+    let server = Server::start(Router::new().route("/x", get(delete)).route_layer(layer)).await;
+    let client = http_client();
+    let send = |token: String| {
+        client
+            .get(server.url("/x"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+    };
+    let alice = idp.token("alice").sign();
+    for _ in 0..3 {
+        let res = send(alice.clone()).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "alice");
+    }
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "asked once per token");
+    assert_eq!(send(idp.token("bob").sign()).await.unwrap().status(), 403);
+    // A hook that fails refuses (503), never lets through.
+    let res = send(idp.token("down").sign()).await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    // A new token of alice's is asked again.
+    assert_eq!(send(idp.token("alice").sign()).await.unwrap().status(), 200);
+    assert_eq!(asked.load(Ordering::SeqCst), 4);
+}

@@ -111,6 +111,32 @@ impl Principal {
         }))
     }
 
+    /// This principal with `extra` permissions too (the application's
+    /// enrichment); everything else the same.
+    pub(crate) fn with_permissions_added(&self, extra: Vec<String>) -> Principal {
+        let inner = &self.0;
+        let permissions = inner
+            .permissions
+            .iter()
+            .map(str::to_owned)
+            .chain(extra)
+            .collect();
+        Principal(Arc::new(Inner {
+            subject: inner.subject.clone(),
+            issuer: inner.issuer.clone(),
+            permissions,
+            roles: inner.roles.clone(),
+            payload: inner.payload.clone(),
+            claims: inner.claims.clone(),
+            token: inner.token.clone(),
+            expires_at: inner.expires_at,
+            accepted_until: inner.accepted_until,
+            not_before: inner.not_before,
+            actors: inner.actors.clone(),
+            key_id: inner.key_id,
+        }))
+    }
+
     /// The `sub` claim.
     pub fn subject(&self) -> &str {
         &self.0.subject

@@ -56,6 +56,12 @@ pin_project! {
             user: Option<Principal>,
             call: Option<Call<S, ReqBody>>,
         },
+        /// The application's hook is asked for permissions.
+        Enriching {
+            #[pin]
+            pending: crate::server::enrich::Pending,
+            call: Option<Call<S, ReqBody>>,
+        },
         /// The revocation store is asked about the verified tokens.
         CheckingRevocation {
             #[pin]
@@ -147,7 +153,7 @@ where
 }
 
 /// The state that follows `progress`.
-fn next<S, ReqBody, ResBody>(progress: Progress, mut call: Call<S, ReqBody>) -> State<S, ReqBody>
+fn next<S, ReqBody, ResBody>(progress: Progress, call: Call<S, ReqBody>) -> State<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: RejectionBody,
@@ -162,16 +168,33 @@ where
             user,
             call: Some(call),
         },
-        Progress::Done(caller) => match &call.config.revocation {
-            Some(revocation) if call.config.checks_revocation(&caller) => {
-                State::CheckingRevocation {
-                    check: revocation.check(&caller),
-                    caller: Some(caller),
-                    call: Some(call),
-                }
-            }
-            _ => calling(&mut call.inner, call.req, &call.config, caller),
+        Progress::Enriching(pending) => State::Enriching {
+            pending,
+            call: Some(call),
         },
+        Progress::Done(caller) => match call.config.enriched(caller) {
+            Ok(caller) => checking(caller, call),
+            Err(pending) => State::Enriching {
+                pending,
+                call: Some(call),
+            },
+        },
+    }
+}
+
+/// After enrichment: the revocation check, or the call.
+fn checking<S, ReqBody, ResBody>(caller: Caller, mut call: Call<S, ReqBody>) -> State<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: RejectionBody,
+{
+    match &call.config.revocation {
+        Some(revocation) if call.config.checks_revocation(&caller) => State::CheckingRevocation {
+            check: revocation.check(&caller),
+            caller: Some(caller),
+            call: Some(call),
+        },
+        _ => calling(&mut call.inner, call.req, &call.config, caller),
     }
 }
 
@@ -211,6 +234,16 @@ where
                         }
                     };
                     next(progress, call)
+                }
+                StateProj::Enriching { pending, call } => {
+                    let enriched = ready!(pending.poll(cx));
+                    let call = call.take().expect("ResponseFuture polled after completion");
+                    match enriched {
+                        Ok(caller) => checking(caller, call),
+                        Err(error) => State::Rejected {
+                            response: Some(call.config.refuse(error, &call.req, None)),
+                        },
+                    }
                 }
                 StateProj::CheckingRevocation {
                     check,

@@ -20,6 +20,7 @@ pub struct MandateBuilder {
     interchangeable_ok: bool,
     revocation: Option<crate::revocation::Revocation>,
     skips: Vec<Skip>,
+    enrichment: Option<super::enrich::Enrichment>,
 }
 
 impl MandateBuilder {
@@ -39,6 +40,15 @@ impl MandateBuilder {
     /// replay guard) on every request; see [`revocation`](crate::revocation).
     pub fn with_revocation(mut self, revocation: crate::revocation::Revocation) -> Self {
         self.revocation = Some(revocation);
+        self
+    }
+
+    /// Add the application's permissions to every verified principal (see
+    /// [`Enrich`](super::Enrich)): asked once per token, kept for the
+    /// token's lifetime (at most 10,000 principals), audited. A hook that
+    /// fails refuses the request with 503.
+    pub fn with_enrichment(mut self, hook: impl super::Enrich) -> Self {
+        self.enrichment = Some(super::enrich::Enrichment::new(hook));
         self
     }
 
@@ -164,6 +174,7 @@ impl MandateBuilder {
                 user,
                 service,
                 skips: self.skips,
+                enrichment: self.enrichment.map(Arc::new),
                 renderer: self.renderer,
                 revocation: self.revocation,
             }),
@@ -259,6 +270,7 @@ impl MandateLayer {
             interchangeable_ok: false,
             revocation: None,
             skips: Vec::new(),
+            enrichment: None,
         }
     }
 }

@@ -40,6 +40,7 @@
 //! The rejection is a ready response, not an error, so the layer satisfies
 //! axum's `Error: Into<Infallible>` bound.
 
+mod enrich;
 mod future;
 pub(crate) mod layer;
 mod reject;
@@ -47,6 +48,7 @@ mod service;
 pub(crate) mod skip;
 pub(crate) mod slot;
 
+pub use enrich::{Enrich, EnrichError, EnrichFuture};
 pub use future::ResponseFuture;
 pub use layer::MandateBuilder;
 pub(crate) use reject::Renderer;

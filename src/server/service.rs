@@ -32,6 +32,8 @@ pub(crate) struct Config {
     pub(super) revocation: Option<crate::revocation::Revocation>,
     /// Requests let through unauthenticated.
     pub(super) skips: Vec<super::skip::Skip>,
+    /// The application's permissions hook.
+    pub(super) enrichment: Option<Arc<super::enrich::Enrichment>>,
 }
 
 /// Where the authentication of one request stands. `Waiting` holds the
@@ -39,6 +41,8 @@ pub(crate) struct Config {
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Progress {
     Done(Caller),
+    /// The application's hook is asked for permissions.
+    Enriching(super::enrich::Pending),
     Refused(AuthError),
     /// The key of `slot`'s token is being fetched; `user` verified before.
     #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
@@ -106,6 +110,15 @@ impl Config {
         match config {
             Some(c) => c.slot.admit(kind, &c.excluded, principal),
             None => Ok(principal),
+        }
+    }
+
+    /// `caller` with the application's permissions, from the cache, or the
+    /// work that asks the hook.
+    pub(super) fn enriched(&self, caller: Caller) -> Result<Caller, super::enrich::Pending> {
+        match &self.enrichment {
+            Some(enrichment) if !caller.is_anonymous() => enrichment.caller(caller),
+            _ => Ok(caller),
         }
     }
 
@@ -265,13 +278,30 @@ where
             .progress((req.headers(), req.uri()), SlotKind::User, None);
         match progress {
             // The common case: every token verified at once, nothing to ask.
-            Progress::Done(caller) if !self.config.checks_revocation(&caller) => {
+            Progress::Done(caller) => match self.config.enriched(caller) {
                 // The inner service is called in the span.
-                let future =
-                    ResponseFuture::call(&mut self.inner, req, &self.config, caller, span.clone());
-                drop(entered);
-                future
-            }
+                Ok(caller) if !self.config.checks_revocation(&caller) => {
+                    let future = ResponseFuture::call(
+                        &mut self.inner,
+                        req,
+                        &self.config,
+                        caller,
+                        span.clone(),
+                    );
+                    drop(entered);
+                    future
+                }
+                enriched => {
+                    drop(entered);
+                    let progress = match enriched {
+                        Ok(caller) => Progress::Done(caller),
+                        Err(pending) => Progress::Enriching(pending),
+                    };
+                    let clone = self.inner.clone();
+                    let inner = std::mem::replace(&mut self.inner, clone);
+                    ResponseFuture::next(progress, inner, req, self.config.clone(), span)
+                }
+            },
             Progress::Refused(error) => {
                 let response = self.config.refuse(error, &req, None);
                 drop(entered);
