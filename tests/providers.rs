@@ -185,3 +185,56 @@ async fn auth0_google_okta_and_entra_roles() {
     // Keycloak is not configured here: its tokens are refused.
     assert_eq!(call("GET", "/me", &t["keycloak_access"]).await.0, 401);
 }
+
+/// Entra ID for users and for services, one tenant and one audience; the
+/// service slot takes the app-only tokens (`idtyp: "app"`).
+const SLOTS_FILE: &str = r#"
+[user]
+mode = "optional"
+[[user.issuers]]
+preset = "entra"
+tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
+audiences = ["api://image-store"]
+jwks_file = "{dir}/entra-jwks.json"
+
+[service]
+mode = "optional"
+claims_equal = { idtyp = "app" }
+[[service.issuers]]
+preset = "entra"
+tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
+audiences = ["api://image-store"]
+jwks_file = "{dir}/entra-jwks.json"
+"#;
+
+#[tokio::test]
+async fn entra_users_and_app_only_services_in_their_own_slots() {
+    let dir = support::temp_dir("providers-slots");
+    let t = tokens(&dir);
+    let store = store(&dir, "slots.toml", SLOTS_FILE).await;
+    let client = support::http_client();
+    let (status, me) = store
+        .call(
+            &client,
+            "GET",
+            "/me",
+            Some(&t["entra_v2"]),
+            Some(&t["entra_app_only"]),
+        )
+        .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        me["user"]["sub"],
+        "HKZpfaHyWadeOouYlitjrI-KffTm222X5rrV3xDqfKQ"
+    );
+    assert_eq!(me["service"]["sub"], "690222be-ff1a-4d56-abd1-7e4f7d38e474");
+    // An app-only token in the user slot, a user token in the service slot.
+    let (status, _) = store
+        .call(&client, "GET", "/me", Some(&t["entra_app_only"]), None)
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = store
+        .call(&client, "GET", "/me", None, Some(&t["entra_v2"]))
+        .await;
+    assert_eq!(status, 401);
+}
