@@ -79,7 +79,9 @@ async fn get(
     let status = res.status();
     // The application's client may follow redirects: its answer must still
     // come from the URL asked.
-    if status.is_redirection() || *res.url() != asked {
+    // (304 Not Modified answers a conditional GET; it is no redirect.)
+    let redirect = status.is_redirection() && status != reqwest::StatusCode::NOT_MODIFIED;
+    if redirect || *res.url() != asked {
         return Err(FetchError::Redirected);
     }
     let headers = res.headers().clone();
