@@ -67,6 +67,8 @@ pub enum ConfigError {
     InvalidPolicy(String),
     /// The slots of one layer conflict (both read the same header).
     SlotConflict(String),
+    /// A rule for requests that skip authentication is too broad.
+    InvalidSkip(String),
     /// Two slots accept the same tokens (RFC 8725 §3.12).
     InterchangeableSlots {
         /// The issuer both slots trust.
@@ -117,6 +119,7 @@ impl fmt::Display for ConfigError {
             ConfigError::InvalidUrl { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
             ConfigError::InvalidPolicy(reason) => write!(f, "invalid policy: {reason}"),
             ConfigError::SlotConflict(reason) => write!(f, "conflicting slots: {reason}"),
+            ConfigError::InvalidSkip(reason) => write!(f, "invalid skip rule: {reason}"),
             ConfigError::InterchangeableSlots { issuer } => write!(
                 f,
                 "the user and service slots both accept tokens of issuer {issuer:?} with the same \

@@ -84,6 +84,10 @@ impl TokenSource {
     /// A cookie goes with every request the browser makes to the site,
     /// wherever it was started: pair it with `SameSite` cookies and a CSRF
     /// defence (tower-http, or a custom header the other origin cannot set).
+    /// Name it with the `__Host-` prefix (`__Host-access_token`, set with
+    /// `Secure`, `Path=/` and no `Domain`), so that a sibling subdomain
+    /// cannot plant a second cookie of the same name, which this source
+    /// refuses (400) rather than guess.
     pub fn cookie(name: impl Into<String>) -> Self {
         TokenSource {
             kind: Kind::Cookie(name.into().into_boxed_str()),

@@ -695,8 +695,20 @@ async fn one_provider_for_both_slots_told_apart_by_a_claim() {
             .build(),
         Err(tower_mandate::ConfigError::InterchangeableSlots { .. })
     ));
+    // A rule on one slot only does not tell them apart either.
+    assert!(
+        MandateLayer::builder()
+            .user(Slot::optional(rules()))
+            .service(Slot::optional(rules()).require_claim_eq("idtyp", "app"))
+            .build()
+            .is_err()
+    );
     let layer = MandateLayer::builder()
-        .user(Slot::optional(rules()).with_source(TokenSource::cookie("at")))
+        .user(
+            Slot::optional(rules())
+                .with_source(TokenSource::cookie("at"))
+                .require_claim_eq("idtyp", "user"),
+        )
         .service(Slot::optional(rules()).require_claim_eq("idtyp", "app"))
         .build()
         .unwrap();
@@ -709,11 +721,15 @@ async fn one_provider_for_both_slots_told_apart_by_a_claim() {
     }
     let server = Server::start(Router::new().route("/who", get(who)).route_layer(layer)).await;
     let client = http_client();
-    let user = idp.token("alice").sign();
+    let user = idp
+        .token("alice")
+        .claim("idtyp", serde_json::json!("user"))
+        .sign();
     let app = idp
         .token("svc")
         .claim("idtyp", serde_json::json!("app"))
         .sign();
+    let neither = idp.token("carol").sign();
     let send = |cookie: Option<&str>, service: Option<&str>| {
         let mut req = client.get(server.url("/who"));
         if let Some(t) = cookie {
@@ -730,6 +746,9 @@ async fn one_provider_for_both_slots_told_apart_by_a_claim() {
     // An app-only token in the user slot, a user token in the service slot.
     assert_eq!(send(Some(&app), None).await.unwrap().status(), 401);
     assert_eq!(send(None, Some(&user)).await.unwrap().status(), 401);
+    // A token without the claim fits neither slot.
+    assert_eq!(send(Some(&neither), None).await.unwrap().status(), 401);
+    assert_eq!(send(None, Some(&neither)).await.unwrap().status(), 401);
     // The user's token in the Authorization header is not read: the slot reads the cookie.
     let res = client
         .get(server.url("/who"))

@@ -60,11 +60,11 @@ async fn serve_tls(app: Router, ca: &support::PrivateCa, max: usize) -> String {
     format!("https://127.0.0.1:{}", addr.port())
 }
 
-fn trusting(ca: &support::PrivateCa) -> reqwest::Client {
+/// The application's client: it trusts the private CA, follows redirects
+/// (reqwest's default) and has no timeout of its own.
+fn trusting(ca: &support::PrivateCa) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem.as_bytes()).unwrap())
-        .build()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -122,7 +122,7 @@ async fn keys_and_tokens_through_the_applications_client() {
             );
     let base = serve_tls(app, &ca, 64).await;
     idp_holder.set(base.clone()).unwrap();
-    let client = trusting(&ca);
+    let client = || trusting(&ca);
 
     // JWKS over https with the application's client.
     let token = users.token("alice").claim("iss", json!(base)).sign();
@@ -130,14 +130,14 @@ async fn keys_and_tokens_through_the_applications_client() {
         Verifier::new([Issuer::new(base.clone(), "a").with_jwks(source)]).unwrap()
     };
     let jwks = JwksSource::builder(format!("{base}/jwks"))
-        .with_client(client.clone())
+        .with_client(client())
         .build()
         .unwrap();
     let principal = via(jwks).verify_async(&token).await.unwrap();
     assert_eq!(principal.subject(), "alice");
     // Discovery too.
     let discovered = JwksSource::discovery(base.clone())
-        .with_client(client.clone())
+        .with_client(client())
         .build()
         .unwrap();
     assert!(via(discovered).verify_async(&token).await.is_ok());
@@ -150,7 +150,7 @@ async fn keys_and_tokens_through_the_applications_client() {
     assert_eq!(e.kind(), AuthErrorKind::KeysUnavailable);
 
     // A token endpoint over https with the application's client.
-    let provider = |path: &str, with: Option<reqwest::Client>| {
+    let provider = |path: &str, with: Option<reqwest::ClientBuilder>| {
         let builder = ClientCredentials::builder(
             format!("{base}{path}"),
             "relay",
@@ -161,7 +161,7 @@ async fn keys_and_tokens_through_the_applications_client() {
             None => builder.build(),
         }
     };
-    let got = provider("/token", Some(client.clone()))
+    let got = provider("/token", Some(client()))
         .token(TokenRequest::for_audience("b"))
         .await
         .unwrap();
@@ -177,7 +177,7 @@ async fn keys_and_tokens_through_the_applications_client() {
     // The crate's rules hold on the application's client, which follows
     // redirects (reqwest's default policy) and has no timeout of its own.
     let refused = JwksSource::builder(format!("{base}/moved"))
-        .with_client(client.clone())
+        .with_client(client())
         .with_max_wait(Duration::from_secs(2))
         .build()
         .unwrap();
@@ -187,13 +187,13 @@ async fn keys_and_tokens_through_the_applications_client() {
         AuthErrorKind::KeysUnavailable,
         "a redirected JWKS is not used"
     );
-    let e = provider("/token-moved", Some(client.clone()))
+    let e = provider("/token-moved", Some(client()))
         .token(TokenRequest::for_audience("b"))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("redirect"), "{e}");
     let slow = JwksSource::builder(format!("{base}/slow"))
-        .with_client(client.clone())
+        .with_client(client())
         .with_timeouts(Duration::from_millis(300), Duration::from_millis(500))
         .build()
         .unwrap();

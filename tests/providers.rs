@@ -65,7 +65,7 @@ image-editors = ["images:write"]
 
 [[user.issuers]]
 preset = "entra"
-tenants = "any"
+tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47", "f8cdef31-a31e-4b4a-93e4-5f571e91255a"]
 audiences = ["api://image-store"]
 jwks_file = "{dir}/entra-jwks.json"
 [user.issuers.role_permissions]
@@ -173,7 +173,7 @@ async fn auth0_google_okta_and_entra_roles() {
     assert_eq!(call("GET", "/me", &t["google_unverified"]).await.0, 401);
     // Okta: groups through the role table, scp as an array.
     assert_eq!(call("POST", "/images", &t["okta_access"]).await.0, 201);
-    // Entra ID, any tenant: app roles through the role table.
+    // Entra ID, a second listed tenant: app roles through the role table.
     let (status, me) = call("GET", "/me", &t["entra_other_tenant"]).await;
     assert_eq!(status, 200, "{me}");
     assert!(
@@ -191,6 +191,7 @@ async fn auth0_google_okta_and_entra_roles() {
 const SLOTS_FILE: &str = r#"
 [user]
 mode = "optional"
+claims_equal = { idtyp = "user" }
 [[user.issuers]]
 preset = "entra"
 tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
@@ -237,4 +238,40 @@ async fn entra_users_and_app_only_services_in_their_own_slots() {
         .call(&client, "GET", "/me", None, Some(&t["entra_v2"]))
         .await;
     assert_eq!(status, 401);
+}
+
+#[test]
+fn every_entra_tenant_needs_the_client_id_as_audience() {
+    let dir = support::temp_dir("providers-any");
+    let jwks = dir.join("entra-jwks.json");
+    std::fs::write(
+        &jwks,
+        tower_mandate::testing::TestIssuer::rs256("https://x").jwks(),
+    )
+    .unwrap();
+    let file = |audience: &str| {
+        let path = dir.join("any.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[[user.issuers]]\npreset = \"entra\"\ntenants = \"any\"\naudiences = [{audience:?}]\njwks_file = {:?}\n",
+                jwks.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    // Anyone can make a tenant with an application whose ID URI is ours.
+    let stderr = support::Example::refuses_to_start(
+        "image_store",
+        &[(
+            "MANDATE_CONFIG",
+            file("api://image-store").to_str().unwrap(),
+        )],
+    );
+    assert!(stderr.contains("needs the client id (a GUID)"), "{stderr}");
+    // The client id is unique across tenants.
+    let ok = file("6e74172b-be56-4843-9ff4-e66a39bb12e3");
+    let config = tower_mandate::config::MandateConfig::from_toml_file(&ok).unwrap();
+    assert!(config.layer().is_ok());
 }

@@ -221,25 +221,22 @@ impl IssuerConfig {
             }
             Preset::Entra => {
                 let audience = self.first_audience(path)?;
-                let mut issuers = vec![
-                    with_rest(Issuer::entra(audience)),
-                    with_rest(Issuer::entra_v1(audience)),
-                ];
-                match &self.tenants {
+                let issuers = match &self.tenants {
                     None => {
                         return Err(invalid(
                             format!("{path}.tenants"),
                             "tenants is needed: a list of tenant ids, or \"any\"",
                         ));
                     }
-                    Some(Tenants::Any) => {}
-                    Some(Tenants::Only(list)) => {
-                        issuers = issuers
-                            .into_iter()
-                            .map(|i| i.with_tenants(list.iter().cloned()))
-                            .collect();
-                    }
-                }
+                    Some(Tenants::Any) => vec![
+                        with_rest(Issuer::entra_any_tenant(audience, false)),
+                        with_rest(Issuer::entra_any_tenant(audience, true)),
+                    ],
+                    Some(Tenants::Only(list)) => vec![
+                        with_rest(Issuer::entra(list.iter().cloned(), audience)),
+                        with_rest(Issuer::entra_v1(list.iter().cloned(), audience)),
+                    ],
+                };
                 (issuers, Some(DefaultKeys::Url(ENTRA_KEYS)))
             }
             Preset::Google => {
@@ -418,7 +415,7 @@ impl IssuerConfig {
             builder = builder.with_max_wait(max);
         }
         if let Some(client) = client {
-            builder = builder.with_client(client.clone());
+            builder = builder.with_client(client.builder());
         }
         let source = builder.build().map_err(at(format!("{path}.{key}")))?;
         source.prefetch();

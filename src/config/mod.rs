@@ -92,7 +92,7 @@ pub struct MandateConfig {
     /// (not from the file: see [`MandateConfig::with_http_client`]).
     #[cfg(any(feature = "jwks", feature = "oauth"))]
     #[serde(skip)]
-    http_client: Option<reqwest::Client>,
+    http_client: Option<Client>,
 }
 
 /// Requests the layer lets through unauthenticated (see
@@ -174,16 +174,20 @@ impl MandateConfig {
     }
 
     /// Fetch keys and tokens with the application's own HTTP client (a
-    /// private CA, a proxy): see
-    /// [`JwksBuilder::with_client`](crate::keys::JwksBuilder::with_client).
+    /// private CA, a proxy): `client` makes a `reqwest::ClientBuilder` for
+    /// each key source and provider, which the crate builds under its rules
+    /// (see [`JwksBuilder::with_client`](crate::keys::JwksBuilder::with_client)).
     #[cfg(any(feature = "jwks", feature = "oauth"))]
-    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
-        self.http_client = Some(client);
+    pub fn with_http_client(
+        mut self,
+        client: impl Fn() -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Self {
+        self.http_client = Some(Client(std::sync::Arc::new(client)));
         self
     }
 
     #[cfg(any(feature = "jwks", feature = "oauth"))]
-    fn client(&self) -> Option<&reqwest::Client> {
+    fn client(&self) -> Option<&Client> {
         self.http_client.as_ref()
     }
 
@@ -301,8 +305,24 @@ pub(super) fn invalid(path: impl Into<String>, message: impl Into<String>) -> Co
 #[cfg(not(any(feature = "jwks", feature = "oauth")))]
 pub(crate) enum Client {}
 
+/// Makes the application's HTTP client builders.
 #[cfg(any(feature = "jwks", feature = "oauth"))]
-pub(crate) use reqwest::Client;
+#[derive(Clone)]
+pub(crate) struct Client(std::sync::Arc<dyn Fn() -> reqwest::ClientBuilder + Send + Sync>);
+
+#[cfg(any(feature = "jwks", feature = "oauth"))]
+impl Client {
+    pub(crate) fn builder(&self) -> reqwest::ClientBuilder {
+        (self.0)()
+    }
+}
+
+#[cfg(any(feature = "jwks", feature = "oauth"))]
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Client")
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -370,13 +370,13 @@ impl ProviderConfig {
                 builder = builder.insecure_allow_http();
             }
             if let Some(client) = client {
-                builder = builder.with_client(client.clone());
+                builder = builder.with_client(client.builder());
             }
             return Ok(Arc::new(builder.build()));
         }
         let mut builder = TokenExchange::builder(token_url, client_id, auth);
         if let Some(client) = client {
-            builder = builder.with_client(client.clone());
+            builder = builder.with_client(client.builder());
         }
         if let Some(actor) = &self.actor {
             let (provider, request) = built.request(actor, &format!("{path}.actor"))?;

@@ -82,16 +82,23 @@ pub enum StoreKind {
 }
 
 /// The revocation check of the layer.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RevocationConfig {
     /// `memory` (default) or `redis`.
     #[serde(default)]
     pub store: StoreKind,
-    /// The Redis URL (`redis://…` or `rediss://…`).
+    /// The Redis URL (`redis://…` or `rediss://…`), without a password:
+    /// secrets are never inline.
     #[serde(default)]
     pub url: Option<String>,
+    /// The environment variable holding the Redis password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// The file holding the Redis password (trailing newline ignored).
+    #[serde(default)]
+    pub password_file: Option<String>,
     /// A PEM file of the CA that signed the Redis server's certificate.
     #[serde(default)]
     pub root_ca_file: Option<String>,
@@ -107,6 +114,48 @@ pub struct RevocationConfig {
     /// Accept requests when the store cannot answer.
     #[serde(default)]
     pub insecure_fail_open: bool,
+}
+
+/// `url` with what sits before `@` in its authority hidden.
+fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://<redacted>{}", &rest[at..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for RevocationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationConfig")
+            .field("store", &self.store)
+            .field("url", &self.url.as_deref().map(redacted))
+            .field("password_env", &self.password_env)
+            .field("password_file", &self.password_file)
+            .field("root_ca_file", &self.root_ca_file)
+            .field("guard_replay", &self.guard_replay)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Percent-encode all but the unreserved characters (RFC 3986 §2.3), for
+/// the password in a URL.
+#[cfg(feature = "redis")]
+fn percent_encode(s: &str) -> String {
+    use std::fmt::Write as _;
+    s.bytes().fold(String::new(), |mut out, b| {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+        out
+    })
 }
 
 impl SlotConfig {
@@ -198,6 +247,8 @@ impl RevocationConfig {
             StoreKind::Memory => {
                 let redis_only = [
                     ("url", self.url.is_some()),
+                    ("password_env", self.password_env.is_some()),
+                    ("password_file", self.password_file.is_some()),
                     ("root_ca_file", self.root_ca_file.is_some()),
                     ("prefix", self.prefix.is_some()),
                     ("timeout", self.timeout.is_some()),
@@ -230,6 +281,43 @@ impl RevocationConfig {
                 "store = \"redis\" needs a url",
             ));
         };
+        if redacted(url) != *url {
+            return Err(invalid(
+                format!("{path}.url"),
+                "credentials are never inline: use password_env or password_file",
+            ));
+        }
+        let password = match (&self.password_env, &self.password_file) {
+            (None, None) => None,
+            (Some(name), None) => Some(std::env::var(name).map_err(|_| {
+                invalid(
+                    format!("{path}.password_env"),
+                    format!("the environment variable {name:?} is not set"),
+                )
+            })?),
+            (None, Some(file)) => Some(
+                std::fs::read_to_string(file)
+                    .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+                    .map_err(|source| {
+                        at(format!("{path}.password_file"))(ConfigError::Io {
+                            path: file.into(),
+                            source,
+                        })
+                    })?,
+            ),
+            (Some(_), Some(_)) => {
+                return Err(invalid(path, "at most one of password_env, password_file"));
+            }
+        };
+        let with_password;
+        let url = match &password {
+            None => url,
+            Some(password) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url.as_str()));
+                with_password = format!("{scheme}://:{}@{rest}", percent_encode(password));
+                &with_password
+            }
+        };
         let mut store = match &self.root_ca_file {
             Some(file) => {
                 let pem = std::fs::read(file).map_err(|source| {
@@ -242,7 +330,16 @@ impl RevocationConfig {
             }
             None => RedisStore::new(url),
         }
-        .map_err(at(format!("{path}.url")))?;
+        // The URL may hold the password now: the error names the file's URL.
+        .map_err(|_| {
+            invalid(
+                format!("{path}.url"),
+                format!(
+                    "not a Redis URL: {:?}",
+                    self.url.as_deref().unwrap_or_default()
+                ),
+            )
+        })?;
         if let Some(prefix) = &self.prefix {
             store = store.with_prefix(prefix);
         }
@@ -254,6 +351,7 @@ impl RevocationConfig {
 
     #[cfg(not(feature = "redis"))]
     fn redis(&self, path: &str) -> Result<Revocation, ConfigError> {
+        let _ = redacted;
         Err(invalid(
             format!("{path}.store"),
             "store = \"redis\" needs the feature `redis`",

@@ -151,3 +151,35 @@ fn skip_rules_from_the_file() {
     let e = err("[skip]\ngrpc_healt = true\n");
     assert!(e.starts_with("skip.grpc_healt: unknown field"), "{e}");
 }
+
+#[test]
+fn redis_credentials_are_never_inline() {
+    let inline = MandateConfig::from_toml(
+        "[revocation]\nstore = \"redis\"\nurl = \"rediss://:hunter2@redis.internal:6380/\"\n",
+    )
+    .unwrap();
+    assert!(!format!("{inline:?}").contains("hunter2"));
+    let e = inline.layer().unwrap_err().to_string();
+    assert!(
+        e.starts_with("revocation.url: credentials are never inline"),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"), "{e}");
+    #[cfg(feature = "redis")]
+    {
+        let dir = std::env::temp_dir().join(format!("mandate-redis-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pw");
+        std::fs::write(&file, "p@ss word\n").unwrap();
+        let from_file = MandateConfig::from_toml(&format!(
+            "[revocation]\nstore = \"redis\"\nurl = \"redis://127.0.0.1:6379/\"\npassword_file = {:?}\n",
+            file.to_str().unwrap()
+        ))
+        .unwrap();
+        assert!(
+            from_file.layer().is_ok(),
+            "the password is read and encoded into the URL"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -86,6 +86,16 @@ impl Endpoint {
         }
     }
 
+    /// The application's client, built under the crate's rules.
+    fn own_client(&self, builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
+        builder
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(2)))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
     async fn request(&self, mut form: Vec<(&str, String)>) -> Result<AccessToken, ProviderError> {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|e| err(ProviderErrorKind::InvalidRequest, format!("token URL: {e}")))?;
@@ -290,13 +300,13 @@ impl ClientCredentialsBuilder {
     }
 
     /// Send token requests with the application's own HTTP client (a
-    /// private CA, a proxy, a client certificate); see
-    /// [`JwksBuilder::with_client`](crate::keys::JwksBuilder::with_client)
-    /// for the rules that still hold on it (https, the 5 s timeout, the size
-    /// limit, no redirect). Build it with `redirect::Policy::none()`: the
-    /// client secret is in the request a redirect would resend.
-    pub fn with_client(mut self, client: reqwest::Client) -> Self {
-        self.0.client = OnceLock::from(Ok(client));
+    /// private CA, a proxy, a client certificate), set on a
+    /// `reqwest::ClientBuilder`. The crate builds it with no redirects (the
+    /// client secret and the tokens are in the request a redirect would
+    /// resend) and its 5 s timeout, whatever the builder says; https, the
+    /// size limit and the same-URL check still apply.
+    pub fn with_client(mut self, client: reqwest::ClientBuilder) -> Self {
+        self.0.client = OnceLock::from(self.0.own_client(client));
         self
     }
 
@@ -406,8 +416,8 @@ impl TokenExchangeBuilder {
 
     /// Send token requests with the application's own HTTP client (see
     /// [`ClientCredentialsBuilder::with_client`]).
-    pub fn with_client(mut self, client: reqwest::Client) -> Self {
-        self.0.endpoint.client = OnceLock::from(Ok(client));
+    pub fn with_client(mut self, client: reqwest::ClientBuilder) -> Self {
+        self.0.endpoint.client = OnceLock::from(self.0.endpoint.own_client(client));
         self
     }
 

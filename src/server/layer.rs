@@ -58,8 +58,10 @@ impl MandateBuilder {
         self
     }
 
-    /// Let requests whose path starts with `prefix` through unauthenticated
-    /// (compared byte for byte on the path as received, never decoded).
+    /// Let requests whose path starts with `prefix`, on a segment boundary
+    /// (`/health` and `/health/…`, not `/health-admin`), through
+    /// unauthenticated (compared byte for byte on the path as received,
+    /// never decoded). An empty prefix or `/` is refused by `build`.
     /// They carry no [`Caller`](crate::Caller): a guard on them refuses
     /// with 401.
     ///
@@ -87,9 +89,13 @@ impl MandateBuilder {
     }
 
     /// Let CORS preflights (`OPTIONS` with `Origin` and
-    /// `Access-Control-Request-Method`) through unauthenticated: browsers
-    /// send them without credentials. Put tower-http's `CorsLayer` outside
-    /// to answer them.
+    /// `Access-Control-Request-Method`, and no body: no `Content-Type`,
+    /// `Transfer-Encoding` or non-zero `Content-Length`) through
+    /// unauthenticated: browsers send them without credentials. The inner
+    /// service runs for them, without a `Caller`: a handler registered for
+    /// `OPTIONS` (axum's `any`) that needs no extractor would run. Prefer
+    /// tower-http's `CorsLayer` outside this layer, which answers preflights
+    /// before they reach it.
     pub fn add_skip_cors_preflight(mut self) -> Self {
         self.skips.push(Skip::CorsPreflight);
         self
@@ -133,14 +139,25 @@ impl MandateBuilder {
     /// # Errors
     ///
     /// [`ConfigError::InterchangeableSlots`] when both slots trust an issuer
-    /// with an overlapping audience and neither a `typ` nor a slot's claim
-    /// rule ([`Slot::require_claim_eq`]) tells them apart;
+    /// with an overlapping audience and neither a `typ` nor a claim rule on
+    /// each slot ([`Slot::require_claim_eq`], one claim, disjoint values)
+    /// tells them apart;
     /// [`ConfigError::SlotConflict`] when both slots read the same header.
     pub fn build(self) -> Result<MandateLayer, ConfigError> {
+        if let Some(prefix) = super::skip::too_broad(&self.skips) {
+            return Err(ConfigError::InvalidSkip(format!(
+                "the skip prefix {prefix:?} would let every request through unauthenticated"
+            )));
+        }
         let rules =
             |slot: &Option<Slot>| slot.as_ref().map(|s| s.rules.clone()).unwrap_or_default();
         let (user_rules, service_rules) = (rules(&self.user), rules(&self.service));
-        let distinguished = !user_rules.is_empty() || !service_rules.is_empty();
+        // Told apart only by a positive rule on each slot: the same claim,
+        // values that no token can have in both (a token without the claim
+        // then fits neither slot).
+        let distinguished = user_rules
+            .iter()
+            .any(|u| service_rules.iter().any(|s| u.excludes(s)));
         let user = self.user.map(|slot| SlotConfig {
             source: slot
                 .source
@@ -186,7 +203,7 @@ impl MandateBuilder {
 /// disjoint or the required `typ`s must differ.
 fn check_distinct(user: &Verifier, service: &Verifier) -> Result<(), ConfigError> {
     for u in user.issuers() {
-        for s in service.issuers().iter().filter(|s| s.name() == u.name()) {
+        for s in service.issuers().iter().filter(|s| s.may_overlap(u)) {
             let shared_aud = u.audiences().iter().any(|a| s.audiences().contains(a));
             let distinct_typ = matches!((u.typ(), s.typ()), (Some(a), Some(b)) if a != b);
             if shared_aud && !distinct_typ {

@@ -44,17 +44,42 @@ impl Skip {
 
     fn matches<B>(&self, req: &Request<B>) -> bool {
         match self {
-            Skip::PathPrefix(prefix) => req.uri().path().starts_with(&**prefix),
-            Skip::CorsPreflight => {
-                req.method() == Method::OPTIONS
-                    && req.headers().contains_key(http::header::ORIGIN)
-                    && req
-                        .headers()
-                        .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+            Skip::PathPrefix(prefix) => {
+                // On a segment boundary: `/health` is not `/health-admin`.
+                let path = req.uri().path();
+                path.strip_prefix(&**prefix).is_some_and(|rest| {
+                    prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')
+                })
             }
+            Skip::CorsPreflight => is_preflight(req),
             Skip::Custom(predicate) => predicate(req.method(), req.uri(), req.headers()),
         }
     }
+}
+
+/// A CORS preflight as browsers send it: `OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`, and nothing that could carry a call —
+/// no `Content-Type`, no `Transfer-Encoding`, no `Content-Length` but 0.
+/// (A gRPC server dispatches on the path whatever the method: an `OPTIONS`
+/// with a gRPC body is no preflight.)
+fn is_preflight<B>(req: &Request<B>) -> bool {
+    let h = req.headers();
+    req.method() == Method::OPTIONS
+        && h.contains_key(http::header::ORIGIN)
+        && h.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        && !h.contains_key(http::header::CONTENT_TYPE)
+        && !h.contains_key(http::header::TRANSFER_ENCODING)
+        && h.get_all(http::header::CONTENT_LENGTH)
+            .iter()
+            .all(|v| v.as_bytes() == b"0")
+}
+
+/// A prefix that would skip every path.
+pub(crate) fn too_broad(rules: &[Skip]) -> Option<&str> {
+    rules.iter().find_map(|r| match r {
+        Skip::PathPrefix(p) if p.is_empty() || &**p == "/" => Some(&**p),
+        _ => None,
+    })
 }
 
 /// Whether `req` skips authentication under `rules`.
@@ -70,5 +95,54 @@ impl fmt::Debug for Skip {
             Skip::CorsPreflight => f.write_str("CorsPreflight"),
             Skip::Custom(_) => f.write_str("Custom"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{Method, Request};
+
+    use super::{Skip, skips, too_broad};
+
+    fn req(method: Method, path: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn prefixes_end_on_a_segment_boundary() {
+        let rules = [Skip::PathPrefix("/health".into())];
+        let get = |p| skips(&rules, &req(Method::GET, p, &[]));
+        assert!(get("/health") && get("/health/live"));
+        assert!(!get("/health-admin") && !get("/healthz") && !get("/x/health"));
+        assert_eq!(too_broad(&[Skip::PathPrefix("/".into())]), Some("/"));
+        assert_eq!(too_broad(&[Skip::PathPrefix("".into())]), Some(""));
+        assert_eq!(too_broad(&rules), None);
+    }
+
+    #[test]
+    fn a_preflight_carries_no_call() {
+        let rules = [Skip::CorsPreflight];
+        let pre = [
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut h: Vec<(&str, &str)> = pre.to_vec();
+            h.extend_from_slice(extra);
+            skips(&rules, &req(Method::OPTIONS, "/pkg.Admin/Delete", &h))
+        };
+        assert!(with(&[]));
+        assert!(with(&[("content-length", "0")]));
+        assert!(
+            !with(&[("content-type", "application/grpc")]),
+            "a gRPC call"
+        );
+        assert!(!with(&[("content-length", "12")]));
+        assert!(!with(&[("transfer-encoding", "chunked")]));
+        assert!(!skips(&rules, &req(Method::POST, "/x", &pre)));
     }
 }

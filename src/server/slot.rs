@@ -33,6 +33,11 @@ pub(crate) struct SlotRule {
 }
 
 impl SlotRule {
+    /// Whether no token can satisfy both rules: the same claim, no value in common.
+    pub(super) fn excludes(&self, other: &SlotRule) -> bool {
+        self.claim == other.claim && !self.values.iter().any(|v| other.values.contains(v))
+    }
+
     fn holds(&self, principal: &Principal) -> bool {
         principal
             .claim(&self.claim)
@@ -62,22 +67,29 @@ impl Slot {
         }
     }
 
-    /// This slot's tokens have this claim value, and the other slot's do
-    /// not: when one provider issues both the users' and the services'
-    /// tokens with the same issuer and audience (Entra ID's app-only tokens
-    /// carry `idtyp: "app"`), the service slot takes
-    /// `require_claim_eq("idtyp", "app")`, the user slot then refuses such
-    /// tokens, and [`build`](crate::server::MandateBuilder::build) accepts
-    /// the shared issuer. A token of the wrong slot is refused (401).
+    /// This slot's tokens have this claim value. When one provider issues
+    /// both the users' and the services' tokens with the same issuer and
+    /// audience, give each slot a rule on the same claim with different
+    /// values (Entra ID's optional `idtyp` claim: `user` and `app`):
+    /// [`build`](crate::server::MandateBuilder::build) then accepts the
+    /// shared issuer, each slot refuses the other's tokens (401), and a
+    /// token without the claim fits neither. A rule on one slot only does
+    /// not tell the slots apart.
     ///
     /// ```
     /// use tower_mandate::{Issuer, MandateLayer, Slot, Verifier};
     /// # let idp = tower_mandate::testing::TestIssuer::rs256("https://login.example");
     /// let rules = || Verifier::new([Issuer::new("https://login.example", "api").with_keys(idp.key_set())]);
     /// let layer = MandateLayer::builder()
-    ///     .user(Slot::optional(rules()?))
+    ///     .user(Slot::optional(rules()?).require_claim_eq("idtyp", "user"))
     ///     .service(Slot::optional(rules()?).require_claim_eq("idtyp", "app"))
     ///     .build()?; // no InterchangeableSlots: the claim tells them apart
+    /// // A rule on one slot only does not.
+    /// assert!(MandateLayer::builder()
+    ///     .user(Slot::optional(rules()?))
+    ///     .service(Slot::optional(rules()?).require_claim_eq("idtyp", "app"))
+    ///     .build()
+    ///     .is_err());
     /// # let _ = layer;
     /// # Ok::<(), tower_mandate::ConfigError>(())
     /// ```

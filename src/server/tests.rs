@@ -336,3 +336,21 @@ fn the_layer_asks_no_more_of_the_inner_service_than_clone() {
     let accepted = futures_block_on(svc.call(req)).unwrap();
     assert_eq!(accepted.body(), "local:alice");
 }
+
+#[test]
+fn a_tenant_template_overlaps_its_own_tenants_issuer() {
+    let idp = TestIssuer::rs256("https://login.example/contoso/v2.0");
+    let template = Verifier::new([
+        Issuer::for_tenants("https://login.example/{tid}/v2.0", AUD).with_keys(idp.key_set())
+    ])
+    .unwrap();
+    let concrete = Verifier::new([
+        Issuer::new("https://login.example/contoso/v2.0", AUD).with_keys(idp.key_set())
+    ])
+    .unwrap();
+    let err = MandateLayer::builder()
+        .user(Slot::optional(template))
+        .service(Slot::optional(concrete))
+        .build();
+    assert!(matches!(err, Err(ConfigError::InterchangeableSlots { .. })));
+}

@@ -83,6 +83,9 @@ pub struct Issuer {
     pub(super) template: Option<TenantTemplate>,
     /// The tenants a template accepts (`None`: any).
     pub(super) tenants: Option<Vec<String>>,
+    /// Entra ID of every tenant: only a client id (a GUID) identifies the
+    /// application across tenants.
+    pub(super) audiences_must_be_guids: bool,
 }
 
 impl Issuer {
@@ -104,52 +107,8 @@ impl Issuer {
             claims_check: None,
             template: None,
             tenants: None,
+            audiences_must_be_guids: false,
         }
-    }
-
-    /// Trust the issuers of a multi-tenant provider: `template` holds the
-    /// placeholder `{tid}` (Entra ID:
-    /// `https://login.microsoftonline.com/{tid}/v2.0`), and a token's `iss`
-    /// must be the template with the token's own `tid` claim in its place —
-    /// never a free wildcard. Any tenant, unless
-    /// [`with_tenants`](Self::with_tenants) names them. The principal's
-    /// issuer is the token's `iss`, so identities stay per tenant.
-    ///
-    /// ```
-    /// use tower_mandate::{Issuer, Verifier};
-    /// # use tower_mandate::testing::TestIssuer;
-    /// let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-    /// let iss = format!("https://login.microsoftonline.com/{tid}/v2.0");
-    /// # let idp = TestIssuer::rs256(iss.clone());
-    /// let verifier = Verifier::new([
-    ///     Issuer::for_tenants("https://login.microsoftonline.com/{tid}/v2.0", "api://image-store")
-    ///         .with_tenants([tid])
-    ///         .with_keys(idp.key_set()),
-    /// ])?;
-    /// let token = idp.token("alice").audience("api://image-store").claim("tid", tid.into()).sign();
-    /// assert_eq!(verifier.verify(&token)?.issuer(), iss);
-    /// // The same token shape from a tenant that is not allowed is refused.
-    /// let other = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0";
-    /// let token = idp.token("mallory").audience("api://image-store")
-    ///     .claim("iss", other.into())
-    ///     .claim("tid", "00000000-0000-0000-0000-000000000000".into()).sign();
-    /// assert!(verifier.verify(&token).is_err());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn for_tenants(template: impl Into<String>, audience: impl Into<String>) -> Self {
-        let mut issuer = Issuer::new(template, audience);
-        issuer.template = TenantTemplate::parse(&issuer.name);
-        issuer
-    }
-
-    /// Accept only these tenants (`tid`) of a [`for_tenants`](Self::for_tenants) issuer.
-    pub fn with_tenants<I, S>(mut self, tenants: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.tenants = Some(tenants.into_iter().map(Into::into).collect());
-        self
     }
 
     /// The issuer identifier.
@@ -191,65 +150,6 @@ impl Issuer {
         self
     }
 
-    /// Require a top-level claim to have this value
-    /// (`require_claim_eq("token_use", "access")` for Cognito).
-    pub fn require_claim_eq(self, claim: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.require_claim_in(claim, [value])
-    }
-
-    /// Require a top-level claim to have one of these values (an `azp`,
-    /// `client_id` or `tid` allow-list). Several rules all apply.
-    pub fn require_claim_in<I, V>(mut self, claim: impl Into<String>, values: I) -> Self
-    where
-        I: IntoIterator<Item = V>,
-        V: Into<Value>,
-    {
-        self.claim_rules.push(ClaimRule {
-            claim: claim.into(),
-            values: values.into_iter().map(Into::into).collect(),
-        });
-        self
-    }
-
-    /// Read the audience from this top-level claim instead of `aud` (a
-    /// string or an array of strings): Cognito access tokens have no `aud`
-    /// and carry the app client in `client_id`. The audiences given to
-    /// [`Issuer::new`] and [`add_audience`](Self::add_audience) are then
-    /// matched against it.
-    pub fn with_audience_claim(mut self, claim: impl Into<String>) -> Self {
-        self.audience_claim = Some(claim.into());
-        self
-    }
-
-    /// Check the verified claims with the application's own rule, once per
-    /// token (tokens from the verified-token cache are not checked again).
-    /// `Err` refuses the token with 401; its reason goes into the audit
-    /// event.
-    ///
-    /// ```
-    /// use tower_mandate::{Issuer, Verifier};
-    /// # use tower_mandate::testing::TestIssuer;
-    /// # let idp = TestIssuer::rs256("https://id.example");
-    /// let verifier = Verifier::new([Issuer::new("https://id.example", "a")
-    ///     .with_keys(idp.key_set())
-    ///     .with_claims_check(|claims| match claims.get("email_verified") {
-    ///         Some(serde_json::Value::Bool(true)) => Ok(()),
-    ///         _ => Err("email not verified"),
-    ///     })])?;
-    /// let ok = idp.token("alice").audience("a").claim("email_verified", true.into()).sign();
-    /// assert!(verifier.verify(&ok).is_ok());
-    /// let err = verifier.verify(&idp.token("bob").audience("a").sign()).unwrap_err();
-    /// assert_eq!(err.reason(), "email not verified");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn with_claims_check(
-        mut self,
-        check: impl Fn(&Map<String, Value>) -> Result<(), &'static str> + Send + Sync + 'static,
-    ) -> Self {
-        self.claims_check = Some(Arc::new(check));
-        self
-    }
-
     /// The keys that sign this issuer's tokens, fixed.
     pub fn with_keys(mut self, keys: KeySet) -> Self {
         self.keys = Keys::Static(keys);
@@ -287,12 +187,41 @@ impl Issuer {
     }
 
     /// The same rules for another issuer identifier.
+    #[cfg(feature = "config")]
     pub(crate) fn with_name(mut self, name: &str) -> Self {
         self.name = Arc::from(name);
         self
     }
 
+    /// Whether an `aud`-shaped value holds an accepted audience.
+    fn audience_matches(&self, value: Option<&Value>) -> Result<bool, AuthError> {
+        let invalid = || AuthError::invalid_token("claim of wrong type");
+        Ok(match value {
+            Some(Value::String(aud)) => self.audiences.iter().any(|a| a == aud),
+            Some(Value::Array(auds)) => {
+                let mut found = false;
+                for aud in auds {
+                    let aud = aud.as_str().ok_or_else(invalid)?;
+                    found |= self.audiences.iter().any(|a| a == aud);
+                }
+                found
+            }
+            _ => return Err(invalid()),
+        })
+    }
+
+    /// Whether a token could be trusted by both issuers: the same
+    /// identifier, or a tenant template the other's identifier fits.
+    pub(crate) fn may_overlap(&self, other: &Issuer) -> bool {
+        match (&self.template, &other.template) {
+            (None, None) | (Some(_), Some(_)) => self.name == other.name,
+            (Some(t), None) => t.fits(&other.name),
+            (None, Some(t)) => t.fits(&self.name),
+        }
+    }
+
     /// How this issuer's claims become permissions.
+    #[cfg(feature = "config")]
     pub(crate) fn mapping(&self) -> &PermissionMapping {
         &self.permissions
     }
@@ -334,6 +263,12 @@ impl Issuer {
         }
         if self.tenants.as_ref().is_some_and(Vec::is_empty) {
             return Err(rule("the tenant list is empty"));
+        }
+        if self.audiences_must_be_guids && !self.audiences.iter().all(|a| is_guid(a)) {
+            return Err(rule(
+                "every tenant may make an application with any application ID URI: \
+                 accepting every tenant needs the client id (a GUID) as the audience",
+            ));
         }
         if self.audiences.iter().any(String::is_empty) {
             return Err(rule("an audience is empty"));
@@ -426,6 +361,14 @@ impl Issuer {
             return Err(invalid("token issued in the future"));
         }
         let captured = &claims.captured;
+        // With another audience claim, an `aud` that is there must match
+        // too: a token for another API is not ours because its client is.
+        if self.audience_claim.is_some()
+            && captured.get("aud").is_some_and(|aud| !aud.is_null())
+            && !self.audience_matches(captured.get("aud"))?
+        {
+            return Err(invalid("audience mismatch"));
+        }
         match captured.get(self.audience_claim.as_deref().unwrap_or("aud")) {
             None | Some(Value::Null) => return Err(invalid("missing aud")),
             Some(Value::String(aud)) => {
@@ -473,7 +416,11 @@ impl Issuer {
         let actors = actor_chain(captured, self.max_actor_depth)?;
         if self.check_may_act
             && let Some(actor) = actors.first()
-            && !may_act_allows(captured.get("may_act"), actor, &self.name)
+            && !may_act_allows(
+                captured.get("may_act"),
+                actor,
+                claims.iss.as_deref().unwrap_or(&self.name),
+            )
         {
             return Err(invalid("actor not allowed by may_act"));
         }
@@ -502,6 +449,16 @@ pub(super) struct Checked {
     pub(super) actors: Vec<Actor>,
     pub(super) permissions: crate::permission::Permissions,
     pub(super) roles: Vec<Box<str>>,
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, hex digits.
+fn is_guid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// Whether an explicit `typ` names a plain JWT or an access token

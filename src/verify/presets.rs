@@ -41,23 +41,52 @@ impl Issuer {
         Issuer::new(issuer, audience).with_algorithms([Algorithm::RS256])
     }
 
-    /// Microsoft Entra ID v2.0 tokens of any tenant
+    /// Microsoft Entra ID v2.0 tokens of the tenants `tenants`
     /// (`https://login.microsoftonline.com/{tid}/v2.0`, checked against the
-    /// token's own `tid`; narrow with [`Issuer::with_tenants`]) for the API
-    /// `audience` (its application ID URI or client id): delegated
-    /// permissions from `scp`, app roles from `roles`. App-only tokens carry
-    /// `idtyp: "app"`. Keys:
+    /// token's own `tid`) for the API `audience` (its application ID URI or
+    /// client id): delegated permissions from `scp`, app roles from
+    /// `roles`. App-only tokens carry `idtyp: "app"` (an optional claim to
+    /// turn on). Keys:
     /// `https://login.microsoftonline.com/common/discovery/v2.0/keys`.
-    pub fn entra(audience: impl Into<String>) -> Self {
-        Issuer::for_tenants("https://login.microsoftonline.com/{tid}/v2.0", audience)
-            .with_algorithms([Algorithm::RS256])
-            .with_permissions(PermissionMapping::default().with_permission_claims(["scp"]))
+    pub fn entra<I, S>(tenants: I, audience: impl Into<String>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::entra_template("https://login.microsoftonline.com/{tid}/v2.0", audience)
+            .with_tenants(tenants)
     }
 
     /// Microsoft Entra ID v1.0 tokens (`https://sts.windows.net/{tid}/`),
     /// as [`Issuer::entra`] for v2.0. Keys: the same document.
-    pub fn entra_v1(audience: impl Into<String>) -> Self {
-        Issuer::for_tenants("https://sts.windows.net/{tid}/", audience)
+    pub fn entra_v1<I, S>(tenants: I, audience: impl Into<String>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::entra_template("https://sts.windows.net/{tid}/", audience).with_tenants(tenants)
+    }
+
+    /// Entra ID tokens of **every** tenant (a multi-tenant application):
+    /// the v2.0 issuer form, or v1.0 with `v1`. Every tenant's tokens are
+    /// signed with the same keys, and anyone can make a tenant and an
+    /// application in it with any application ID URI: the audience must be
+    /// the application's client id (a GUID, unique across tenants), or
+    /// building the verifier fails. The application then decides which
+    /// tenants it serves (`with_claims_check`, or [`Issuer::entra`]).
+    pub fn entra_any_tenant(client_id: impl Into<String>, v1: bool) -> Self {
+        let template = if v1 {
+            "https://sts.windows.net/{tid}/"
+        } else {
+            "https://login.microsoftonline.com/{tid}/v2.0"
+        };
+        let mut issuer = Self::entra_template(template, client_id);
+        issuer.audiences_must_be_guids = true;
+        issuer
+    }
+
+    fn entra_template(template: &str, audience: impl Into<String>) -> Self {
+        Issuer::for_tenants(template, audience)
             .with_algorithms([Algorithm::RS256])
             .with_permissions(PermissionMapping::default().with_permission_claims(["scp"]))
     }

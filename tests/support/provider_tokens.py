@@ -124,6 +124,7 @@ def main():
         "tid": TENANT,
         "uti": "fqiBqXLPj0eQa82S-IYFAA",
         "ver": "2.0",
+        "idtyp": "user",
         **life,
     }
     t["entra_v2"] = sign(entra, v2, x5t=x5t)
