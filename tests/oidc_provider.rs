@@ -1,6 +1,7 @@
 //! Against a real identity provider, panva's oidc-provider (npm), started by
 //! the test on 127.0.0.1: OIDC discovery, client_credentials access tokens
-//! (RFC 9068 `at+jwt`) accepted, keys rotated and the new tokens accepted.
+//! (RFC 9068 `at+jwt`) accepted, keys rotated and the new tokens accepted;
+//! Keycloak-shaped access tokens verified by the Keycloak preset.
 
 mod support;
 
@@ -349,4 +350,50 @@ async fn three_hops_with_token_exchange_show_the_actor_at_the_end() {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
+}
+
+/// The Keycloak preset against a real identity provider (oidc-provider,
+/// made to issue Keycloak's access-token shape for one client): keys by
+/// discovery, roles through the preset's claim paths and the role table.
+#[tokio::test]
+async fn the_keycloak_preset_against_a_real_provider() {
+    let idp = support::Idp::start();
+    let client = support::http_client();
+    let keys = JwksSource::discovery(&idp.issuer)
+        .insecure_allow_http()
+        .build()
+        .unwrap();
+    let verifier = Verifier::new([Issuer::keycloak(&idp.issuer, "image-store")
+        .with_permissions(
+            tower_mandate::permission::PermissionMapping::default()
+                .with_role_claims(["/realm_access/roles", "/resource_access/image-store/roles"])
+                .add_role("image-admin", ["images:read:any"])
+                .add_role("uploader", ["images:write"]),
+        )
+        .with_jwks(keys)])
+    .unwrap();
+    let shaped = idp
+        .client_credentials(
+            &client,
+            "kc-shaped",
+            "kc-shaped-secret-0123456789abcdef0123456789ab",
+            "images:read",
+        )
+        .await;
+    let principal = verifier.verify_async(&shaped).await.unwrap();
+    assert_eq!(principal.subject(), "kc-shaped");
+    for p in ["images:read", "images:read:any", "images:write"] {
+        assert!(
+            principal.permissions().contains(p),
+            "{p}: {:?}",
+            principal.permissions()
+        );
+    }
+    // The same provider's tokens without Keycloak's `typ: "Bearer"` (as an
+    // ID or refresh token would say otherwise) are refused by the preset.
+    let plain = idp
+        .client_credentials(&client, "relay", RELAY_SECRET, "images:read")
+        .await;
+    let refused = verifier.verify_async(&plain).await.unwrap_err();
+    assert_eq!(refused.reason(), "missing required claim");
 }

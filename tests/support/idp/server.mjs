@@ -59,7 +59,28 @@ export const CLIENTS = [
     token_endpoint_auth_method: 'client_secret_post',
     scope: 'images:read images:read:any',
   },
+  {
+    // Issues access tokens shaped as Keycloak's (see extraTokenClaims).
+    client_id: 'kc-shaped',
+    client_secret: 'kc-shaped-secret-0123456789abcdef0123456789ab',
+    grant_types: ['client_credentials'],
+    redirect_uris: [],
+    response_types: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: 'images:read images:write',
+  },
 ];
+
+// Keycloak's access-token claims, as its documentation shows them: `typ`
+// "Bearer" in the payload, `azp`, realm and client roles.
+function keycloakClaims(clientId) {
+  return {
+    typ: 'Bearer',
+    azp: clientId,
+    realm_access: { roles: ['offline_access', 'image-admin'] },
+    resource_access: { 'image-store': { roles: ['uploader'] }, account: { roles: ['manage-account'] } },
+  };
+}
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
@@ -125,6 +146,8 @@ async function tokenExchange(ctx) {
 function makeProvider() {
   const p = new Provider(issuer, {
     clients: CLIENTS,
+    extraTokenClaims: async (_ctx, token) =>
+      token.clientId === 'kc-shaped' ? keycloakClaims(token.clientId) : undefined,
     jwks: { keys },
     scopes: ['images:read', 'images:write', 'images:delete', 'images:read:any'],
     features: {
