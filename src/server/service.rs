@@ -22,7 +22,7 @@ pub(crate) struct SlotConfig {
     pub(super) slot: Slot,
     pub(super) source: TokenSource,
     /// The other slot's rules: tokens that satisfy them all are not ours.
-    pub(super) excluded: Vec<super::slot::SlotRule>,
+    pub(super) excluded: Vec<crate::verify::rules::ClaimRule>,
 }
 
 pub(crate) struct Config {

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::{SlotKind, TokenSource};
 use crate::verify::Step;
+use crate::verify::rules::ClaimRule;
 use crate::{AuthError, Principal, Verifier};
 
 /// Whether a slot must carry a credential.
@@ -22,27 +23,8 @@ pub struct Slot {
     pub(super) verifier: Verifier,
     mode: Mode,
     pub(super) source: Option<TokenSource>,
-    pub(super) rules: Vec<SlotRule>,
-}
-
-/// A claim value that tells this slot's tokens from the other slot's.
-#[derive(Debug, Clone)]
-pub(crate) struct SlotRule {
-    claim: String,
-    values: Vec<Value>,
-}
-
-impl SlotRule {
-    /// Whether no token can satisfy both rules: the same claim, no value in common.
-    pub(super) fn excludes(&self, other: &SlotRule) -> bool {
-        self.claim == other.claim && !self.values.iter().any(|v| other.values.contains(v))
-    }
-
-    fn holds(&self, principal: &Principal) -> bool {
-        principal
-            .claim(&self.claim)
-            .is_some_and(|v| self.values.contains(v))
-    }
+    /// Claim values that tell this slot's tokens from the other slot's.
+    pub(super) rules: Vec<ClaimRule>,
 }
 
 impl Slot {
@@ -104,10 +86,7 @@ impl Slot {
         I: IntoIterator<Item = V>,
         V: Into<Value>,
     {
-        self.rules.push(SlotRule {
-            claim: claim.into(),
-            values: values.into_iter().map(Into::into).collect(),
-        });
+        self.rules.push(ClaimRule::new(claim, values));
         self
     }
 
@@ -116,11 +95,12 @@ impl Slot {
     pub(super) fn admit(
         &self,
         kind: SlotKind,
-        others: &[SlotRule],
+        others: &[ClaimRule],
         principal: Principal,
     ) -> Result<Principal, AuthError> {
-        let own = self.rules.iter().all(|r| r.holds(&principal));
-        let other = !others.is_empty() && others.iter().all(|r| r.holds(&principal));
+        let claims = principal.claims_map();
+        let own = self.rules.iter().all(|r| r.holds(claims));
+        let other = !others.is_empty() && others.iter().all(|r| r.holds(claims));
         if own && !other {
             Ok(principal)
         } else {

@@ -9,15 +9,38 @@ use serde_json::{Map, Value};
 
 use crate::{AuthError, Issuer};
 
-/// What a claim's value must be.
+/// What a claim's value must be: of an issuer's tokens, or of a slot's.
 #[derive(Clone, Debug)]
-pub(super) struct ClaimRule {
+pub(crate) struct ClaimRule {
     pub(super) claim: String,
     /// The value must equal one of these (one for an equality).
     pub(super) values: Vec<Value>,
 }
 
 impl ClaimRule {
+    pub(crate) fn new<I, V>(claim: impl Into<String>, values: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Value>,
+    {
+        ClaimRule {
+            claim: claim.into(),
+            values: values.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// Whether `claims` hold the claim with one of the values.
+    pub(crate) fn holds(&self, claims: &Map<String, Value>) -> bool {
+        claims
+            .get(&self.claim)
+            .is_some_and(|v| self.values.contains(v))
+    }
+
+    /// Whether no token can satisfy both rules: the same claim, no value in common.
+    pub(crate) fn excludes(&self, other: &ClaimRule) -> bool {
+        self.claim == other.claim && !self.values.iter().any(|v| other.values.contains(v))
+    }
+
     /// A missing claim, or one of another value, refuses the token.
     pub(super) fn check(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
         match claims.get(&self.claim) {
@@ -156,10 +179,7 @@ impl Issuer {
         I: IntoIterator<Item = V>,
         V: Into<Value>,
     {
-        self.claim_rules.push(ClaimRule {
-            claim: claim.into(),
-            values: values.into_iter().map(Into::into).collect(),
-        });
+        self.claim_rules.push(ClaimRule::new(claim, values));
         self
     }
 
