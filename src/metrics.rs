@@ -52,18 +52,6 @@ pub(crate) enum Verification {
     KeysUnavailable,
 }
 
-impl Verification {
-    #[allow(dead_code)]
-    fn as_str(self) -> &'static str {
-        match self {
-            Verification::Valid => "valid",
-            Verification::Cached => "cached",
-            Verification::Invalid => "invalid",
-            Verification::KeysUnavailable => "keys_unavailable",
-        }
-    }
-}
-
 /// The two metrics of every request, with static keys: the `counter!`
 /// macro builds a key (and allocates its labels) on every call, which on
 /// the cached path cost more than the rest of the layer's work.

@@ -91,7 +91,7 @@ pub(crate) const DEFAULT_ENRICHED: usize = 10_000;
 /// The hook and the principals it enriched, by token.
 pub(crate) struct Enrichment {
     hook: Arc<dyn Enrich>,
-    /// The enriched principal and the last second its token is accepted.
+    /// The enriched principals, by token; each used while its token is accepted.
     cache: Bounded<Box<str>, Principal>,
 }
 
