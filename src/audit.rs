@@ -18,6 +18,8 @@
 //! | `token_id` | the user's (else the service's) `jti`, or a short digest of the token |
 //! | `method` | the request's HTTP method (`POST` for gRPC), or empty outside a request |
 //! | `route` | the matched route (axum's `MatchedPath`), else the path — the gRPC method (`/pkg.Service/Method`) for tonic |
+//! | `dpop_jkt` | the thumbprint of the DPoP key the caller proved (RFC 9449), or empty |
+//! | `x5t_s256` | the thumbprint of the client certificate a token is bound to (RFC 8705), or empty |
 //!
 //! Token text never appears. Route the target to durable storage with your
 //! subscriber, e.g. `tower_mandate::audit=info`.
@@ -41,6 +43,8 @@ pub(crate) struct Who<'a> {
     pub(crate) token_id: String,
     /// The request the decision is made in, when the layer saw it.
     pub(crate) origin: Option<&'a Origin>,
+    pub(crate) dpop_jkt: &'a str,
+    pub(crate) x5t_s256: &'a str,
 }
 
 /// The request a decision is made in: its method and route.
@@ -122,6 +126,8 @@ pub(crate) fn decision(
         token_id = who.token_id.as_str(),
         method = who.origin.map_or("", |o| o.method.as_str()),
         route = who.origin.map_or("", |o| &*o.route),
+        dpop_jkt = who.dpop_jkt,
+        x5t_s256 = who.x5t_s256,
         "authorization decision"
     );
 }

@@ -83,6 +83,8 @@ pub enum ConfigError {
         /// What is wrong, quoting the value.
         message: String,
     },
+    /// A DPoP or certificate-binding setting that cannot be used.
+    InvalidBinding(String),
     /// A setting of a configuration file that cannot be built, at a key
     /// path (feature `config`).
     At {
@@ -120,6 +122,7 @@ impl fmt::Display for ConfigError {
             ConfigError::InvalidPolicy(reason) => write!(f, "invalid policy: {reason}"),
             ConfigError::SlotConflict(reason) => write!(f, "conflicting slots: {reason}"),
             ConfigError::InvalidSkip(reason) => write!(f, "invalid skip rule: {reason}"),
+            ConfigError::InvalidBinding(reason) => write!(f, "invalid token binding: {reason}"),
             ConfigError::InterchangeableSlots { issuer } => write!(
                 f,
                 "the user and service slots both accept tokens of issuer {issuer:?} with the same \
@@ -162,15 +165,22 @@ pub enum AuthErrorKind {
     InsufficientScope,
     /// The keys needed to verify a token cannot be obtained right now: 503.
     KeysUnavailable,
+    /// A DPoP proof (RFC 9449 §7.1) is missing, malformed, or does not fit
+    /// the request or the token: 401 `invalid_dpop_proof`.
+    InvalidDpopProof,
+    /// The DPoP proof lacks the server's current nonce (RFC 9449 §9): 401
+    /// `use_dpop_nonce`, with a fresh `DPoP-Nonce` header.
+    UseDpopNonce,
 }
 
 impl AuthErrorKind {
     /// The HTTP status for this kind.
     pub fn status(self) -> http::StatusCode {
         match self {
-            AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidToken => {
-                http::StatusCode::UNAUTHORIZED
-            }
+            AuthErrorKind::MissingCredentials
+            | AuthErrorKind::InvalidToken
+            | AuthErrorKind::InvalidDpopProof
+            | AuthErrorKind::UseDpopNonce => http::StatusCode::UNAUTHORIZED,
             AuthErrorKind::InvalidRequest => http::StatusCode::BAD_REQUEST,
             AuthErrorKind::InsufficientScope => http::StatusCode::FORBIDDEN,
             AuthErrorKind::KeysUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
@@ -189,7 +199,10 @@ impl AuthErrorKind {
     /// ```
     pub fn grpc_code(self) -> u16 {
         match self {
-            AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidToken => 16,
+            AuthErrorKind::MissingCredentials
+            | AuthErrorKind::InvalidToken
+            | AuthErrorKind::InvalidDpopProof
+            | AuthErrorKind::UseDpopNonce => 16,
             AuthErrorKind::InsufficientScope => 7,
             AuthErrorKind::InvalidRequest => 3,
             AuthErrorKind::KeysUnavailable => 14,
@@ -203,6 +216,8 @@ impl AuthErrorKind {
             AuthErrorKind::InvalidToken => Some("invalid_token"),
             AuthErrorKind::InvalidRequest => Some("invalid_request"),
             AuthErrorKind::InsufficientScope => Some("insufficient_scope"),
+            AuthErrorKind::InvalidDpopProof => Some("invalid_dpop_proof"),
+            AuthErrorKind::UseDpopNonce => Some("use_dpop_nonce"),
         }
     }
 }
@@ -220,6 +235,22 @@ pub struct AuthError {
     reason: &'static str,
     scope: Option<Cow<'static, str>>,
     retry_after: Option<u64>,
+    challenge: Challenge,
+    dpop_nonce: Option<Box<str>>,
+}
+
+/// The authentication schemes an answer challenges with (RFC 9110 §11.6.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Challenge {
+    /// `Bearer` (RFC 6750 §3).
+    #[default]
+    Bearer,
+    /// `DPoP algs="…"` only (RFC 9449 §7.1): a DPoP request, or a slot
+    /// that requires DPoP.
+    Dpop(std::sync::Arc<str>),
+    /// The error in a `Bearer` challenge, followed by `DPoP algs="…"`: a
+    /// slot that takes both (RFC 9449 §7.2).
+    Both(std::sync::Arc<str>),
 }
 
 impl AuthError {
@@ -230,7 +261,35 @@ impl AuthError {
             reason,
             scope: None,
             retry_after: None,
+            challenge: Challenge::Bearer,
+            dpop_nonce: None,
         }
+    }
+
+    /// A DPoP proof that cannot be accepted (RFC 9449 §7.1).
+    pub(crate) fn invalid_dpop_proof(reason: &'static str) -> Self {
+        Self::new(AuthErrorKind::InvalidDpopProof, reason)
+    }
+
+    /// A proof without the current nonce; `nonce` is the one to use.
+    pub(crate) fn use_dpop_nonce(nonce: String) -> Self {
+        AuthError {
+            dpop_nonce: Some(nonce.into_boxed_str()),
+            ..Self::new(AuthErrorKind::UseDpopNonce, "DPoP nonce required")
+        }
+    }
+
+    /// Answer with this challenge.
+    pub(crate) fn with_challenge(mut self, challenge: Challenge) -> Self {
+        self.challenge = challenge;
+        self
+    }
+
+    /// The `DPoP-Nonce` the client must put into its next proof (RFC 9449
+    /// §8), for [`AuthErrorKind::UseDpopNonce`]; the layer sends it in the
+    /// `DPoP-Nonce` header whatever the renderer does.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
     }
 
     /// Keys cannot be had right now; the client may retry after `secs` seconds.
@@ -302,23 +361,46 @@ impl AuthError {
     ///
     /// The `error_description` is the fixed [`reason`](AuthError::reason),
     /// so nothing from the request is echoed.
+    ///
+    /// A slot that takes DPoP-bound tokens answers with the `DPoP` scheme
+    /// and its `algs` (RFC 9449 §7.1): after a `DPoP` request, or always
+    /// when it requires DPoP; when it takes both, with a `Bearer`
+    /// challenge and a `DPoP` one (§7.2).
     pub fn www_authenticate(&self) -> Option<String> {
-        match self.kind {
-            AuthErrorKind::KeysUnavailable => None,
-            AuthErrorKind::MissingCredentials => Some("Bearer".to_owned()),
-            kind => {
-                let code = kind.error_code().unwrap_or("invalid_token");
-                let mut value = format!("Bearer error=\"{code}\", error_description=\"");
-                value.push_str(self.reason);
+        if self.kind == AuthErrorKind::KeysUnavailable {
+            return None;
+        }
+        let (scheme, algs) = match &self.challenge {
+            Challenge::Bearer => ("Bearer", None),
+            Challenge::Dpop(algs) => ("DPoP", Some(algs)),
+            Challenge::Both(_) => ("Bearer", None),
+        };
+        let mut value = String::from(scheme);
+        if let Some(algs) = algs {
+            value.push_str(" algs=\"");
+            value.push_str(algs);
+            value.push('"');
+        }
+        if self.kind != AuthErrorKind::MissingCredentials {
+            let code = self.kind.error_code().unwrap_or("invalid_token");
+            value.push_str(if algs.is_some() { ", " } else { " " });
+            value.push_str("error=\"");
+            value.push_str(code);
+            value.push_str("\", error_description=\"");
+            value.push_str(self.reason);
+            value.push('"');
+            if let Some(scope) = &self.scope {
+                value.push_str(", scope=\"");
+                value.push_str(scope);
                 value.push('"');
-                if let Some(scope) = &self.scope {
-                    value.push_str(", scope=\"");
-                    value.push_str(scope);
-                    value.push('"');
-                }
-                Some(value)
             }
         }
+        if let Challenge::Both(algs) = &self.challenge {
+            value.push_str(", DPoP algs=\"");
+            value.push_str(algs);
+            value.push('"');
+        }
+        Some(value)
     }
 }
 

@@ -98,6 +98,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod audit;
+pub mod binding;
 mod bounded;
 mod caller;
 mod clock;

@@ -24,7 +24,10 @@ impl Outcome {
     pub(crate) fn of(kind: AuthErrorKind) -> Self {
         match kind {
             AuthErrorKind::MissingCredentials => Outcome::Unauthenticated,
-            AuthErrorKind::InvalidToken => Outcome::InvalidToken,
+            AuthErrorKind::InvalidToken | AuthErrorKind::InvalidDpopProof => {
+                Outcome::InvalidToken
+            }
+            AuthErrorKind::UseDpopNonce => Outcome::Unauthenticated,
             AuthErrorKind::InvalidRequest => Outcome::BadRequest,
             AuthErrorKind::InsufficientScope => Outcome::Forbidden,
             AuthErrorKind::KeysUnavailable => Outcome::Unavailable,

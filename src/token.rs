@@ -156,13 +156,72 @@ impl TokenSource {
         headers: &'r HeaderMap,
         uri: &'r Uri,
     ) -> Result<Option<&'r str>, AuthError> {
-        let raw = match &self.kind {
-            Kind::Header { header, scheme } => header_value(headers, header, *scheme)?,
-            Kind::Cookie(name) => cookie(headers, name)?,
-            Kind::Query(name) => query(uri, name)?,
-            Kind::Custom(_, extract) => extract(headers, uri)?.map(str::as_bytes),
+        Ok(self
+            .extract_with_scheme(headers, uri, false)?
+            .map(|(token, _)| token))
+    }
+
+    /// As [`extract`](Self::extract), with the scheme the token came with;
+    /// with `dpop`, a header source that takes `Bearer` also takes `DPoP`
+    /// (RFC 9449 §7.1).
+    pub(crate) fn extract_with_scheme<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        uri: &'r Uri,
+        dpop: bool,
+    ) -> Result<Option<(&'r str, Scheme)>, AuthError> {
+        let (raw, scheme) = match &self.kind {
+            Kind::Header { header, scheme } => {
+                match header_value(headers, header, *scheme, dpop)? {
+                    Some((raw, scheme)) => (Some(raw), scheme),
+                    None => (None, Scheme::Bearer),
+                }
+            }
+            Kind::Cookie(name) => (cookie(headers, name)?, Scheme::Bearer),
+            Kind::Query(name) => (query(uri, name)?, Scheme::Bearer),
+            Kind::Custom(_, extract) => (extract(headers, uri)?.map(str::as_bytes), Scheme::Bearer),
         };
-        raw.map(checked).transpose()
+        raw.map(|raw| checked(raw).map(|t| (t, scheme))).transpose()
+    }
+}
+
+/// The authentication scheme a token was presented with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// `Bearer`, or a source without a scheme (cookie, query, raw header):
+    /// a bearer token.
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1): the request must carry a proof.
+    Dpop,
+}
+
+/// What the layer reads of a request besides its body.
+#[derive(Clone, Copy)]
+pub(crate) struct Head<'a> {
+    pub(crate) method: &'a http::Method,
+    pub(crate) uri: &'a Uri,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) extensions: &'a http::Extensions,
+}
+
+impl<'a> Head<'a> {
+    pub(crate) fn of<B>(req: &'a http::Request<B>) -> Self {
+        Head {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+        }
+    }
+
+    /// The path the client sent: axum's `OriginalUri` when a router
+    /// nested the service (it strips the prefix), else the URI's.
+    pub(crate) fn original_path(&self) -> &'a str {
+        #[cfg(feature = "axum")]
+        if let Some(original) = self.extensions.get::<axum::extract::OriginalUri>() {
+            return original.0.path();
+        }
+        self.uri.path()
     }
 }
 
@@ -171,7 +230,8 @@ fn header_value<'r>(
     headers: &'r HeaderMap,
     header: &HeaderName,
     scheme: Option<&'static str>,
-) -> Result<Option<&'r [u8]>, AuthError> {
+    dpop: bool,
+) -> Result<Option<(&'r [u8], Scheme)>, AuthError> {
     let mut values = headers.get_all(header).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -180,24 +240,29 @@ fn header_value<'r>(
         return Err(AuthError::invalid_request("duplicate credentials"));
     }
     let bytes = value.as_bytes();
-    let rest = match scheme {
-        None => bytes,
-        Some(scheme) => {
-            let n = scheme.len();
-            let named = bytes.len() >= n && bytes[..n].eq_ignore_ascii_case(scheme.as_bytes());
-            if !named || bytes.get(n).is_some_and(|b| *b != b' ') {
-                // Another scheme (e.g. `Basic`): no bearer credential here.
-                return Ok(None);
-            }
-            // RFC 6750 §3.1: a missing token after the scheme is a malformed request (400).
-            let rest = bytes[n..].trim_ascii();
-            if rest.is_empty() {
-                return Err(AuthError::invalid_request("no token after the scheme"));
-            }
-            rest
-        }
+    let Some(scheme) = scheme else {
+        return Ok(Some((bytes, Scheme::Bearer)));
     };
-    Ok(Some(rest))
+    let named = |name: &str| {
+        let n = name.len();
+        bytes.len() >= n
+            && bytes[..n].eq_ignore_ascii_case(name.as_bytes())
+            && bytes.get(n).is_none_or(|b| *b == b' ')
+    };
+    let (n, kind) = if named(scheme) {
+        (scheme.len(), Scheme::Bearer)
+    } else if dpop && named("DPoP") {
+        (4, Scheme::Dpop)
+    } else {
+        // Another scheme (e.g. `Basic`): no bearer credential here.
+        return Ok(None);
+    };
+    // RFC 6750 §3.1: a missing token after the scheme is a malformed request (400).
+    let rest = bytes[n..].trim_ascii();
+    if rest.is_empty() {
+        return Err(AuthError::invalid_request("no token after the scheme"));
+    }
+    Ok(Some((rest, kind)))
 }
 
 /// The value of the one cookie `name`, over every `Cookie` header (HTTP/2

@@ -46,6 +46,8 @@ pub struct Caller {
     /// The request this caller made, for audit events (set by the layer
     /// while audit events are collected).
     origin: Option<Arc<audit::Origin>>,
+    /// The DPoP proof of this request, until the layer recorded its `jti`.
+    pub(crate) bound: Option<Arc<crate::binding::Bound>>,
 }
 
 /// The caller of a request that skipped authentication: nobody.
@@ -54,6 +56,7 @@ pub(crate) static NOBODY: Caller = Caller {
     user: None,
     service: None,
     origin: None,
+    bound: None,
 };
 
 impl Caller {
@@ -63,7 +66,34 @@ impl Caller {
             user,
             service,
             origin: None,
+            bound: None,
         }
+    }
+
+    /// The same caller with other principals (the application's
+    /// enrichment), keeping what the layer knows of the request.
+    pub(crate) fn with_principals(self, user: Option<Principal>, service: Option<Principal>) -> Self {
+        Caller {
+            user,
+            service,
+            ..self
+        }
+    }
+
+    /// The RFC 7638 thumbprint of the DPoP key this request proved
+    /// possession of (RFC 9449), when a principal's token is DPoP-bound.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.principals()
+            .find_map(|p| p.confirmation().and_then(crate::binding::Confirmation::dpop_jkt))
+    }
+
+    /// The SHA-256 thumbprint of the client certificate a principal's token
+    /// is bound to (RFC 8705), which the request came with.
+    pub fn certificate_thumbprint(&self) -> Option<&str> {
+        self.principals().find_map(|p| {
+            p.confirmation()
+                .and_then(crate::binding::Confirmation::certificate_thumbprint)
+        })
     }
 
     /// The end user, when a user token verified.
@@ -229,6 +259,8 @@ impl Caller {
                 .map(|p| audit::token_id(p.token_id(), p.token()))
                 .unwrap_or_default(),
             origin: self.origin.as_deref(),
+            dpop_jkt: self.dpop_jkt().unwrap_or(""),
+            x5t_s256: self.certificate_thumbprint().unwrap_or(""),
         };
         audit::decision(&who, allowed, reason, permission, resource);
     }
@@ -272,6 +304,7 @@ pub(crate) mod tests {
             not_before: None,
             actors: vec![],
             key_id: 0,
+            confirmation: None,
         })
     }
 
@@ -397,6 +430,7 @@ pub(crate) mod tests {
             not_before: None,
             actors: vec![],
             key_id: 0,
+            confirmation: None,
         });
         assert_eq!(p.claims::<Mine>().unwrap().tenant, "t1");
         assert_eq!(p.claim("sub"), Some(&Value::String("a".into())));

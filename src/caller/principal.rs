@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::binding::Confirmation;
 use crate::permission::{PermissionCheck, Permissions};
 
 /// Who a principal is: its issuer and its subject.
@@ -77,6 +78,8 @@ struct Inner {
     not_before: Option<u64>,
     actors: Vec<Actor>,
     key_id: u64,
+    /// `cnf`: what the token is bound to.
+    confirmation: Option<Confirmation>,
 }
 
 pub(crate) struct PrincipalParts {
@@ -91,6 +94,7 @@ pub(crate) struct PrincipalParts {
     pub(crate) not_before: Option<u64>,
     pub(crate) actors: Vec<Actor>,
     pub(crate) key_id: u64,
+    pub(crate) confirmation: Option<Confirmation>,
 }
 
 impl Principal {
@@ -108,6 +112,7 @@ impl Principal {
             not_before: p.not_before,
             actors: p.actors,
             key_id: p.key_id,
+            confirmation: p.confirmation,
         }))
     }
 
@@ -134,6 +139,7 @@ impl Principal {
             not_before: inner.not_before,
             actors: inner.actors.clone(),
             key_id: inner.key_id,
+            confirmation: inner.confirmation.clone(),
         }))
     }
 
@@ -237,6 +243,13 @@ impl Principal {
     /// actor first, then earlier ones. Empty for a token without `act`.
     pub fn actors(&self) -> &[Actor] {
         &self.0.actors
+    }
+
+    /// What the token is bound to (its `cnf` claim, RFC 7800): a DPoP key
+    /// or a client certificate. The layer admits a bound token only with
+    /// its proof, so on a request this is what the caller proved.
+    pub fn confirmation(&self) -> Option<&Confirmation> {
+        self.0.confirmation.as_ref()
     }
 
     /// The raw token, as received.

@@ -40,6 +40,7 @@
 //! `config` crate (`settings.get::<MandateConfig>("mandate")`); see
 //! `examples/config_file.rs`.
 
+mod binding;
 mod issuer;
 mod propagate;
 mod slots;
@@ -50,6 +51,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use binding::{CertificateSourceKind, ClientCertificatesConfig, DpopMode};
 pub use issuer::{IssuerConfig, Preset, Tenants};
 pub use propagate::{
     ClientAuthKind, DestinationConfig, PropagateConfig, ProviderConfig, ProviderKind, Providers,
@@ -85,6 +87,9 @@ pub struct MandateConfig {
     /// Requests let through unauthenticated.
     #[serde(default)]
     pub skip: SkipConfig,
+    /// Where client certificates come from, for certificate-bound tokens.
+    #[serde(default)]
+    pub client_certificates: Option<ClientCertificatesConfig>,
     /// See [`MandateBuilder::insecure_allow_interchangeable_slots`].
     #[serde(default)]
     pub insecure_allow_interchangeable_slots: bool,
@@ -228,6 +233,10 @@ impl MandateConfig {
         }
         for prefix in &self.skip.path_prefixes {
             builder = builder.add_skip_path_prefix(prefix);
+        }
+        #[cfg(feature = "_aws-lc")]
+        if let Some(certificates) = &self.client_certificates {
+            builder = builder.with_client_certificates(certificates.build("client_certificates")?);
         }
         if self.skip.grpc_health {
             builder = builder.add_skip_grpc_health();

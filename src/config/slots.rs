@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::HeaderName;
 use serde::Deserialize;
 
+use super::binding::DpopMode;
 use super::{Client, IssuerConfig, at, invalid};
 use crate::revocation::Revocation;
 use crate::server::TokenSource;
@@ -63,6 +64,35 @@ pub struct SlotConfig {
     /// The longest token accepted, in bytes (default 8 KiB).
     #[serde(default)]
     pub max_token_len: Option<usize>,
+    /// `bearer` (default), `allowed` or `required`: DPoP-bound tokens
+    /// (RFC 9449; see [`Dpop`](crate::binding::Dpop)).
+    #[serde(default)]
+    pub dpop: DpopMode,
+    /// The origins (`https://host[:port]`) clients send DPoP requests to.
+    #[serde(default)]
+    pub dpop_origins: Vec<String>,
+    /// How old a proof may be (default 60 s).
+    #[serde(default, with = "humantime_serde")]
+    pub dpop_max_age: Option<Duration>,
+    /// Clock leeway for proofs (default 5 s).
+    #[serde(default, with = "humantime_serde")]
+    pub dpop_leeway: Option<Duration>,
+    /// The proof algorithms taken (default: every asymmetric one).
+    #[serde(default)]
+    pub dpop_algorithms: Vec<crate::keys::Algorithm>,
+    /// Server nonces: the environment variable holding their secret (at
+    /// least 32 bytes, the same on every replica).
+    #[serde(default)]
+    pub dpop_nonce_secret_env: Option<String>,
+    /// Server nonces: the file holding their secret.
+    #[serde(default)]
+    pub dpop_nonce_secret_file: Option<String>,
+    /// How often the nonce changes (default 5 minutes).
+    #[serde(default, with = "humantime_serde")]
+    pub dpop_nonce_rotation: Option<Duration>,
+    /// Take certificate-bound tokens only (RFC 8705).
+    #[serde(default)]
+    pub certificate_bound: bool,
 }
 
 fn yes() -> bool {
@@ -173,7 +203,18 @@ impl SlotConfig {
             SlotMode::Optional => Slot::optional(verifier),
             _ => Slot::required(verifier),
         };
-        let mut slot = slot;
+        let mut slot = super::binding::DpopKeys {
+            mode: self.dpop,
+            max_age: self.dpop_max_age,
+            leeway: self.dpop_leeway,
+            origins: &self.dpop_origins,
+            algorithms: &self.dpop_algorithms,
+            nonce_secret_env: self.dpop_nonce_secret_env.as_deref(),
+            nonce_secret_file: self.dpop_nonce_secret_file.as_deref(),
+            nonce_rotation: self.dpop_nonce_rotation,
+            certificate_bound: self.certificate_bound,
+        }
+        .apply(path, slot)?;
         for (claim, value) in &self.claims_equal {
             slot = slot.require_claim_eq(claim, value.clone());
         }

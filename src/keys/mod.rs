@@ -44,6 +44,8 @@ pub use algorithm::Algorithm;
 pub(crate) use algorithm::{AlgSet, Family};
 use jwk::Jwk;
 pub(crate) use jwk::parse_jwks_document;
+#[cfg(feature = "_aws-lc")]
+pub(crate) use jwk::proof_key;
 #[cfg(feature = "jwks")]
 pub use jwks::{JwksBuilder, JwksSource, JwksStats};
 #[cfg(feature = "jwks")]

@@ -16,16 +16,41 @@ use super::policy::{Policy, set};
 use super::{BoxError, Destination};
 use crate::provider::{ProviderError, TokenFuture, TokenProvider, TokenRequest};
 
+/// A token to attach, with the DPoP key it is bound to.
+struct Attach {
+    value: String,
+    #[cfg(feature = "_aws-lc")]
+    dpop: Option<crate::binding::DpopKey>,
+}
+
+impl Attach {
+    fn bearer(value: String) -> Self {
+        Attach {
+            value,
+            #[cfg(feature = "_aws-lc")]
+            dpop: None,
+        }
+    }
+
+    fn of(token: &crate::provider::AccessToken) -> Self {
+        Attach {
+            value: token.secret().to_owned(),
+            #[cfg(feature = "_aws-lc")]
+            dpop: token.dpop_key().cloned(),
+        }
+    }
+}
+
 /// One token for one header: at hand, or being fetched.
 enum Token {
-    Ready(String),
+    Ready(Attach),
     Fetch(TokenFuture),
 }
 
 impl Token {
     fn from(provider: &Arc<dyn TokenProvider>, request: TokenRequest) -> Token {
         match provider.cached(&request) {
-            Some(token) => Token::Ready(token.secret().to_owned()),
+            Some(token) => Token::Ready(Attach::of(&token)),
             None => Token::Fetch(provider.token(request)),
         }
     }
@@ -34,7 +59,7 @@ impl Token {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         if let Token::Fetch(future) = self {
             let token = ready!(future.as_mut().poll(cx)).map_err(box_provider)?;
-            *self = Token::Ready(token.secret().to_owned());
+            *self = Token::Ready(Attach::of(&token));
         }
         Poll::Ready(Ok(()))
     }
@@ -48,20 +73,37 @@ pub(super) struct Tokens {
 
 impl Tokens {
     /// What `destination` gets, from cached tokens where possible.
-    pub(super) fn plan(destination: &Destination, user: Option<String>) -> Tokens {
-        let user = user.and_then(|token| match &destination.user {
-            UserToken::Forward => Some(Token::Ready(token)),
-            UserToken::Exchange(provider, request) => Some(Token::from(
+    ///
+    /// # Errors
+    ///
+    /// When the user's token is bound to the caller (DPoP, a client
+    /// certificate) and the destination would get it forwarded: it must
+    /// be exchanged.
+    pub(super) fn plan(
+        destination: &Destination,
+        user: Option<&crate::Principal>,
+    ) -> Result<Tokens, BoxError> {
+        let user = match (user, &destination.user) {
+            (None, _) | (_, UserToken::Drop) => None,
+            (Some(p), UserToken::Forward) => {
+                if p.confirmation().is_some() {
+                    return Err("the user's token is bound to the caller (DPoP or a client \
+                        certificate) and cannot be forwarded: set Destination::exchange_user_token \
+                        (or drop_user_token) for this destination"
+                        .into());
+                }
+                Some(Token::Ready(Attach::bearer(p.token().to_owned())))
+            }
+            (Some(p), UserToken::Exchange(provider, request)) => Some(Token::from(
                 provider,
-                request.clone().with_subject_token(token),
+                request.clone().with_subject_token(p.token()),
             )),
-            UserToken::Drop => None,
-        });
+        };
         let service = destination
             .service
             .as_ref()
             .map(|(provider, request)| Token::from(provider, request.clone()));
-        Tokens { user, service }
+        Ok(Tokens { user, service })
     }
 
     pub(super) fn ready(&self) -> bool {
@@ -88,27 +130,69 @@ impl Tokens {
         }
     }
 
-    /// Put the tokens into `headers`, once all are ready.
-    pub(super) fn set(&self, p: &Policy, headers: &mut http::HeaderMap) -> Result<(), BoxError> {
-        if let Some(Token::Ready(token)) = &self.user {
-            set(headers, &p.user_header, token, p.overwrite)?;
-        }
-        if let Some(Token::Ready(token)) = &self.service {
-            set(headers, &p.service_header, token, p.overwrite)?;
+    /// Put the tokens into the request's `headers`, once all are ready; a
+    /// DPoP-bound token with a fresh proof for `method` and `uri`.
+    pub(super) fn set(
+        &self,
+        p: &Policy,
+        (method, uri): (&http::Method, &http::Uri),
+        headers: &mut http::HeaderMap,
+    ) -> Result<(), BoxError> {
+        let mut proofs = 0;
+        for (token, header) in [(&self.user, &p.user_header), (&self.service, &p.service_header)] {
+            let Some(Token::Ready(token)) = token else {
+                continue;
+            };
+            #[cfg(feature = "_aws-lc")]
+            if let Some(key) = &token.dpop {
+                proofs += 1;
+                if proofs > 1 {
+                    return Err("two DPoP-bound tokens for one request, which has one DPoP header".into());
+                }
+                dpop(headers, header, &token.value, key, (method, uri), p.overwrite)?;
+                continue;
+            }
+            let _ = (method, uri, &mut proofs);
+            set(headers, header, &token.value, p.overwrite)?;
         }
         Ok(())
     }
 
-    /// Wait for every fetch, then put the tokens into `headers`.
+    /// Wait for every fetch, then put the tokens into the request.
     #[cfg(feature = "reqwest")]
     pub(super) async fn attach(
         mut self,
         p: &Policy,
+        head: (&http::Method, &http::Uri),
         headers: &mut http::HeaderMap,
     ) -> Result<(), BoxError> {
         std::future::poll_fn(|cx| self.poll(cx)).await?;
-        self.set(p, headers)
+        self.set(p, head, headers)
     }
+}
+
+/// `<header>: DPoP <token>` and `DPoP: <a fresh proof>` (RFC 9449 §7.1).
+#[cfg(feature = "_aws-lc")]
+fn dpop(
+    headers: &mut http::HeaderMap,
+    header: &http::HeaderName,
+    token: &str,
+    key: &crate::binding::DpopKey,
+    (method, uri): (&http::Method, &http::Uri),
+    overwrite: bool,
+) -> Result<(), BoxError> {
+    if !overwrite && headers.contains_key(header) {
+        return Ok(());
+    }
+    let proof = key.proof(method, uri, Some(token), None)?;
+    let mut value = http::HeaderValue::from_str(&format!("DPoP {token}"))
+        .map_err(|_| "a token is not a valid header value")?;
+    value.set_sensitive(true);
+    headers.insert(header.clone(), value);
+    let mut proof = http::HeaderValue::from_str(&proof).map_err(|_| "a proof is not a valid header value")?;
+    proof.set_sensitive(true);
+    headers.insert(http::HeaderName::from_static("dpop"), proof);
+    Ok(())
 }
 
 fn box_provider(e: ProviderError) -> BoxError {
@@ -196,7 +280,10 @@ where
                         let (inner, req) = call
                             .as_mut()
                             .expect("ResponseFuture polled after completion");
-                        tokens.set(policy, req.headers_mut()).map(|()| inner)
+                        let (method, uri) = (req.method().clone(), req.uri().clone());
+                        tokens
+                            .set(policy, (&method, &uri), req.headers_mut())
+                            .map(|()| inner)
                     });
                     match attached {
                         Ok(_) => {

@@ -232,11 +232,15 @@ where
             // Off the list: leaves without any token added.
             return ResponseFuture::calling(self.inner.call(req));
         };
-        let user = Caller::current().and_then(|c| c.user().map(|u| u.token().to_owned()));
-        let tokens = Tokens::plan(destination, user);
+        let caller = Caller::current();
+        let tokens = match Tokens::plan(destination, caller.as_ref().and_then(Caller::user)) {
+            Ok(tokens) => tokens,
+            Err(e) => return ResponseFuture::failed(e),
+        };
         if tokens.ready() {
             // Forwarded or cached tokens: attached now, no future to wait for.
-            if let Err(e) = tokens.set(policy, req.headers_mut()) {
+            let (method, uri) = (req.method().clone(), req.uri().clone());
+            if let Err(e) = tokens.set(policy, (&method, &uri), req.headers_mut()) {
                 return ResponseFuture::failed(e);
             }
             return ResponseFuture::calling(self.inner.call(req));

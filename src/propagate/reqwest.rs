@@ -152,13 +152,20 @@ impl Middleware for PropagateMiddleware {
         let Some(destination) = destination_for_url(&self.policy, req.url()) else {
             return next.run(req, extensions).await;
         };
-        let user = Caller::current().and_then(|c| c.user().map(|u| u.token().to_owned()));
-        Tokens::plan(destination, user)
-            .attach(&self.policy, req.headers_mut())
+        let caller = Caller::current();
+        let failed =
+            |e: super::BoxError| reqwest_middleware::Error::Middleware(anyhow::Error::msg(e.to_string()));
+        let tokens = Tokens::plan(destination, caller.as_ref().and_then(Caller::user)).map_err(failed)?;
+        let method = req.method().clone();
+        let uri: http::Uri = req
+            .url()
+            .as_str()
+            .parse()
+            .map_err(|_| failed("the request URL is not a valid URI".into()))?;
+        tokens
+            .attach(&self.policy, (&method, &uri), req.headers_mut())
             .await
-            .map_err(|e| {
-                reqwest_middleware::Error::Middleware(anyhow::Error::msg(e.to_string()))
-            })?;
+            .map_err(failed)?;
         let res = next.run(req, extensions).await?;
         let url = res.url();
         if !destination.matches_origin(url.scheme(), url.host_str(), url.port_or_known_default()) {

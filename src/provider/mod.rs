@@ -50,6 +50,9 @@ pub struct AccessToken {
     value: Arc<str>,
     obtained_at: Instant,
     expires_at: Instant,
+    /// The key a DPoP-bound token is bound to (RFC 9449).
+    #[cfg(feature = "_aws-lc")]
+    dpop: Option<crate::binding::DpopKey>,
 }
 
 impl AccessToken {
@@ -61,7 +64,23 @@ impl AccessToken {
             obtained_at: now,
             // A lifetime too long for `Instant` (a provider's "never") saturates.
             expires_at: crate::clock::later(now, lifetime),
+            #[cfg(feature = "_aws-lc")]
+            dpop: None,
         }
+    }
+
+    /// The same token, bound to `key` (`token_type` `DPoP`): sent with a
+    /// proof of `key` on every request.
+    #[cfg(feature = "_aws-lc")]
+    pub fn with_dpop(mut self, key: crate::binding::DpopKey) -> Self {
+        self.dpop = Some(key);
+        self
+    }
+
+    /// The key of a DPoP-bound token.
+    #[cfg(feature = "_aws-lc")]
+    pub fn dpop_key(&self) -> Option<&crate::binding::DpopKey> {
+        self.dpop.as_ref()
     }
 
     /// The token text.

@@ -50,6 +50,10 @@ struct Endpoint {
     allow_http: bool,
     timeout: Duration,
     client: OnceLock<Result<reqwest::Client, String>>,
+    /// The key of DPoP-bound tokens (RFC 9449 §5), and the authorization
+    /// server's latest nonce for it.
+    #[cfg(feature = "_aws-lc")]
+    dpop: Option<(crate::binding::DpopKey, std::sync::Mutex<Option<String>>)>,
 }
 
 #[derive(Deserialize)]
@@ -57,7 +61,13 @@ struct TokenResponse {
     access_token: String,
     #[serde(default)]
     expires_in: Option<u64>,
+    #[serde(default)]
+    token_type: Option<String>,
 }
+
+/// The longest `DPoP-Nonce` kept.
+#[cfg(feature = "_aws-lc")]
+const MAX_NONCE: usize = 512;
 
 #[derive(Deserialize)]
 struct ErrorResponse {
@@ -83,6 +93,8 @@ impl Endpoint {
             allow_http: false,
             timeout: Duration::from_secs(5),
             client: OnceLock::new(),
+            #[cfg(feature = "_aws-lc")]
+            dpop: None,
         }
     }
 
@@ -96,7 +108,7 @@ impl Endpoint {
             .map_err(|e| e.to_string())
     }
 
-    async fn request(&self, mut form: Vec<(&str, String)>) -> Result<AccessToken, ProviderError> {
+    async fn request(&self, form: Vec<(&str, String)>) -> Result<AccessToken, ProviderError> {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|e| err(ProviderErrorKind::InvalidRequest, format!("token URL: {e}")))?;
         if url.scheme() != "https" && !(url.scheme() == "http" && self.allow_http) {
@@ -117,6 +129,37 @@ impl Endpoint {
             })
             .as_ref()
             .map_err(|e| err(ProviderErrorKind::Network, e.clone()))?;
+        // RFC 9449 §8: one retry with the nonce the server asks for.
+        let mut nonce_retry = true;
+        loop {
+            let (status, body) = self.send(client, &url, form.clone()).await?;
+            #[cfg(feature = "_aws-lc")]
+            if status == reqwest::StatusCode::BAD_REQUEST
+                && self.dpop.is_some()
+                && std::mem::take(&mut nonce_retry)
+                && serde_json::from_slice::<ErrorResponse>(&body)
+                    .is_ok_and(|e| e.error == "use_dpop_nonce")
+            {
+                continue;
+            }
+            let _ = &mut nonce_retry;
+            let (token, token_type) = parse_token_response(status.as_u16(), &body)?;
+            tracing::debug!(
+                target: "tower_mandate::provider",
+                client_id = %self.client_id,
+                "obtained a token"
+            );
+            return self.bind(token, token_type.as_deref());
+        }
+    }
+
+    /// One token request; the status and body of the answer.
+    async fn send(
+        &self,
+        client: &reqwest::Client,
+        url: &reqwest::Url,
+        mut form: Vec<(&str, String)>,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), ProviderError> {
         let mut req = client
             .post(url.clone())
             .timeout(self.timeout)
@@ -139,15 +182,34 @@ impl Endpoint {
                 form.push(("client_assertion", self.assertion(key)));
             }
         }
+        #[cfg(feature = "_aws-lc")]
+        if let Some((key, nonce)) = &self.dpop {
+            let nonce = nonce.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let uri: http::Uri = url
+                .as_str()
+                .parse()
+                .map_err(|_| err(ProviderErrorKind::InvalidRequest, "token URL"))?;
+            let proof = key
+                .proof(&http::Method::POST, &uri, None, nonce.as_deref())
+                .map_err(|e| err(ProviderErrorKind::InvalidRequest, e.to_string()))?;
+            req = req.header("dpop", proof);
+        }
         let mut res = req.form(&form).send().await.map_err(network)?;
         let status = res.status();
         // The application's client may follow redirects: the answer must
         // still come from the token endpoint.
-        if status.is_redirection() || *res.url() != url {
+        if status.is_redirection() || res.url() != url {
             return Err(err(
                 ProviderErrorKind::InvalidResponse,
                 "the token endpoint redirected (redirects are not followed)",
             ));
+        }
+        #[cfg(feature = "_aws-lc")]
+        if let (Some((_, kept)), Some(nonce)) = (&self.dpop, res.headers().get("dpop-nonce"))
+            && let Ok(nonce) = nonce.to_str()
+            && nonce.len() <= MAX_NONCE
+        {
+            *kept.lock().unwrap_or_else(|p| p.into_inner()) = Some(nonce.to_owned());
         }
         let mut body = Vec::new();
         while let Some(chunk) = res.chunk().await.map_err(network)? {
@@ -159,12 +221,29 @@ impl Endpoint {
             }
             body.extend_from_slice(&chunk);
         }
-        let token = parse_token_response(status.as_u16(), &body)?;
-        tracing::debug!(
-            target: "tower_mandate::provider",
-            client_id = %self.client_id,
-            "obtained a token"
-        );
+        Ok((status, body))
+    }
+
+    /// The token as the server typed it: DPoP-bound when this client asked
+    /// for DPoP, which then refuses a bearer token.
+    fn bind(&self, token: AccessToken, token_type: Option<&str>) -> Result<AccessToken, ProviderError> {
+        let dpop = token_type.is_some_and(|t| t.eq_ignore_ascii_case("DPoP"));
+        #[cfg(feature = "_aws-lc")]
+        if let Some((key, _)) = &self.dpop {
+            if !dpop {
+                return Err(err(
+                    ProviderErrorKind::InvalidResponse,
+                    "the token endpoint issued a bearer token where a DPoP-bound one was asked",
+                ));
+            }
+            return Ok(token.with_dpop(key.clone()));
+        }
+        if dpop {
+            return Err(err(
+                ProviderErrorKind::InvalidResponse,
+                "the token endpoint issued a DPoP-bound token to a client without a DPoP key",
+            ));
+        }
         Ok(token)
     }
 
@@ -186,8 +265,12 @@ impl Endpoint {
     }
 }
 
-/// Read a token endpoint's answer (RFC 6749 §5.1, §5.2).
-pub(crate) fn parse_token_response(status: u16, body: &[u8]) -> Result<AccessToken, ProviderError> {
+/// Read a token endpoint's answer (RFC 6749 §5.1, §5.2): the token and
+/// its `token_type`.
+pub(crate) fn parse_token_response(
+    status: u16,
+    body: &[u8],
+) -> Result<(AccessToken, Option<String>), ProviderError> {
     if (500..600).contains(&status) {
         return Err(err(
             ProviderErrorKind::Unavailable,
@@ -220,7 +303,7 @@ pub(crate) fn parse_token_response(status: u16, body: &[u8]) -> Result<AccessTok
     let lifetime = parsed.expires_in.map_or(DEFAULT_LIFETIME, |secs| {
         Duration::from_secs(secs.min(365 * 24 * 3600))
     });
-    Ok(AccessToken::new(parsed.access_token, lifetime))
+    Ok((AccessToken::new(parsed.access_token, lifetime), parsed.token_type))
 }
 
 /// RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic.
@@ -307,6 +390,16 @@ impl ClientCredentialsBuilder {
     /// size limit and the same-URL check still apply.
     pub fn with_client(mut self, client: reqwest::ClientBuilder) -> Self {
         self.0.client = OnceLock::from(self.0.own_client(client));
+        self
+    }
+
+    /// Obtain DPoP-bound tokens (RFC 9449 §5) for `key`: each token
+    /// request carries a proof (and the server's nonce, retried once when
+    /// it asks for one), and the propagation layers send each token with a
+    /// fresh proof per request. A bearer token in the answer is refused.
+    #[cfg(feature = "_aws-lc")]
+    pub fn with_dpop(mut self, key: crate::binding::DpopKey) -> Self {
+        self.0.dpop = Some((key, std::sync::Mutex::new(None)));
         self
     }
 

@@ -291,6 +291,11 @@ impl Revocation {
         }))
     }
 
+    /// The store, and the same store when it is a [`MemoryStore`].
+    pub(crate) fn store(&self) -> (Arc<dyn TokenStore>, Option<MemoryStore>) {
+        (self.store.clone(), self.memory.clone())
+    }
+
     /// What the layer answers to a store's verdict.
     fn judge(&self, verdict: Result<Verdict, StoreError>) -> Result<(), AuthError> {
         let outcome = match &verdict {
@@ -325,6 +330,48 @@ impl Revocation {
 pub(crate) enum RevocationCheck {
     Ready(Option<Result<(), AuthError>>),
     Asking(Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send>>),
+}
+
+impl RevocationCheck {
+    /// This check, then `next`: both must pass; the first refusal is the
+    /// answer.
+    pub(crate) fn then(self, next: RevocationCheck) -> RevocationCheck {
+        match (self, next) {
+            (RevocationCheck::Ready(Some(Err(e))), _) => RevocationCheck::Ready(Some(Err(e))),
+            (RevocationCheck::Ready(Some(Ok(()))), next) => next,
+            (first, next) => RevocationCheck::Asking(Box::pin(async move {
+                first.await?;
+                next.await
+            })),
+        }
+    }
+}
+
+/// Record `facts`' `jti` once in `store` (a DPoP proof): a `jti` seen
+/// before is refused with `replayed()`; a store that cannot answer refuses
+/// with 503 (never open: a replayed proof is a stolen one).
+pub(crate) fn check_once(
+    store: &Arc<dyn TokenStore>,
+    memory: Option<&MemoryStore>,
+    facts: TokenFacts,
+    replayed: fn() -> AuthError,
+) -> RevocationCheck {
+    let judge = move |verdict: Result<Verdict, StoreError>| match verdict {
+        Ok(Verdict::Fresh) => Ok(()),
+        Ok(_) => Err(replayed()),
+        Err(e) => {
+            tracing::warn!(target: "tower_mandate::revocation", error = %e, "refusing: replay store unavailable");
+            Err(AuthError::keys_unavailable("replay store unavailable", 1))
+        }
+    };
+    if let Some(memory) = memory {
+        let mut lists = memory.lists();
+        return RevocationCheck::Ready(Some(judge(memory::verdict(&mut lists, &facts, true))));
+    }
+    let store = store.clone();
+    RevocationCheck::Asking(Box::pin(async move {
+        judge(store.check(&facts, true).await)
+    }))
 }
 
 impl Future for RevocationCheck {

@@ -121,13 +121,13 @@ impl Enrichment {
             Some(p) => self.cached(p, now).map(Some),
         };
         match (cached(caller.user()), cached(caller.service())) {
-            (Some(user), Some(service)) => Ok(Caller::new(user, service)),
+            (Some(user), Some(service)) => Ok(caller.with_principals(user, service)),
             _ => {
                 let this = self.clone();
                 Err(Box::pin(async move {
                     let user = this.enrich(caller.user()).await?;
                     let service = this.enrich(caller.service()).await?;
-                    Ok(Caller::new(user, service))
+                    Ok(caller.with_principals(user, service))
                 }))
             }
         }

@@ -12,12 +12,14 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{Config, Progress, RejectionBody, Renderer};
+use super::service::{Before, Finish};
+use super::{Config, Progress, RejectionBody};
 use crate::caller::Scoped;
 use crate::metrics;
 use crate::revocation::RevocationCheck;
+use crate::token::{Head, Scheme};
 use crate::verify::Verify;
-use crate::{Caller, Principal, server::SlotKind};
+use crate::{Caller, server::SlotKind};
 
 /// What a request still needs once authenticated: the inner service (a
 /// ready clone), the request and the layer's configuration.
@@ -53,7 +55,8 @@ pin_project! {
             #[pin]
             verify: Verify,
             slot: SlotKind,
-            user: Option<Principal>,
+            scheme: Scheme,
+            before: Option<Before>,
             call: Option<Call<S, ReqBody>>,
         },
         /// The application's hook is asked for permissions.
@@ -73,7 +76,7 @@ pin_project! {
         Calling {
             #[pin]
             future: Scoped<S::Future>,
-            renderer: Renderer,
+            finish: Finish,
         },
         Rejected {
             response: Option<S::Response>,
@@ -145,10 +148,11 @@ fn calling<S, ReqBody, ResBody>(
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
+    let finish = config.finish(&caller);
     let caller = config.accept(&mut req, caller);
     State::Calling {
         future: caller.scope(inner.call(req)),
-        renderer: config.renderer.clone(),
+        finish,
     }
 }
 
@@ -162,10 +166,16 @@ where
         Progress::Refused(error) => State::Rejected {
             response: Some(call.config.refuse(error, &call.req, None)),
         },
-        Progress::Waiting { slot, user, verify } => State::Authenticating {
+        Progress::Waiting {
+            slot,
+            scheme,
+            before,
+            verify,
+        } => State::Authenticating {
             verify,
             slot,
-            user,
+            scheme,
+            before: Some(before),
             call: Some(call),
         },
         Progress::Enriching(pending) => State::Enriching {
@@ -188,13 +198,14 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: RejectionBody,
 {
-    match &call.config.revocation {
-        Some(revocation) if call.config.checks_revocation(&caller) => State::CheckingRevocation {
-            check: revocation.check(&caller),
+    if call.config.asks_store(&caller) {
+        State::CheckingRevocation {
+            check: call.config.store_check(&caller),
             caller: Some(caller),
             call: Some(call),
-        },
-        _ => calling(&mut call.inner, call.req, &call.config, caller),
+        }
+    } else {
+        calling(&mut call.inner, call.req, &call.config, caller)
     }
 }
 
@@ -214,23 +225,31 @@ where
                 StateProj::Authenticating {
                     verify,
                     slot,
-                    user,
+                    scheme,
+                    before,
                     call,
                 } => {
                     let verified = ready!(verify.poll(cx));
                     let call = call.take().expect("ResponseFuture polled after completion");
+                    let before = before.take().unwrap_or_default();
+                    let head = Head::of(&call.req);
                     let verified = verified
                         .map_err(|e| e.with_slot(*slot))
-                        .and_then(|p| call.config.admit(*slot, p));
+                        .and_then(|p| call.config.admit(*slot, (p, *scheme), &head));
                     let progress = match (verified, *slot) {
                         (Err(error), _) => Progress::Refused(error),
-                        (Ok(principal), SlotKind::User) => call.config.progress(
-                            (call.req.headers(), call.req.uri()),
+                        (Ok((principal, bound)), SlotKind::User) => call.config.progress(
+                            &head,
                             SlotKind::Service,
-                            Some(principal),
+                            Before {
+                                user: Some(principal),
+                                bound,
+                            },
                         ),
-                        (Ok(principal), _) => {
-                            Progress::Done(Caller::new(user.take(), Some(principal)))
+                        (Ok((principal, bound)), _) => {
+                            let mut caller = Caller::new(before.user, Some(principal));
+                            caller.bound = before.bound.or(bound).map(Arc::new);
+                            Progress::Done(caller)
                         }
                     };
                     next(progress, call)
@@ -263,9 +282,9 @@ where
                     }
                 }
                 // Refusals made behind the layer are rendered here, like the layer's own.
-                StateProj::Calling { future, renderer } => {
+                StateProj::Calling { future, finish } => {
                     return future.poll(cx).map_ok(|response| {
-                        let (response, outcome) = renderer.finish(response);
+                        let (response, outcome) = finish.apply(response);
                         metrics::request(outcome);
                         let span = tracing::Span::current();
                         if !span.is_disabled() {

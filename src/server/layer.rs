@@ -21,6 +21,7 @@ pub struct MandateBuilder {
     revocation: Option<crate::revocation::Revocation>,
     skips: Vec<Skip>,
     enrichment: Option<super::enrich::Enrichment>,
+    certificates: crate::binding::Certificates,
 }
 
 impl MandateBuilder {
@@ -49,6 +50,15 @@ impl MandateBuilder {
     /// fails refuses the request with 503.
     pub fn with_enrichment(mut self, hook: impl super::Enrich) -> Self {
         self.enrichment = Some(super::enrich::Enrichment::new(hook));
+        self
+    }
+
+    /// Where a request's TLS client certificate comes from, for tokens
+    /// bound to one (RFC 8705): the connection by default; a proxy's header
+    /// only when named here. See [`binding`](crate::binding).
+    #[cfg(feature = "_aws-lc")]
+    pub fn with_client_certificates(mut self, source: crate::binding::CertificateSource) -> Self {
+        self.certificates = crate::binding::Certificates(Some(source));
         self
     }
 
@@ -143,7 +153,23 @@ impl MandateBuilder {
     /// each slot ([`Slot::require_claim_eq`], one claim, disjoint values)
     /// tells them apart;
     /// [`ConfigError::SlotConflict`] when both slots read the same header.
-    pub fn build(self) -> Result<MandateLayer, ConfigError> {
+    pub fn build(mut self) -> Result<MandateLayer, ConfigError> {
+        #[cfg(feature = "_aws-lc")]
+        {
+            let dpop_slots = [&mut self.user, &mut self.service]
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.binding.dpop.as_mut())
+                .collect::<Vec<_>>();
+            if dpop_slots.len() > 1 {
+                return Err(ConfigError::SlotConflict(
+                    "both slots take DPoP, but a request has one DPoP header".into(),
+                ));
+            }
+            for dpop in dpop_slots {
+                dpop.prepare(self.revocation.as_ref())?;
+            }
+        }
         if let Some(prefix) = super::skip::too_broad(&self.skips) {
             return Err(ConfigError::InvalidSkip(format!(
                 "the skip prefix {prefix:?} would let every request through unauthenticated"
@@ -194,6 +220,7 @@ impl MandateBuilder {
                 enrichment: self.enrichment.map(Arc::new),
                 renderer: self.renderer,
                 revocation: self.revocation,
+                certificates: self.certificates,
             }),
         })
     }
@@ -288,6 +315,7 @@ impl MandateLayer {
             revocation: None,
             skips: Vec::new(),
             enrichment: None,
+            certificates: crate::binding::Certificates::default(),
         }
     }
 }

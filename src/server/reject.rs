@@ -61,10 +61,20 @@ fn is_grpc(request: &HeaderMap) -> bool {
         .is_some_and(|ct| ct.starts_with("application/grpc"))
 }
 
+/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
+pub(crate) const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
+
 /// A trailers-only gRPC response for `error`.
 fn grpc_rejection(error: &AuthError) -> Response<String> {
     let mut response = Response::new(String::new());
     let headers = response.headers_mut();
+    // The challenge, as metadata: a DPoP client reads `algs` from it.
+    if let Some(challenge) = error.www_authenticate()
+        && challenge.starts_with("DPoP")
+        && let Ok(value) = HeaderValue::from_str(&challenge)
+    {
+        headers.insert(WWW_AUTHENTICATE, value);
+    }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert("grpc-status", HeaderValue::from(error.kind().grpc_code()));
     // The reason is a fixed ASCII text: no percent-encoding needed.
@@ -174,14 +184,24 @@ impl Renderer {
         request: &HeaderMap,
     ) -> Response<B> {
         let mut response = self.0.make_rejection(&error, request).map(B::from_text);
+        // RFC 9449 §8: the nonce the client must use, whatever the renderer.
+        if let Some(nonce) = error.dpop_nonce()
+            && let Ok(value) = HeaderValue::from_str(nonce)
+        {
+            response.headers_mut().insert(DPOP_NONCE, value);
+        }
         response.extensions_mut().insert(error);
         response
     }
 
-    /// Render a refusal made behind the layer again, with this renderer;
-    /// any other response passes unchanged.
-    /// Render a refusal made behind the layer; the request's outcome.
-    pub(crate) fn finish<B: RejectionBody>(&self, response: Response<B>) -> (Response<B>, Outcome) {
+    /// Render a refusal made behind the layer again, with this renderer
+    /// (and `challenge`, after a DPoP request); any other response passes
+    /// unchanged. The request's outcome.
+    pub(crate) fn finish<B: RejectionBody>(
+        &self,
+        response: Response<B>,
+        challenge: Option<&crate::error::Challenge>,
+    ) -> (Response<B>, Outcome) {
         if response.extensions().get::<Unrendered>().is_none() {
             return (response, Outcome::Allowed);
         }
@@ -194,6 +214,10 @@ impl Renderer {
         match response.extensions_mut().remove::<AuthError>() {
             Some(error) => {
                 let outcome = Outcome::of(error.kind());
+                let error = match challenge {
+                    Some(c) => error.with_challenge(c.clone()),
+                    None => error,
+                };
                 (self.render(error, &request), outcome)
             }
             None => (response, Outcome::Allowed),

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use tower_layer::Layer as _;
 use tower_service::Service;
 use tracing::Span;
@@ -15,7 +15,8 @@ use super::{RejectionBody, Renderer, ResponseFuture, SlotKind, TokenSource};
 use crate::audit;
 use crate::clock::unix_now;
 use crate::metrics::{self, Outcome};
-use crate::verify::Step;
+use crate::token::{Head, Scheme};
+use super::slot::Authenticated;
 use crate::{AuthError, Caller, MandateLayer, Principal, Slot};
 
 pub(crate) struct SlotConfig {
@@ -34,6 +35,8 @@ pub(crate) struct Config {
     pub(super) skips: Vec<super::skip::Skip>,
     /// The application's permissions hook.
     pub(super) enrichment: Option<Arc<super::enrich::Enrichment>>,
+    /// Where client certificates come from (RFC 8705).
+    pub(super) certificates: crate::binding::Certificates,
 }
 
 /// Where the authentication of one request stands. `Waiting` holds the
@@ -48,25 +51,30 @@ pub(crate) enum Progress {
     #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     Waiting {
         slot: SlotKind,
-        user: Option<Principal>,
+        scheme: Scheme,
+        before: Before,
         verify: crate::verify::Verify,
     },
 }
 
+/// What verified before a slot that waits for keys: the user, and the
+/// user slot's DPoP proof.
+#[derive(Default)]
+pub(crate) struct Before {
+    pub(super) user: Option<Principal>,
+    pub(super) bound: Option<crate::binding::Bound>,
+}
+
 impl Config {
-    /// Verify the slots of a request from `from` on (`user` is the user
-    /// when the service slot is next), without waiting.
-    pub(super) fn progress(
-        &self,
-        head: (&HeaderMap, &http::Uri),
-        from: SlotKind,
-        mut user: Option<Principal>,
-    ) -> Progress {
+    /// Verify the slots of a request from `from` on (`before` is what
+    /// verified before, when the service slot is next), without waiting.
+    pub(super) fn progress(&self, head: &Head<'_>, from: SlotKind, before: Before) -> Progress {
         let now = unix_now();
         let slots = [
             (SlotKind::User, &self.user),
             (SlotKind::Service, &self.service),
         ];
+        let Before { mut user, mut bound } = before;
         let mut service = None;
         for (kind, config) in slots {
             if from == SlotKind::Service && kind == SlotKind::User {
@@ -74,17 +82,23 @@ impl Config {
             }
             let Some(c) = config else { continue };
             let principal = match c.slot.authenticate(kind, &c.source, head, now) {
-                Ok(None) => None,
-                Ok(Some(p)) => match c.slot.admit(kind, &c.excluded, p) {
-                    Ok(p) => Some(p),
-                    Err(e) => return Progress::Refused(e),
-                },
-                Err(Step::Refused(e)) => return Progress::Refused(e),
+                Ok(Authenticated::Empty) => None,
+                Ok(Authenticated::Verified(p, scheme)) => {
+                    match c.slot.admit_bound(kind, &c.excluded, (p, scheme), head, &self.certificates, now) {
+                        Ok((p, b)) => {
+                            bound = bound.or(b);
+                            Some(p)
+                        }
+                        Err(e) => return Progress::Refused(e),
+                    }
+                }
+                Err(e) => return Progress::Refused(e),
                 #[cfg(feature = "jwks")]
-                Err(Step::Fetch(pending)) => {
+                Ok(Authenticated::Fetch(pending, scheme)) => {
                     return Progress::Waiting {
                         slot: kind,
-                        user,
+                        scheme,
+                        before: Before { user, bound },
                         verify: crate::verify::Verify::waiting(&c.slot.verifier, pending),
                     };
                 }
@@ -94,22 +108,29 @@ impl Config {
                 _ => service = principal,
             }
         }
-        Progress::Done(Caller::new(user, service))
+        let mut caller = Caller::new(user, service);
+        caller.bound = bound.map(Arc::new);
+        Progress::Done(caller)
     }
 
-    /// A principal verified after a key fetch, checked against the slot's rules.
+    /// A principal verified after a key fetch, checked against the slot's
+    /// rules and binding.
     pub(super) fn admit(
         &self,
         kind: SlotKind,
-        principal: Principal,
-    ) -> Result<Principal, AuthError> {
+        verified: (Principal, Scheme),
+        head: &Head<'_>,
+    ) -> Result<(Principal, Option<crate::binding::Bound>), AuthError> {
         let config = match kind {
             SlotKind::User => &self.user,
             _ => &self.service,
         };
         match config {
-            Some(c) => c.slot.admit(kind, &c.excluded, principal),
-            None => Ok(principal),
+            Some(c) => {
+                c.slot
+                    .admit_bound(kind, &c.excluded, verified, head, &self.certificates, unix_now())
+            }
+            None => Ok((verified.0, None)),
         }
     }
 
@@ -122,9 +143,47 @@ impl Config {
         }
     }
 
-    /// Whether `caller` must be checked against the revocation store.
-    pub(super) fn checks_revocation(&self, caller: &Caller) -> bool {
-        self.revocation.is_some() && !caller.is_anonymous()
+    /// Whether a store must be asked about `caller`: the revocation list,
+    /// or the replay record of its DPoP proof.
+    pub(super) fn asks_store(&self, caller: &Caller) -> bool {
+        (self.revocation.is_some() && !caller.is_anonymous()) || caller.bound.is_some()
+    }
+
+    /// The store checks of `caller`: revocation, then its proof's `jti`.
+    pub(super) fn store_check(&self, caller: &Caller) -> crate::revocation::RevocationCheck {
+        let revocation = match &self.revocation {
+            Some(r) if !caller.is_anonymous() => r.check(caller),
+            _ => crate::revocation::RevocationCheck::Ready(Some(Ok(()))),
+        };
+        match &caller.bound {
+            Some(bound) => revocation.then(bound.replay.check()),
+            None => revocation,
+        }
+    }
+
+    /// What the response of `caller`'s request gets on its way out: a
+    /// refusal made behind the layer rendered with this layer's renderer
+    /// (and the `DPoP` challenge after a DPoP request), a new `DPoP-Nonce`.
+    pub(super) fn finish(&self, caller: &Caller) -> Finish {
+        let Some(bound) = &caller.bound else {
+            return Finish {
+                renderer: self.renderer.clone(),
+                extra: None,
+            };
+        };
+        let challenge = [&self.user, &self.service]
+            .into_iter()
+            .flatten()
+            .find(|c| c.slot.binding.takes_dpop())
+            .map(|c| c.slot.binding.challenge(Some(Scheme::Dpop)));
+        let nonce = bound
+            .next_nonce
+            .as_deref()
+            .and_then(|n| http::HeaderValue::from_str(n).ok());
+        Finish {
+            renderer: self.renderer.clone(),
+            extra: Some(Box::new((challenge, nonce))),
+        }
     }
 
     /// Put the caller into the request; returns it for the task-local scope.
@@ -172,6 +231,34 @@ impl Config {
             "request refused"
         );
         self.renderer.render(error, req.headers())
+    }
+}
+
+/// The way out of an accepted request: see [`Config::finish`].
+pub(crate) struct Finish {
+    renderer: Renderer,
+    /// After a DPoP request: its challenge, and a new nonce to hand out.
+    #[allow(clippy::type_complexity)]
+    extra: Option<Box<(Option<crate::error::Challenge>, Option<http::HeaderValue>)>>,
+}
+
+impl Finish {
+    /// The response, with a refusal made behind the layer rendered again.
+    pub(super) fn apply<B: RejectionBody>(
+        &self,
+        response: Response<B>,
+    ) -> (Response<B>, metrics::Outcome) {
+        let Some(extra) = &self.extra else {
+            return self.renderer.finish(response, None);
+        };
+        let (challenge, nonce) = &**extra;
+        let (mut response, outcome) = self.renderer.finish(response, challenge.as_ref());
+        if let Some(nonce) = nonce {
+            response
+                .headers_mut()
+                .insert(super::reject::DPOP_NONCE, nonce.clone());
+        }
+        (response, outcome)
     }
 }
 
@@ -275,12 +362,12 @@ where
         let entered = span.enter();
         let progress = self
             .config
-            .progress((req.headers(), req.uri()), SlotKind::User, None);
+            .progress(&Head::of(&req), SlotKind::User, Before::default());
         match progress {
             // The common case: every token verified at once, nothing to ask.
             Progress::Done(caller) => match self.config.enriched(caller) {
                 // The inner service is called in the span.
-                Ok(caller) if !self.config.checks_revocation(&caller) => {
+                Ok(caller) if !self.config.asks_store(&caller) => {
                     let future = ResponseFuture::call(
                         &mut self.inner,
                         req,

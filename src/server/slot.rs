@@ -1,13 +1,24 @@
 //! One credential slot: where its token is read, how it is verified,
 //! whether it is required.
 
-use http::{HeaderMap, Uri};
 use serde_json::Value;
 
 use super::{SlotKind, TokenSource};
+use crate::binding::SlotBinding;
+use crate::token::{Head, Scheme};
 use crate::verify::Step;
 use crate::verify::rules::ClaimRule;
 use crate::{AuthError, Principal, Verifier};
+
+/// How far a slot got without waiting.
+pub(super) enum Authenticated {
+    /// No token, and none is required.
+    Empty,
+    Verified(Principal, Scheme),
+    /// The key must be fetched first.
+    #[cfg(feature = "jwks")]
+    Fetch(crate::verify::Pending, Scheme),
+}
 
 /// Whether a slot must carry a credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +36,8 @@ pub struct Slot {
     pub(super) source: Option<TokenSource>,
     /// Claim values that tell this slot's tokens from the other slot's.
     pub(super) rules: Vec<ClaimRule>,
+    /// DPoP and certificate binding.
+    pub(super) binding: SlotBinding,
 }
 
 impl Slot {
@@ -35,6 +48,7 @@ impl Slot {
             mode: Mode::Required,
             source: None,
             rules: Vec::new(),
+            binding: SlotBinding::default(),
         }
     }
 
@@ -46,6 +60,7 @@ impl Slot {
             mode: Mode::Optional,
             source: None,
             rules: Vec::new(),
+            binding: SlotBinding::default(),
         }
     }
 
@@ -108,6 +123,36 @@ impl Slot {
         }
     }
 
+    /// Take DPoP-bound tokens (RFC 9449) with their proofs, besides bearer
+    /// tokens ([`Dpop::allowed`](crate::binding::Dpop::allowed)) or only
+    /// them ([`Dpop::required`](crate::binding::Dpop::required)); see
+    /// [`binding`](crate::binding). One slot of a layer at most: a request
+    /// has one `DPoP` header.
+    ///
+    /// ```
+    /// use tower_mandate::{binding::Dpop, Issuer, MandateLayer, Slot, Verifier};
+    /// # let idp = tower_mandate::testing::TestIssuer::es256("https://id.example");
+    /// let users = Verifier::new([Issuer::new("https://id.example", "images").with_keys(idp.key_set())])?;
+    /// let layer = MandateLayer::builder()
+    ///     .user(Slot::required(users).with_dpop(Dpop::required().with_origin("https://images.example")))
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<(), tower_mandate::ConfigError>(())
+    /// ```
+    #[cfg(feature = "_aws-lc")]
+    pub fn with_dpop(mut self, dpop: crate::binding::Dpop) -> Self {
+        self.binding.dpop = Some(dpop);
+        self
+    }
+
+    /// Take only certificate-bound tokens (RFC 8705 §3): a token without
+    /// `cnf["x5t#S256"]` gets 401. A bound token is checked against the
+    /// request's client certificate in every slot, required or not.
+    pub fn require_certificate_bound(mut self) -> Self {
+        self.binding.certificate_bound = true;
+        self
+    }
+
     /// Read the token from `source` instead of the slot's default header.
     pub fn with_source(mut self, source: TokenSource) -> Self {
         self.source = Some(source);
@@ -118,15 +163,14 @@ impl Slot {
         &self,
         kind: SlotKind,
         source: &TokenSource,
-        (headers, uri): (&'h HeaderMap, &'h Uri),
-    ) -> Result<Option<&'h str>, AuthError> {
+        head: &Head<'h>,
+    ) -> Result<Option<(&'h str, Scheme)>, AuthError> {
+        let refuse = |e: AuthError| e.with_slot(kind).with_challenge(self.binding.challenge(None));
         match source
-            .extract(headers, uri)
-            .map_err(|e| e.with_slot(kind))?
+            .extract_with_scheme(head.headers, head.uri, self.binding.takes_dpop())
+            .map_err(refuse)?
         {
-            None if self.mode == Mode::Required => {
-                Err(AuthError::missing_credentials().with_slot(kind))
-            }
+            None if self.mode == Mode::Required => Err(refuse(AuthError::missing_credentials())),
             token => Ok(token),
         }
     }
@@ -136,23 +180,51 @@ impl Slot {
         self.mode == Mode::Required
     }
 
-    /// Without waiting: `Err(Step::Fetch)` when keys must be fetched first.
-    #[allow(clippy::result_large_err)]
+    /// Without waiting: [`Authenticated::Fetch`] when keys must be
+    /// fetched first.
     pub(super) fn authenticate(
         &self,
         kind: SlotKind,
         source: &TokenSource,
-        head: (&HeaderMap, &Uri),
+        head: &Head<'_>,
         now: u64,
-    ) -> Result<Option<Principal>, Step> {
-        match self.token(kind, source, head)? {
-            None => Ok(None),
-            Some(token) => match self.verifier.verify_step(token, now, true, kind.as_str()) {
-                Ok(p) => Ok(Some(p)),
-                Err(Step::Refused(e)) => Err(Step::Refused(e.with_slot(kind))),
-                #[cfg(feature = "jwks")]
-                Err(fetch) => Err(fetch),
-            },
+    ) -> Result<Authenticated, AuthError> {
+        let Some((token, scheme)) = self.token(kind, source, head)? else {
+            return Ok(Authenticated::Empty);
+        };
+        let refuse = |e: AuthError| {
+            e.with_slot(kind)
+                .with_challenge(self.binding.challenge(Some(scheme)))
+        };
+        self.binding.precheck(scheme).map_err(refuse)?;
+        match self.verifier.verify_step(token, now, true, kind.as_str()) {
+            Ok(p) => Ok(Authenticated::Verified(p, scheme)),
+            Err(Step::Refused(e)) => Err(refuse(e)),
+            #[cfg(feature = "jwks")]
+            Err(Step::Fetch(pending)) => Ok(Authenticated::Fetch(pending, scheme)),
         }
+    }
+
+    /// A verified principal, checked against this slot's rules and its
+    /// binding: the DPoP proof that passed, if any.
+    pub(super) fn admit_bound(
+        &self,
+        kind: SlotKind,
+        others: &[ClaimRule],
+        (principal, scheme): (Principal, Scheme),
+        head: &Head<'_>,
+        certificates: &crate::binding::Certificates,
+        now: u64,
+    ) -> Result<(Principal, Option<crate::binding::Bound>), AuthError> {
+        let refuse = |e: AuthError| {
+            e.with_slot(kind)
+                .with_challenge(self.binding.challenge(Some(scheme)))
+        };
+        let principal = self.admit(kind, others, principal).map_err(refuse)?;
+        let bound = self
+            .binding
+            .check(&principal, scheme, head, certificates, now)
+            .map_err(refuse)?;
+        Ok((principal, bound))
     }
 }

@@ -27,6 +27,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde_json::{Map, Value};
 
 use crate::AuthError;
+use crate::binding::Confirmation;
 use crate::keys::Algorithm;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -238,6 +239,9 @@ pub(crate) struct Claims<'a> {
     pub(crate) exp: Option<f64>,
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
+    /// `cnf` (RFC 7800): what the token is bound to, always read — a
+    /// bound token must never pass as a bearer token.
+    pub(crate) cnf: Option<Confirmation>,
     pub(crate) captured: Map<String, Value>,
 }
 
@@ -251,6 +255,7 @@ impl Claims<'_> {
             exp: self.exp,
             nbf: self.nbf,
             iat: self.iat,
+            cnf: self.cnf,
             captured: self.captured,
         }
     }
@@ -284,6 +289,7 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
             exp: None,
             nbf: None,
             iat: None,
+            cnf: None,
             captured: Map::new(),
         };
         let mut seen: Vec<Cow<'de, str>> = Vec::new();
@@ -310,6 +316,13 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
                 "exp" => claims.exp = Some(access.next_value::<f64>()?),
                 "nbf" => claims.nbf = Some(access.next_value::<f64>()?),
                 "iat" => claims.iat = Some(access.next_value::<f64>()?),
+                "cnf" => {
+                    let value: Value = access.next_value()?;
+                    claims.cnf = Some(Confirmation::from_claim(&value).map_err(de::Error::custom)?);
+                    if (self.capture)(&key) {
+                        claims.captured.insert(key.into_owned(), value);
+                    }
+                }
                 "jti" | "client_id" | "azp" if !(self.capture)(&key) => {
                     access.next_value::<Str<'de>>()?;
                 }
@@ -347,6 +360,9 @@ pub(crate) fn claims<'a>(
     });
     parsed.map_err(|e| {
         let message = e.to_string();
+        if message.starts_with(crate::binding::UNSUPPORTED_BINDING) {
+            return AuthError::invalid_token(crate::binding::UNSUPPORTED_BINDING);
+        }
         if e.classify() == serde_json::error::Category::Data
             && !message.starts_with(DUPLICATE)
             && !message.starts_with(TOO_DEEP)

@@ -428,6 +428,7 @@ impl Verifier {
             not_before: checked.nbf,
             actors: checked.actors,
             key_id: key.id,
+            confirmation: claims.cnf.clone(),
         })
     }
 

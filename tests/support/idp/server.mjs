@@ -11,7 +11,16 @@
 // nested `act` claim. GET /__user_token?sub=alice&aud=...&scope=... stands in
 // for a user's login: it returns an access token for that user.
 //
-// Usage: node server.mjs   (PORT=0 picks a free port)
+// DPoP (RFC 9449) is on: a client_credentials request with a `DPoP` proof
+// header gets token_type "DPoP" and a JWT whose `cnf.jkt` is the proof key's
+// RFC 7638 thumbprint. The client `dpop-client` has dpop_bound_access_tokens,
+// so it gets no token without a proof. With IDP_DPOP_NONCE=1 the provider
+// requires server nonces: a proof without one is answered 400
+// {"error":"use_dpop_nonce"} with the nonce in the DPoP-Nonce header.
+// Without it, no nonces are issued or accepted.
+//
+// Usage: node server.mjs   (PORT=0 picks a free port; IDP_DPOP_NONCE=1 for
+// DPoP nonces; IDP_DEBUG=1 logs server errors)
 import crypto from 'node:crypto';
 import http from 'node:http';
 
@@ -19,6 +28,9 @@ import * as jose from 'jose';
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.PORT || 0);
+const dpopNonces = process.env.IDP_DPOP_NONCE === '1';
+// One secret for the process, so nonces survive /__rotate's new provider.
+const dpopNonceSecret = crypto.randomBytes(32);
 let counter = 0;
 let keys = [];
 let provider;
@@ -68,6 +80,17 @@ export const CLIENTS = [
     response_types: [],
     token_endpoint_auth_method: 'client_secret_basic',
     scope: 'images:read images:write',
+  },
+  {
+    // Gets DPoP-bound access tokens only: a token request without a proof fails.
+    client_id: 'dpop-client',
+    client_secret: 'dpop-client-secret-0123456789abcdef0123456789',
+    grant_types: ['client_credentials'],
+    redirect_uris: [],
+    response_types: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: 'images:read images:write',
+    dpop_bound_access_tokens: true,
   },
 ];
 
@@ -153,6 +176,10 @@ function makeProvider() {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      dPoP: {
+        enabled: true,
+        ...(dpopNonces ? { nonceSecret: dpopNonceSecret, requireNonce: () => true } : {}),
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => 'urn:image-store',
