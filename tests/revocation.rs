@@ -4,8 +4,7 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -13,12 +12,9 @@ use tower_mandate::revocation::{MemoryStore, RedisStore, Revocation};
 use tower_mandate::testing::TestIssuer;
 use tower_mandate::{Caller, Issuer, MandateLayer, Slot, Verifier};
 
-const AUD: &str = "a";
+use support::Redis;
 
-struct Redis {
-    child: Child,
-    url: String,
-}
+const AUD: &str = "a";
 
 /// A CA and a server certificate for 127.0.0.1, written to `dir`: (CA PEM,
 /// certificate path, key path, CA path).
@@ -27,62 +23,6 @@ fn tls_files(dir: &std::path::Path) -> (String, String, String, String) {
     (tls.ca_pem, tls.cert_path, tls.key_path, tls.ca_path)
 }
 
-impl Redis {
-    fn start() -> Redis {
-        let port = support::free_port();
-        Self::spawn(
-            &["--port", &port.to_string()],
-            port,
-            format!("redis://127.0.0.1:{port}/"),
-        )
-    }
-
-    /// redis-server speaking TLS only, with a certificate from a private CA.
-    fn start_tls(cert: &str, key: &str, ca: &str) -> Redis {
-        let port = support::free_port();
-        Self::spawn(
-            &[
-                "--port",
-                "0",
-                "--tls-port",
-                &port.to_string(),
-                "--tls-cert-file",
-                cert,
-                "--tls-key-file",
-                key,
-                "--tls-ca-cert-file",
-                ca,
-                "--tls-auth-clients",
-                "no",
-            ],
-            port,
-            format!("rediss://127.0.0.1:{port}/"),
-        )
-    }
-
-    fn spawn(args: &[&str], port: u16, url: String) -> Redis {
-        let child = Command::new("redis-server")
-            .args(args)
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed: run scripts/test.sh (it installs Debian's redis-server)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Redis { child, url }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn replica(idp: &TestIssuer, revocation: Revocation) -> support::Server {
     async fn me(caller: Caller) -> String {

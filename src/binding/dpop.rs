@@ -223,11 +223,14 @@ impl Dpop {
             }
         };
         let algs = AlgSet::of(self.algs.iter().copied());
-        let algs_text: String = algs
-            .iter()
-            .map(Algorithm::as_str)
-            .collect::<Vec<_>>()
-            .join(" ");
+        // In the configured order: the first is the one clients should prefer.
+        let mut names: Vec<&str> = Vec::new();
+        for alg in &self.algs {
+            if !names.contains(&alg.as_str()) {
+                names.push(alg.as_str());
+            }
+        }
+        let algs_text = names.join(" ");
         self.prepared = Some(Arc::new(Prepared {
             algs,
             algs_text: algs_text.into(),

@@ -12,8 +12,11 @@ Reads one JSON object on stdin:
               "nonce": str|null,   # claim omitted when null
               "variant": str,      # default "valid"
               "key": "main"|"other"}, ...]}   # default "main"
+and optionally "keys": the "keys" object of an earlier run's output, to sign
+with the same keys again (a token bound to "jkt" is minted in between).
 Prints one JSON object:
-  {"jkt": ..., "other_jkt": ..., "rsa_jkt": ..., "proofs": {name: proof}}
+  {"jkt": ..., "other_jkt": ..., "rsa_jkt": ..., "proofs": {name: proof},
+   "keys": {"main": private JWK, "other": ..., "rsa": ...}}
 where the *_jkt are RFC 7638 SHA-256 thumbprints (base64url) of the fresh
 main and other EC P-256 keys and of the RSA-2048 key used by rs256/ps256.
 
@@ -312,7 +315,11 @@ def main():
         sys.exit(2)
     try:
         request = json.load(sys.stdin)
-        out = mint(request, make_keys())
+        given = request.get("keys") if isinstance(request, dict) else None
+        keys = ({name: jwk.JWK(**given[name]) for name in ("main", "other", "rsa")}
+                if given else make_keys())
+        out = mint(request, keys)
+        out["keys"] = {name: key.export_private(as_dict=True) for name, key in keys.items()}
     except (UsageError, json.JSONDecodeError) as e:
         print(f"dpop_proofs.py: {e}", file=sys.stderr)
         sys.exit(2)

@@ -487,3 +487,67 @@ impl PrivateCa {
         }
     }
 }
+
+#[allow(dead_code)]
+pub struct Redis {
+    child: Child,
+    pub url: String,
+}
+
+#[allow(dead_code)]
+impl Redis {
+    pub fn start() -> Redis {
+        let port = free_port();
+        Self::spawn(
+            &["--port", &port.to_string()],
+            port,
+            format!("redis://127.0.0.1:{port}/"),
+        )
+    }
+
+    /// redis-server speaking TLS only, with a certificate from a private CA.
+    pub fn start_tls(cert: &str, key: &str, ca: &str) -> Redis {
+        let port = free_port();
+        Self::spawn(
+            &[
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-ca-cert-file",
+                ca,
+                "--tls-auth-clients",
+                "no",
+            ],
+            port,
+            format!("rediss://127.0.0.1:{port}/"),
+        )
+    }
+
+    fn spawn(args: &[&str], port: u16, url: String) -> Redis {
+        let child = Command::new("redis-server")
+            .args(args)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed: run scripts/test.sh (it installs Debian's redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Redis { child, url }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
