@@ -287,6 +287,12 @@ pub struct Idp {
 
 impl Idp {
     pub fn start() -> Idp {
+        Self::start_with(&[])
+    }
+
+    /// Started with these environment variables (`IDP_DPOP_NONCE=1`: DPoP
+    /// nonces required at the token endpoint).
+    pub fn start_with(env: &[(&str, &str)]) -> Idp {
         let dir = manifest_dir().join("tests/support/idp");
         assert!(
             dir.join("node_modules/oidc-provider").exists(),
@@ -298,6 +304,7 @@ impl Idp {
             .arg("server.mjs")
             .current_dir(&dir)
             .env("PORT", "0")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -338,6 +345,23 @@ impl Idp {
         let json: Value = res.json().await.unwrap();
         assert!(status.is_success(), "token endpoint: {status} {json}");
         json["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Run `node <script> <args>` in the IdP's directory; its JSON output.
+    pub fn node(script: &str, args: &[&str]) -> Value {
+        let node = std::env::var("MANDATE_NODE").unwrap_or_else(|_| "node".into());
+        let out = Command::new(node)
+            .arg(script)
+            .args(args)
+            .current_dir(manifest_dir().join("tests/support/idp"))
+            .output()
+            .expect("run node");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// An access token for a user, as if they had logged in.
