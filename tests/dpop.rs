@@ -242,7 +242,12 @@ async fn proofs_from_jwcrypto_pass_and_every_broken_one_is_refused() {
     assert_eq!(first.status, StatusCode::OK);
     let again = send(reqwest::Method::GET, &url, dpop(&bound), &[p("replayed")]).await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
-    assert!(again.challenge.contains("DPoP proof replayed"), "{}", again.challenge);
+    assert!(
+        again.challenge.starts_with("DPoP algs=")
+            && again.challenge.contains(r#"error="invalid_dpop_proof", error_description="DPoP proof replayed""#),
+        "{}",
+        again.challenge
+    );
 
     // Each broken proof: 401 with `DPoP algs="…", error="invalid_dpop_proof"`.
     let broken = [
@@ -387,7 +392,11 @@ async fn a_proof_replayed_at_another_replica_is_refused_through_redis() {
     assert_eq!(a.status, StatusCode::OK, "{} {}", a.challenge, a.body);
     let b = send(reqwest::Method::GET, &at(b_port), auth(), &[&proofs["once"]]).await;
     assert_eq!(b.status, StatusCode::UNAUTHORIZED, "replayed at the other replica");
-    assert!(b.challenge.contains("DPoP proof replayed"), "{}", b.challenge);
+    assert!(
+        b.challenge.starts_with("DPoP algs=") && b.challenge.contains("DPoP proof replayed"),
+        "{}",
+        b.challenge
+    );
     // A new proof is fine at either.
     let b = send(reqwest::Method::GET, &at(b_port), auth(), &[&proofs["other"]]).await;
     assert_eq!(b.status, StatusCode::OK);
@@ -401,4 +410,61 @@ async fn a_proof_replayed_at_another_replica_is_refused_through_redis() {
     assert_eq!(keys_in_redis.len(), 2, "{keys_in_redis:?}");
     let ttl: i64 = redis::cmd("TTL").arg(&keys_in_redis[0]).query_async(&mut conn).await.unwrap();
     assert!((60..=120).contains(&ttl), "ttl {ttl}");
+}
+
+#[tokio::test]
+async fn grpc_carries_the_proof_in_dpop_metadata() {
+    use tonic::transport::{Channel, Server};
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let idp = TestIssuer::es256("https://id.example");
+    let keys = Keys::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let origin = format!("http://{addr}");
+    let verifier = Verifier::new([Issuer::new(idp.issuer(), AUD).with_keys(idp.key_set())]).unwrap();
+    let layer = MandateLayer::builder()
+        .user(Slot::required(verifier).with_dpop(Dpop::required().with_origin(&origin)))
+        .build()
+        .unwrap();
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    tokio::spawn(
+        Server::builder()
+            .layer(layer)
+            .add_service(health)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let bound = idp
+        .token("alice")
+        .audience(AUD)
+        .claim("cnf", json!({"jkt": keys.jkt}))
+        .sign();
+    // gRPC is POST to /package.Service/Method.
+    let htu = format!("{origin}/grpc.health.v1.Health/Check");
+    let proofs = keys.proofs(vec![
+        case("ok", "POST", &htu, &bound),
+        case("wrong_method", "GET", &htu, &bound),
+    ]);
+    let channel = Channel::from_shared(origin.clone()).unwrap().connect().await.unwrap();
+    let check = |proof: Option<&str>| {
+        let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
+        let metadata = request.metadata_mut();
+        metadata.insert("authorization", format!("DPoP {bound}").parse().unwrap());
+        if let Some(p) = proof {
+            metadata.insert("dpop", p.parse().unwrap());
+        }
+        let mut client = HealthClient::new(channel.clone());
+        async move { client.check(request).await.map(|_| ()) }
+    };
+    check(Some(&proofs["ok"])).await.expect("a valid proof in metadata");
+    for proof in [Some(proofs["ok"].as_str()), Some(&proofs["wrong_method"]), None] {
+        let status = check(proof).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+        let challenge = status.metadata().get("www-authenticate").unwrap().to_str().unwrap();
+        assert!(
+            challenge.starts_with("DPoP algs=") && challenge.contains("invalid_dpop_proof"),
+            "{challenge}"
+        );
+    }
 }

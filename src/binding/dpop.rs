@@ -304,6 +304,8 @@ impl Dpop {
             replay: Arc::new(ReplayRecord {
                 facts,
                 store: prepared.store.clone(),
+                replayed: AuthError::invalid_dpop_proof("DPoP proof replayed")
+                    .with_challenge(self.challenge(true)),
             }),
         })
     }

@@ -220,10 +220,11 @@ pub(crate) struct ReplayStore {
     pub(crate) memory: Option<MemoryStore>,
 }
 
-/// A proof's `jti` to record, and where.
+/// A proof's `jti` to record, and where; the refusal of a replay.
 pub(crate) struct ReplayRecord {
     pub(crate) facts: TokenFacts,
     pub(crate) store: ReplayStore,
+    pub(crate) replayed: AuthError,
 }
 
 impl fmt::Debug for ReplayRecord {
@@ -239,7 +240,7 @@ impl ReplayRecord {
             &self.store.store,
             self.store.memory.as_ref(),
             self.facts.clone(),
-            || AuthError::invalid_dpop_proof("DPoP proof replayed"),
+            self.replayed.clone(),
         )
     }
 }

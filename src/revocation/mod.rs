@@ -348,17 +348,17 @@ impl RevocationCheck {
 }
 
 /// Record `facts`' `jti` once in `store` (a DPoP proof): a `jti` seen
-/// before is refused with `replayed()`; a store that cannot answer refuses
+/// before is refused with `replayed`; a store that cannot answer refuses
 /// with 503 (never open: a replayed proof is a stolen one).
 pub(crate) fn check_once(
     store: &Arc<dyn TokenStore>,
     memory: Option<&MemoryStore>,
     facts: TokenFacts,
-    replayed: fn() -> AuthError,
+    replayed: AuthError,
 ) -> RevocationCheck {
     let judge = move |verdict: Result<Verdict, StoreError>| match verdict {
         Ok(Verdict::Fresh) => Ok(()),
-        Ok(_) => Err(replayed()),
+        Ok(_) => Err(replayed),
         Err(e) => {
             tracing::warn!(target: "tower_mandate::revocation", error = %e, "refusing: replay store unavailable");
             Err(AuthError::keys_unavailable("replay store unavailable", 1))
