@@ -468,3 +468,81 @@ async fn grpc_carries_the_proof_in_dpop_metadata() {
         );
     }
 }
+
+/// The image_store example from `MANDATE_CONFIG` with the DPoP keys of the
+/// issue: every route answers DPoP requests as it answers bearer requests,
+/// proofs checked against the address it listens on.
+#[tokio::test]
+async fn image_store_takes_dpop_from_its_config_file() {
+    let users = TestIssuer::es256("https://idp.test").with_audience("image-store");
+    let keys = Keys::new();
+    let dir = support::temp_dir("dpop-config");
+    let jwks = dir.join("users-jwks.json");
+    std::fs::write(&jwks, users.jwks()).unwrap();
+    let file = dir.join("mandate.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[user]
+mode = "required"
+dpop = "allowed"          # "bearer" (the default), "allowed" or "required"
+dpop_max_age = "60s"
+[[user.issuers]]
+issuer = "https://idp.test"
+audiences = ["image-store"]
+algorithms = ["ES256"]
+jwks_file = {jwks:?}
+"#
+        ),
+    )
+    .unwrap();
+    let store = support::Example::spawn("image_store", &[("MANDATE_CONFIG", file.to_str().unwrap())]).await;
+    let all = "images:read images:write images:delete";
+    let mut flavors = Vec::new();
+    for dpop in [false, true] {
+        let token = |sub: &str, scope: &str| {
+            let t = users.token(sub).scope(scope);
+            if dpop { t.claim("cnf", json!({"jkt": keys.jkt})).sign() } else { t.sign() }
+        };
+        let (alice, bob, weak) = (token("alice", all), token("bob", "images:read"), token("carol", "images:read"));
+        let send_as = |method: reqwest::Method, path: String, token: Option<String>| {
+            let url = format!("{}{path}", store.base);
+            let keys = &keys;
+            async move {
+                let Some(token) = token else {
+                    return send(method, &url, None, &[]).await;
+                };
+                if !dpop {
+                    return send(method, &url, Some(format!("Bearer {token}")), &[]).await;
+                }
+                let htu = url.split('?').next().unwrap().to_owned();
+                let proofs = keys.proofs(vec![case("p", method.as_str(), &htu, &token)]);
+                send(method, &url, Some(format!("DPoP {token}")), &[&proofs["p"]]).await
+            }
+        };
+        let created = send_as(reqwest::Method::POST, "/images".into(), Some(alice.clone())).await;
+        let id = serde_json::from_str::<Value>(&created.body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let image = format!("/images/{id}");
+        let weak_upload = send_as(reqwest::Method::POST, "/images".into(), Some(weak)).await;
+        let answers = [
+            created.status,
+            send_as(reqwest::Method::GET, image.clone(), Some(alice.clone())).await.status,
+            send_as(reqwest::Method::GET, image.clone(), Some(bob)).await.status,
+            weak_upload.status,
+            send_as(reqwest::Method::DELETE, image.clone(), Some(alice.clone())).await.status,
+            send_as(reqwest::Method::GET, image.clone(), Some(alice)).await.status,
+            send_as(reqwest::Method::GET, image, None).await.status,
+        ];
+        // A guard's refusal after a DPoP request challenges with DPoP.
+        let scheme = if dpop { "DPoP algs=\"ES256" } else { "Bearer error" };
+        assert!(weak_upload.challenge.starts_with(scheme), "{}", weak_upload.challenge);
+        assert!(weak_upload.challenge.contains("insufficient_scope"), "{}", weak_upload.challenge);
+        flavors.push(answers.map(|s| s.as_u16()));
+    }
+    assert_eq!(flavors[0], [201, 200, 403, 403, 204, 404, 401]);
+    assert_eq!(flavors[1], flavors[0], "DPoP answers as bearer does");
+}

@@ -323,12 +323,22 @@ pub(crate) fn exit_with(path: &str, e: &dyn std::fmt::Display) -> ! {
 }
 
 /// The layer from `MANDATE_CONFIG` when it is set, else from the
-/// environment (see [`layer_from_env`]).
+/// environment (see [`layer_from_env`]). A slot that takes DPoP and names
+/// no `dpop_origins` checks proofs against the address the store listens
+/// on, `http://<bound>`.
 pub(crate) fn layer_from_config_or_env(
     settings: &Settings,
+    bound: std::net::SocketAddr,
 ) -> Result<(MandateLayer, Option<Embedded>), Box<dyn std::error::Error>> {
     match config_file() {
-        Some(config) => match config.layer() {
+        Some(mut config) => match {
+            for slot in [config.user.as_mut(), config.service.as_mut()].into_iter().flatten() {
+                if slot.dpop != tower_mandate::config::DpopMode::Bearer && slot.dpop_origins.is_empty() {
+                    slot.dpop_origins.push(format!("http://{bound}"));
+                }
+            }
+            config.layer()
+        } {
             Ok(layer) => Ok((layer, None)),
             Err(e) => exit_with(&env("MANDATE_CONFIG").unwrap_or_default(), &e),
         },

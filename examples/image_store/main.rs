@@ -61,9 +61,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Metrics in Prometheus text at /metrics.
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     let settings = Settings::from_env()?;
-    let (layer, embedded) = app::layer_from_config_or_env(&settings)?;
     let listener = tokio::net::TcpListener::bind(&settings.bind).await?;
-    let bind = listener.local_addr()?.to_string();
+    let bound = listener.local_addr()?;
+    let (layer, embedded) = app::layer_from_config_or_env(&settings, bound)?;
+    let bind = bound.to_string();
     if let Some(e) = &embedded {
         print_tokens(&bind, e);
     }
