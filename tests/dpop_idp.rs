@@ -161,7 +161,7 @@ async fn a_dpop_bound_user_token_is_never_forwarded() {
         .sign();
     let principal = Verifier::new([Issuer::new(users.issuer(), "edge").with_keys(users.key_set())])
         .unwrap()
-        .verify(&token)
+        .verify_bound(&token)
         .unwrap();
     // A downstream that would answer anything it gets.
     let downstream = Server::start(Router::new().route("/x", get(|| async { "reached" }))).await;

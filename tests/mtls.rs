@@ -248,7 +248,10 @@ async fn behind_envoy_the_forwarded_certificate_counts_when_named() {
     let mallory = format!("{by};Hash={}", hex_sha256(&pki.mallory.0));
     let cert = percent_encode(&pki.alice.0);
     let with_cert = format!("{by};Cert=\"{cert}\"");
-    for (xfcc, want) in [(&alice, 200), (&with_cert, 200), (&mallory, 401)] {
+    // Envoy in APPEND_FORWARD mode appends its element to what the client
+    // sent: a client's open quote must not swallow it (SECURITY.md).
+    let injected = format!("Hash={};By=\",{mallory}", hex_sha256(&pki.alice.0));
+    for (xfcc, want) in [(&alice, 200), (&with_cert, 200), (&mallory, 401), (&injected, 400)] {
         let (status, challenge) = fetch(&http, &url, &bound, Some(("x-forwarded-client-cert", xfcc))).await;
         assert_eq!(status, want, "{xfcc}: {challenge}");
     }

@@ -74,9 +74,12 @@ impl CertificateSource {
     }
 
     /// Envoy's `x-forwarded-client-cert` header (`forward_client_cert_details`
-    /// `SANITIZE_SET` or `APPEND_FORWARD`, with `set_current_client_cert_details`
-    /// naming `Cert` or the default `Hash`): the last element, the one the
-    /// proxy next to this service added.
+    /// `SANITIZE_SET` — the safe mode, where Envoy replaces what the client
+    /// sent — or `APPEND_FORWARD`; `set_current_client_cert_details` naming
+    /// `Cert` or the default `Hash`): the last element, the one the proxy
+    /// next to this service added. An element with a quote left open, or
+    /// with two `Hash` or `Cert` members, is refused (400): it would hide
+    /// what the proxy appended.
     pub fn envoy_xfcc() -> Self {
         CertificateSource(Source::Envoy)
     }
@@ -145,21 +148,25 @@ fn one_header<'a>(head: &Head<'a>, name: &HeaderName) -> Result<Option<&'a str>,
 /// The certificate thumbprint of the last element of an XFCC header:
 /// `Cert` (URL-encoded PEM) when present, else `Hash` (hex SHA-256).
 fn envoy(value: &str) -> Result<String, AuthError> {
-    let elements = split_quoted(value, b',');
+    let elements = split_quoted(value, b',').ok_or_else(malformed)?;
     let last = elements.last().ok_or_else(malformed)?;
     let mut hash = None;
     let mut cert = None;
-    for pair in split_quoted(last, b';') {
+    for pair in split_quoted(last, b';').ok_or_else(malformed)? {
         let (key, value) = pair.split_once('=').ok_or_else(malformed)?;
         let value = value.trim();
         let value = value
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
             .unwrap_or(value);
-        match key.trim().to_ascii_lowercase().as_str() {
-            "hash" => hash = Some(value),
-            "cert" => cert = Some(value),
-            _ => {}
+        let slot = match key.trim().to_ascii_lowercase().as_str() {
+            "hash" => &mut hash,
+            "cert" => &mut cert,
+            _ => continue,
+        };
+        // One of each per element: a second one is an injection attempt.
+        if slot.replace(value).is_some() {
+            return Err(malformed());
         }
     }
     if let Some(cert) = cert {
@@ -171,8 +178,10 @@ fn envoy(value: &str) -> Result<String, AuthError> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
 }
 
-/// Split on `sep` outside double quotes (`\"` escapes a quote inside).
-fn split_quoted(s: &str, sep: u8) -> Vec<&str> {
+/// Split on `sep` outside double quotes (`\"` escapes a quote inside);
+/// `None` when a quote is left open, which would swallow what a proxy
+/// appended after it.
+fn split_quoted(s: &str, sep: u8) -> Option<Vec<&str>> {
     let mut parts = Vec::new();
     let (mut start, mut quoted, mut escaped) = (0, false, false);
     for (i, b) in s.bytes().enumerate() {
@@ -187,8 +196,11 @@ fn split_quoted(s: &str, sep: u8) -> Vec<&str> {
             _ => {}
         }
     }
+    if quoted || escaped {
+        return None;
+    }
     parts.push(&s[start..]);
-    parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
+    Some(parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect())
 }
 
 fn hex(s: &str) -> Option<Vec<u8>> {
@@ -274,6 +286,17 @@ mod tests {
         for value in &cases {
             let (req,) = head_with("x-forwarded-client-cert", &[value]);
             assert_eq!(source.thumbprint(&Head::of(&req)).unwrap(), Some(want.clone()), "{value}");
+        }
+        // A client's element whose open quote would swallow what Envoy
+        // appends (APPEND_FORWARD), and repeated members.
+        let injected = [
+            format!("Hash={hex};By=\",By=spiffe://envoy;Hash={}", "00".repeat(32)),
+            format!("Hash={hex};Subject=\"CN=x\";By=\",By=spiffe://envoy;Hash={}", "00".repeat(32)),
+            format!("By=spiffe://envoy;Hash={};Hash={hex}", "00".repeat(32)),
+        ];
+        for value in &injected {
+            let (req,) = head_with("x-forwarded-client-cert", &[value]);
+            assert!(source.thumbprint(&Head::of(&req)).is_err(), "{value}");
         }
         for bad in ["By=x", "Hash=zz", "Hash=abcd", ";;"] {
             let (req,) = head_with("x-forwarded-client-cert", &[bad]);

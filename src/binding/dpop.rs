@@ -208,13 +208,14 @@ impl Dpop {
                 })?;
             origins.push(normal.as_str().trim_end_matches('/').to_owned());
         }
-        let store = match (&self.store, revocation) {
+        let shared = revocation.map(Revocation::store);
+        let store = match (&self.store, shared) {
             (Some(store), _) => store.clone(),
-            (None, Some(r)) => {
-                let (store, memory) = r.store();
-                ReplayStore { store, memory }
-            }
-            (None, None) => {
+            // A shared store (Redis): every replica sees every proof.
+            (None, Some((store, None))) => ReplayStore { store, memory: None },
+            // Otherwise a memory store of the proofs' own, so that a client
+            // minting proofs fills it, not the revocation store's records.
+            (None, _) => {
                 let memory = MemoryStore::new();
                 ReplayStore {
                     store: Arc::new(memory.clone()),
@@ -312,6 +313,10 @@ impl Dpop {
 
     /// The URIs the request may have been sent to: each origin with the
     /// request's path, or the application's reading.
+    ///
+    /// With several origins, the one the request names (its `Host` or
+    /// `:authority`) when it is one of them: a proof for one name of the
+    /// service is then not accepted under another.
     fn request_uris(&self, head: &Head<'_>, prepared: &Prepared) -> Result<Vec<NormalizedUri>, AuthError> {
         let unknown = || AuthError::invalid_dpop_proof("the request's URI is unknown");
         if let Some(external) = &self.external {
@@ -319,9 +324,27 @@ impl Dpop {
             return Ok(vec![NormalizedUri::parse(&uri).ok_or_else(unknown)?]);
         }
         let path = head.original_path();
-        prepared
-            .origins
-            .iter()
+        let authority = head
+            .uri
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| head.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()))
+            .map(str::to_ascii_lowercase);
+        let named: Vec<&String> = match &authority {
+            Some(a) if prepared.origins.len() > 1 => prepared
+                .origins
+                .iter()
+                .filter(|o| o.split_once("://").is_some_and(|(_, host)| host == a))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let origins: Vec<&String> = if named.is_empty() {
+            prepared.origins.iter().collect()
+        } else {
+            named
+        };
+        origins
+            .into_iter()
             .map(|origin| NormalizedUri::of_request(origin, path).ok_or_else(unknown))
             .collect()
     }

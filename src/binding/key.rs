@@ -106,10 +106,15 @@ impl DpopKey {
         token: Option<&str>,
         nonce: Option<&str>,
     ) -> Result<String, ConfigError> {
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
             return Err(ConfigError::InvalidBinding(
                 "a DPoP proof needs an absolute URI".into(),
             ));
+        };
+        // Scheme, host and port: never the user info of the authority.
+        let authority = match uri.port_u16() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
         };
         let mut jti = [0u8; 16];
         SystemRandom::new()

@@ -39,7 +39,8 @@
 //! | no token, slot takes both | 401 | `Bearer, DPoP algs="ES256 …"` |
 //! | bad proof | 401 | `DPoP algs="…", error="invalid_dpop_proof"` |
 //! | nonce missing or stale | 401 + `DPoP-Nonce` | `DPoP algs="…", error="use_dpop_nonce"` |
-//! | bound token as bearer, bearer to a DPoP-only slot | 401 | `DPoP algs="…", error="invalid_token"` (bearer-only slot: `Bearer error="invalid_token"`) |
+//! | bearer token to a DPoP-only slot | 401 | `DPoP algs="…", error="invalid_token"` |
+//! | bound token as bearer | 401 | slot takes both: `Bearer error="invalid_token", …, DPoP algs="…"`; DPoP-only: `DPoP algs="…", error="invalid_token"`; bearer-only: `Bearer error="invalid_token"` |
 //!
 //! gRPC requests carry the proof in the `dpop` metadata key and are refused
 //! with UNAUTHENTICATED. The proven thumbprints are in the

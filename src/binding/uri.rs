@@ -35,8 +35,14 @@ impl NormalizedUri {
 
     /// The URI of a request that reached `origin` (`scheme://host[:port]`)
     /// with `path` (as received; its query is ignored).
+    /// A path with dot segments (`/a/../b`, `/a/%2e%2e/b`) has none: the
+    /// router sees it unresolved, so no proof for the resolved path may
+    /// pass for it.
     pub(crate) fn of_request(origin: &str, path: &str) -> Option<NormalizedUri> {
         let path = path.split(['?', '#']).next().unwrap_or("");
+        if has_dot_segment(path) {
+            return None;
+        }
         if !path.starts_with('/') {
             return Self::parse(&format!("{origin}/{path}"));
         }
@@ -46,6 +52,16 @@ impl NormalizedUri {
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether a segment of `path` is `.` or `..`, plainly or percent-encoded,
+/// or the path holds a backslash (which WHATWG parsing reads as `/`).
+fn has_dot_segment(path: &str) -> bool {
+    path.contains('\\')
+        || path.split('/').any(|segment| {
+            let s = segment.to_ascii_lowercase().replace("%2e", ".");
+            s == "." || s == ".."
+        })
 }
 
 /// Copy `path`, decoding percent-encoded unreserved characters and
@@ -114,6 +130,14 @@ mod tests {
         for bad in ["ftp://x/y", "/images", "https://user:pw@api.example/", "not a uri"] {
             assert_eq!(n(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn request_paths_with_dot_segments_match_nothing() {
+        for path in ["/a/../admin", "/a/%2e%2E/admin", "/a/./b", "/.", "/a\\..\\b"] {
+            assert_eq!(NormalizedUri::of_request("https://api.example", path), None, "{path}");
+        }
+        assert!(NormalizedUri::of_request("https://api.example", "/a/..b/c.d").is_some());
     }
 
     #[test]

@@ -192,6 +192,9 @@ impl Endpoint {
             let proof = key
                 .proof(&http::Method::POST, &uri, None, nonce.as_deref())
                 .map_err(|e| err(ProviderErrorKind::InvalidRequest, e.to_string()))?;
+            let mut proof = reqwest::header::HeaderValue::from_str(&proof)
+                .map_err(|_| err(ProviderErrorKind::InvalidRequest, "DPoP proof"))?;
+            proof.set_sensitive(true);
             req = req.header("dpop", proof);
         }
         let mut res = req.form(&form).send().await.map_err(network)?;

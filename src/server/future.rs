@@ -234,7 +234,7 @@ where
                     let before = before.take().unwrap_or_default();
                     let head = Head::of(&call.req);
                     let verified = verified
-                        .map_err(|e| e.with_slot(*slot))
+                        .map_err(|e| call.config.refusal(*slot, *scheme, e))
                         .and_then(|p| call.config.admit(*slot, (p, *scheme), &head));
                     let progress = match (verified, *slot) {
                         (Err(error), _) => Progress::Refused(error),

@@ -113,6 +113,20 @@ impl Config {
         Progress::Done(caller)
     }
 
+    /// `error` about `kind`'s token, presented with `scheme`, as that slot
+    /// answers it (its challenge).
+    pub(super) fn refusal(&self, kind: SlotKind, scheme: Scheme, error: AuthError) -> AuthError {
+        let config = match kind {
+            SlotKind::User => &self.user,
+            _ => &self.service,
+        };
+        let error = error.with_slot(kind);
+        match config {
+            Some(c) => error.with_challenge(c.slot.binding.challenge(Some(scheme))),
+            None => error,
+        }
+    }
+
     /// A principal verified after a key fetch, checked against the slot's
     /// rules and binding.
     pub(super) fn admit(

@@ -45,6 +45,8 @@ pin_project! {
     pub struct Verify {
         #[pin]
         state: State,
+        // Refuse a token bound to a key or a certificate (`cnf`).
+        bearer_only: bool,
     }
 }
 
@@ -85,7 +87,27 @@ impl Verify {
         };
         #[cfg(not(feature = "jwks"))]
         let _ = verifier;
-        Verify { state }
+        Verify {
+            state,
+            bearer_only: false,
+        }
+    }
+
+    /// Refuse tokens bound to a key or a certificate: without their proof
+    /// they are stolen tokens.
+    pub(crate) fn bearer_only(mut self) -> Self {
+        self.bearer_only = true;
+        self
+    }
+}
+
+/// A bound token verified without its proof: refused.
+pub(crate) fn unbound(result: Result<Principal, AuthError>) -> Result<Principal, AuthError> {
+    match result {
+        Ok(p) if p.confirmation().is_some() => Err(AuthError::invalid_token(
+            "token bound to a key or certificate (cnf) verified without its proof",
+        )),
+        other => other,
     }
 }
 
@@ -95,7 +117,9 @@ impl Future for Verify {
     // Without `jwks`, `Pending` is uninhabited and the waiting arm unreachable.
     #[cfg_attr(not(feature = "jwks"), allow(unreachable_code, unused_variables))]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
+        let this = self.project();
+        let bearer_only = *this.bearer_only;
+        let mut state = this.state;
         let result = match state.as_mut().project() {
             StateProj::Done { result } => result.take(),
             StateProj::Waiting {
@@ -112,7 +136,8 @@ impl Future for Verify {
             }
         };
         state.set(State::Done { result: None });
-        Poll::Ready(result.expect("Verify polled after completion"))
+        let result = result.expect("Verify polled after completion");
+        Poll::Ready(if bearer_only { unbound(result) } else { result })
     }
 }
 

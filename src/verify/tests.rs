@@ -809,3 +809,37 @@ fn claim_rules_audience_claim_and_claims_check() {
         .sign();
     assert!(tenants.verify(&mismatch).is_err());
 }
+
+#[test]
+fn bound_tokens_need_their_proof_outside_the_layer() {
+    let idp = TestIssuer::es256("https://id.example");
+    let v = Verifier::new([Issuer::new(idp.issuer(), "a").with_keys(idp.key_set())]).unwrap();
+    let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    for cnf in [json!({ "jkt": jkt }), json!({ "x5t#S256": jkt })] {
+        let token = idp.token("alice").audience("a").claim("cnf", cnf.clone()).sign();
+        let e = v.verify(&token).unwrap_err();
+        assert!(e.reason().contains("without its proof"), "{cnf}: {}", e.reason());
+        let e = futures_lite_block(v.verify_async(&token)).unwrap_err();
+        assert!(e.reason().contains("without its proof"), "{cnf}");
+        // verify_bound hands it out, binding and all, for the caller to check.
+        let p = v.verify_bound(&token).unwrap();
+        assert!(p.confirmation().is_some());
+    }
+    // An unsupported confirmation method refuses the token outright.
+    let token = idp
+        .token("alice")
+        .audience("a")
+        .claim("cnf", json!({ "jwk": { "kty": "EC" } }))
+        .sign();
+    assert_eq!(v.verify_bound(&token).unwrap_err().reason(), "unsupported token binding");
+}
+
+/// Poll a future that is ready at once (no key fetch involved).
+fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let waker = std::task::Waker::noop();
+    match f.as_mut().poll(&mut std::task::Context::from_waker(waker)) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => panic!("not ready at once"),
+    }
+}

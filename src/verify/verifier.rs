@@ -209,7 +209,24 @@ impl Verifier {
     ///
     /// An [`AuthError`] of kind `InvalidToken` naming the first rule the
     /// token broke, or `KeysUnavailable` when the key source is failing.
+    ///
+    /// A token bound to a key or a certificate (a `cnf` claim: DPoP,
+    /// RFC 8705) is refused: without its proof it is a stolen token. Use
+    /// [`verify_bound`](Self::verify_bound) to check the binding yourself,
+    /// or the layer, which checks it.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        super::future::unbound(self.verify_bound(token))
+    }
+
+    /// As [`verify`](Self::verify), but a bound token is returned too: the
+    /// caller must check its proof against
+    /// [`Principal::confirmation`](crate::Principal::confirmation) before
+    /// trusting it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify`], bound tokens aside.
+    pub fn verify_bound(&self, token: &str) -> Result<Principal, AuthError> {
         match self.verify_step(token, unix_now(), false, NO_SLOT) {
             Ok(p) => Ok(p),
             Err(Step::Refused(e)) => Err(e),
@@ -225,9 +242,9 @@ impl Verifier {
     ///
     /// # Errors
     ///
-    /// As [`Verifier::verify`].
+    /// As [`Verifier::verify`]: a bound token is refused.
     pub fn verify_async(&self, token: &str) -> Verify {
-        Verify::new(self, self.verify_step(token, unix_now(), true, NO_SLOT))
+        Verify::new(self, self.verify_step(token, unix_now(), true, NO_SLOT)).bearer_only()
     }
 
     /// Verify from the cache, or in full; `fetch`: a key that may arrive
