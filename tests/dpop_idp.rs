@@ -187,3 +187,66 @@ async fn a_dpop_bound_user_token_is_never_forwarded() {
         })
         .await;
 }
+
+/// A provider of one DPoP-bound token (minted by the test kit for `key`).
+struct BoundToken(String, DpopKey);
+
+impl tower_mandate::provider::TokenProvider for BoundToken {
+    fn token(&self, _: TokenRequest) -> tower_mandate::provider::TokenFuture {
+        let token = tower_mandate::provider::AccessToken::new(self.0.clone(), std::time::Duration::from_secs(300))
+            .with_dpop(self.1.clone());
+        Box::pin(async move { Ok(token) })
+    }
+}
+
+#[tokio::test]
+async fn the_reqwest_middleware_learns_a_resource_servers_nonce_and_retries_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower_mandate::binding::Nonces;
+
+    let services = TestIssuer::es256("https://services.example");
+    let key = DpopKey::generate();
+    let token = services
+        .token("relay")
+        .audience("images")
+        .claim("cnf", json!({"jkt": key.thumbprint()}))
+        .sign();
+    let port = free_port();
+    let verifier = Verifier::new([Issuer::new(services.issuer(), "images").with_keys(services.key_set())]).unwrap();
+    let dpop = Dpop::required()
+        .with_origin(format!("http://127.0.0.1:{port}"))
+        .with_nonces(Nonces::random());
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let app = Router::new()
+        .route("/images/{id}", get(me).post(me))
+        .route_layer(MandateLayer::builder().service(Slot::required(verifier).with_dpop(dpop)).build().unwrap())
+        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            next.run(req)
+        }));
+    let _server = Server::start_on(([127, 0, 0, 1], port).into(), app).await.unwrap();
+    let policy = PropagateLayer::builder()
+        .add_destination(
+            Destination::insecure_http("127.0.0.1", port)
+                .with_service_token(BoundToken(token, key.clone()), TokenRequest::default()),
+        )
+        .build();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(PropagateMiddleware::new(&policy))
+        .build();
+    // The first call is refused for want of the nonce and retried with it.
+    let res = client
+        .post(format!("http://127.0.0.1:{port}/images/1"))
+        .body("tag")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{:?}", res.headers().get("www-authenticate"));
+    assert_eq!(seen.load(Ordering::SeqCst), 2, "one refusal, one retry");
+    // The next call sends the nonce it learned: one request.
+    let res = client.get(format!("http://127.0.0.1:{port}/images/2")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+}

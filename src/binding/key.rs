@@ -1,8 +1,9 @@
 //! The client side of DPoP: a key held by a token provider, and the proof
 //! it signs for each outgoing request (RFC 9449 §4.2).
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine as _;
@@ -45,7 +46,14 @@ struct Inner {
     /// The base64url protected header: `typ`, `alg` and the public `jwk`.
     header: String,
     jkt: String,
+    /// The latest `DPoP-Nonce` each resource server handed out, by origin.
+    nonces: Mutex<HashMap<String, String>>,
 }
+
+/// Origins whose nonce is kept; past it the map starts afresh.
+const MAX_ORIGINS: usize = 256;
+/// The longest nonce kept.
+const MAX_NONCE: usize = 512;
 
 impl DpopKey {
     /// A new ES256 key (P-256), made at start-up: a DPoP key needs no
@@ -82,6 +90,7 @@ impl DpopKey {
             header: B64.encode(header.to_string()),
             key,
             jkt,
+            nonces: Mutex::default(),
         })))
     }
 
@@ -135,6 +144,39 @@ impl DpopKey {
         let input = format!("{}.{}", self.0.header, B64.encode(claims.to_string()));
         let signature = self.0.key.sign_input(input.as_bytes());
         Ok(format!("{input}.{signature}"))
+    }
+}
+
+impl DpopKey {
+    /// `scheme://host[:port]` of `uri`.
+    fn origin(uri: &http::Uri) -> Option<String> {
+        let (scheme, host) = (uri.scheme_str()?, uri.host()?);
+        Some(match uri.port_u16() {
+            Some(port) => format!("{scheme}://{host}:{port}"),
+            None => format!("{scheme}://{host}"),
+        })
+    }
+
+    /// The nonce `uri`'s server handed out last, if any.
+    pub(crate) fn nonce_for(&self, uri: &http::Uri) -> Option<String> {
+        let origin = Self::origin(uri)?;
+        let nonces = self.0.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        nonces.get(&origin).cloned()
+    }
+
+    /// Remember the `DPoP-Nonce` `uri`'s server answered with (RFC 9449 §9).
+    pub(crate) fn remember_nonce(&self, uri: &http::Uri, nonce: &str) {
+        let Some(origin) = Self::origin(uri) else {
+            return;
+        };
+        if nonce.is_empty() || nonce.len() > MAX_NONCE || !nonce.is_ascii() {
+            return;
+        }
+        let mut nonces = self.0.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        if nonces.len() >= MAX_ORIGINS && !nonces.contains_key(&origin) {
+            nonces.clear();
+        }
+        nonces.insert(origin, nonce.to_owned());
     }
 }
 

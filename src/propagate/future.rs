@@ -158,10 +158,44 @@ impl Tokens {
         Ok(())
     }
 
+    /// A new proof for the DPoP-bound token this middleware put into
+    /// `headers` (a retry with the server's nonce).
+    #[cfg(all(feature = "reqwest", feature = "_aws-lc"))]
+    pub(super) fn reprove(
+        &self,
+        p: &Policy,
+        (method, uri): (&http::Method, &http::Uri),
+        headers: &mut http::HeaderMap,
+    ) -> Result<(), BoxError> {
+        for (token, header) in [(&self.user, &p.user_header), (&self.service, &p.service_header)] {
+            if let Some(Token::Ready(Attach { value, dpop: Some(key) })) = token {
+                let ours = headers
+                    .get(header)
+                    .is_some_and(|v| v.as_bytes() == format!("DPoP {value}").as_bytes());
+                if ours {
+                    dpop(headers, header, value, key, (method, uri), true)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The DPoP key of a token of this request, when one is bound.
+    #[cfg(all(feature = "reqwest", feature = "_aws-lc"))]
+    pub(super) fn dpop_key(&self) -> Option<&crate::binding::DpopKey> {
+        [&self.user, &self.service]
+            .into_iter()
+            .flatten()
+            .find_map(|t| match t {
+                Token::Ready(a) => a.dpop.as_ref(),
+                Token::Fetch(_) => None,
+            })
+    }
+
     /// Wait for every fetch, then put the tokens into the request.
     #[cfg(feature = "reqwest")]
     pub(super) async fn attach(
-        mut self,
+        &mut self,
         p: &Policy,
         head: (&http::Method, &http::Uri),
         headers: &mut http::HeaderMap,
@@ -184,7 +218,8 @@ fn dpop(
     if !overwrite && headers.contains_key(header) {
         return Ok(());
     }
-    let proof = key.proof(method, uri, Some(token), None)?;
+    let nonce = key.nonce_for(uri);
+    let proof = key.proof(method, uri, Some(token), nonce.as_deref())?;
     let mut value = http::HeaderValue::from_str(&format!("DPoP {token}"))
         .map_err(|_| "a token is not a valid header value")?;
     value.set_sensitive(true);

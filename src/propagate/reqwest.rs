@@ -155,7 +155,8 @@ impl Middleware for PropagateMiddleware {
         let caller = Caller::current();
         let failed =
             |e: super::BoxError| reqwest_middleware::Error::Middleware(anyhow::Error::msg(e.to_string()));
-        let tokens = Tokens::plan(destination, caller.as_ref().and_then(Caller::user)).map_err(failed)?;
+        let mut tokens =
+            Tokens::plan(destination, caller.as_ref().and_then(Caller::user)).map_err(failed)?;
         let method = req.method().clone();
         let uri: http::Uri = req
             .url()
@@ -166,7 +167,39 @@ impl Middleware for PropagateMiddleware {
             .attach(&self.policy, (&method, &uri), req.headers_mut())
             .await
             .map_err(failed)?;
-        let res = next.run(req, extensions).await?;
+        #[cfg(feature = "_aws-lc")]
+        let (dpop, retry) = match tokens.dpop_key() {
+            // A body that cannot be cloned (a stream) is sent once.
+            Some(key) => (Some(key.clone()), req.try_clone()),
+            None => (None, None),
+        };
+        #[allow(unused_mut)]
+        let mut res = next.clone().run(req, extensions).await?;
+        #[cfg(feature = "_aws-lc")]
+        if let Some(key) = &dpop {
+            // RFC 9449 §9: the resource server's nonce, for the next proofs,
+            // and one retry when it refused this one for want of it.
+            let nonce = res.headers().get("dpop-nonce").and_then(|v| v.to_str().ok());
+            if let Some(nonce) = nonce {
+                key.remember_nonce(&uri, nonce);
+            }
+            let asked = res.status() == reqwest::StatusCode::UNAUTHORIZED
+                && nonce.is_some()
+                && res
+                    .headers()
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|c| c.contains("use_dpop_nonce"));
+            if let (true, Some(mut again)) = (asked, retry) {
+                tokens
+                    .reprove(&self.policy, (&method, &uri), again.headers_mut())
+                    .map_err(failed)?;
+                res = next.run(again, extensions).await?;
+                if let Some(nonce) = res.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()) {
+                    key.remember_nonce(&uri, nonce);
+                }
+            }
+        }
         let url = res.url();
         if !destination.matches_origin(url.scheme(), url.host_str(), url.port_or_known_default()) {
             tracing::error!(
