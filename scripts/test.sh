@@ -38,7 +38,7 @@ step "clippy"
 cargo clippy --all-targets --all-features -- -D warnings
 
 step "every feature alone"
-for features in "" axum aws-lc-rs rust-crypto test-util jwks oauth reqwest tonic cedar redis config metrics; do
+for features in "" axum aws-lc-rs rust-crypto test-util jwks oauth reqwest tonic tonic-tls cedar redis config metrics; do
   echo "--no-default-features ${features:+--features $features}"
   cargo check --quiet --lib --no-default-features ${features:+--features "$features"}
 done

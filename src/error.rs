@@ -241,6 +241,7 @@ pub struct AuthError {
 
 /// The authentication schemes an answer challenges with (RFC 9110 §11.6.1).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(not(feature = "_aws-lc"), allow(dead_code))]
 pub(crate) enum Challenge {
     /// `Bearer` (RFC 6750 §3).
     #[default]
@@ -267,11 +268,13 @@ impl AuthError {
     }
 
     /// A DPoP proof that cannot be accepted (RFC 9449 §7.1).
+    #[cfg_attr(not(feature = "_aws-lc"), allow(dead_code))]
     pub(crate) fn invalid_dpop_proof(reason: &'static str) -> Self {
         Self::new(AuthErrorKind::InvalidDpopProof, reason)
     }
 
     /// A proof without the current nonce; `nonce` is the one to use.
+    #[cfg_attr(not(feature = "_aws-lc"), allow(dead_code))]
     pub(crate) fn use_dpop_nonce(nonce: String) -> Self {
         AuthError {
             dpop_nonce: Some(nonce.into_boxed_str()),

@@ -24,9 +24,7 @@ impl Outcome {
     pub(crate) fn of(kind: AuthErrorKind) -> Self {
         match kind {
             AuthErrorKind::MissingCredentials => Outcome::Unauthenticated,
-            AuthErrorKind::InvalidToken | AuthErrorKind::InvalidDpopProof => {
-                Outcome::InvalidToken
-            }
+            AuthErrorKind::InvalidToken | AuthErrorKind::InvalidDpopProof => Outcome::InvalidToken,
             AuthErrorKind::UseDpopNonce => Outcome::Unauthenticated,
             AuthErrorKind::InvalidRequest => Outcome::BadRequest,
             AuthErrorKind::InsufficientScope => Outcome::Forbidden,

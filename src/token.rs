@@ -197,6 +197,7 @@ pub(crate) enum Scheme {
 
 /// What the layer reads of a request besides its body.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "_aws-lc"), allow(dead_code))]
 pub(crate) struct Head<'a> {
     pub(crate) method: &'a http::Method,
     pub(crate) uri: &'a Uri,
@@ -216,6 +217,7 @@ impl<'a> Head<'a> {
 
     /// The path the client sent: axum's `OriginalUri` when a router
     /// nested the service (it strips the prefix), else the URI's.
+    #[cfg_attr(not(feature = "_aws-lc"), allow(dead_code))]
     pub(crate) fn original_path(&self) -> &'a str {
         #[cfg(feature = "axum")]
         if let Some(original) = self.extensions.get::<axum::extract::OriginalUri>() {

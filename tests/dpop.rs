@@ -99,7 +99,8 @@ async fn me(caller: Caller) -> String {
 
 /// An image store on `port` taking DPoP as `dpop` says.
 async fn server(idp: &TestIssuer, port: u16, dpop: Dpop, revocation: Option<Revocation>) -> Server {
-    let verifier = Verifier::new([Issuer::new(idp.issuer(), AUD).with_keys(idp.key_set())]).unwrap();
+    let verifier =
+        Verifier::new([Issuer::new(idp.issuer(), AUD).with_keys(idp.key_set())]).unwrap();
     let mut builder = MandateLayer::builder().user(Slot::required(verifier).with_dpop(dpop));
     if let Some(r) = revocation {
         builder = builder.with_revocation(r);
@@ -107,7 +108,9 @@ async fn server(idp: &TestIssuer, port: u16, dpop: Dpop, revocation: Option<Revo
     let app = Router::new()
         .route("/images/{id}", get(me).post(me))
         .route_layer(builder.build().unwrap());
-    Server::start_on(([127, 0, 0, 1], port).into(), app).await.unwrap()
+    Server::start_on(([127, 0, 0, 1], port).into(), app)
+        .await
+        .unwrap()
 }
 
 struct Answer {
@@ -177,17 +180,49 @@ async fn proofs_from_jwcrypto_pass_and_every_broken_one_is_refused() {
         case("valid", "GET", &url, &bound),
         case("valid_query", "GET", &url, &bound),
         case("query_in_htu", "GET", &format!("{url}?size=9"), &bound),
-        case("upper_host", "GET", &format!("HTTP://127.0.0.1:{port}/images/1"), &bound),
-        with(case("rs256", "GET", &url, &rsa_bound), "variant", json!("rs256")),
-        with(case("ps256", "GET", &url, &rsa_bound), "variant", json!("ps256")),
+        case(
+            "upper_host",
+            "GET",
+            &format!("HTTP://127.0.0.1:{port}/images/1"),
+            &bound,
+        ),
+        with(
+            case("rs256", "GET", &url, &rsa_bound),
+            "variant",
+            json!("rs256"),
+        ),
+        with(
+            case("ps256", "GET", &url, &rsa_bound),
+            "variant",
+            json!("ps256"),
+        ),
         case("wrong_htm", "POST", &url, &bound),
-        case("other_host", "GET", &format!("http://other.example:{port}/images/1"), &bound),
-        case("other_port", "GET", &format!("http://127.0.0.1:{}/images/1", port + 1), &bound),
+        case(
+            "other_host",
+            "GET",
+            &format!("http://other.example:{port}/images/1"),
+            &bound,
+        ),
+        case(
+            "other_port",
+            "GET",
+            &format!("http://127.0.0.1:{}/images/1", port + 1),
+            &bound,
+        ),
         case("other_path", "GET", &format!("{origin}/images/2"), &bound),
-        case("https", "GET", &format!("https://127.0.0.1:{port}/images/1"), &bound),
+        case(
+            "https",
+            "GET",
+            &format!("https://127.0.0.1:{port}/images/1"),
+            &bound,
+        ),
         with(case("stale", "GET", &url, &bound), "iat", json!(t - 600)),
         with(case("future", "GET", &url, &bound), "iat", json!(t + 600)),
-        with(case("other_key", "GET", &url, &bound), "key", json!("other")),
+        with(
+            case("other_key", "GET", &url, &bound),
+            "key",
+            json!("other"),
+        ),
         case("replayed", "GET", &url, &bound),
         case("two_a", "GET", &url, &bound),
         case("two_b", "GET", &url, &bound),
@@ -211,7 +246,11 @@ async fn proofs_from_jwcrypto_pass_and_every_broken_one_is_refused() {
         "iat_string",
         "signed_by_other",
     ] {
-        cases.push(with(case(variant, "GET", &url, &bound), "variant", json!(variant)));
+        cases.push(with(
+            case(variant, "GET", &url, &bound),
+            "variant",
+            json!(variant),
+        ));
     }
     let proofs = keys.proofs(cases);
     let p = |name: &str| proofs[name].as_str();
@@ -229,7 +268,13 @@ async fn proofs_from_jwcrypto_pass_and_every_broken_one_is_refused() {
         ("query_in_htu", "/images/1"),
         ("upper_host", "/images/1"),
     ] {
-        let a = send(reqwest::Method::GET, &format!("{origin}{path}"), dpop(&bound), &[p(name)]).await;
+        let a = send(
+            reqwest::Method::GET,
+            &format!("{origin}{path}"),
+            dpop(&bound),
+            &[p(name)],
+        )
+        .await;
         assert_eq!(a.status, StatusCode::OK, "{name}: {}", a.body);
     }
     for name in ["rs256", "ps256"] {
@@ -244,7 +289,9 @@ async fn proofs_from_jwcrypto_pass_and_every_broken_one_is_refused() {
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
     assert!(
         again.challenge.starts_with("DPoP algs=")
-            && again.challenge.contains(r#"error="invalid_dpop_proof", error_description="DPoP proof replayed""#),
+            && again
+                .challenge
+                .contains(r#"error="invalid_dpop_proof", error_description="DPoP proof replayed""#),
         "{}",
         again.challenge
     );
@@ -286,37 +333,76 @@ async fn proofs_from_jwcrypto_pass_and_every_broken_one_is_refused() {
             "{name}: {}",
             a.challenge
         );
-        assert!(!a.body.contains(&bound) && !a.challenge.contains(p(name)), "{name} echoed");
+        assert!(
+            !a.body.contains(&bound) && !a.challenge.contains(p(name)),
+            "{name} echoed"
+        );
     }
 
     // Two DPoP headers.
-    let two = send(reqwest::Method::GET, &url, dpop(&bound), &[p("two_a"), p("two_b")]).await;
+    let two = send(
+        reqwest::Method::GET,
+        &url,
+        dpop(&bound),
+        &[p("two_a"), p("two_b")],
+    )
+    .await;
     assert_eq!(two.status, StatusCode::UNAUTHORIZED);
-    assert!(two.challenge.contains("invalid_dpop_proof"), "{}", two.challenge);
+    assert!(
+        two.challenge.contains("invalid_dpop_proof"),
+        "{}",
+        two.challenge
+    );
     // No proof at all with the DPoP scheme.
     let none = send(reqwest::Method::GET, &url, dpop(&bound), &[]).await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
-    assert!(none.challenge.contains("invalid_dpop_proof"), "{}", none.challenge);
+    assert!(
+        none.challenge.contains("invalid_dpop_proof"),
+        "{}",
+        none.challenge
+    );
 
     // A bound token sent as a bearer token is a stolen token.
-    let stolen = send(reqwest::Method::GET, &url, Some(format!("Bearer {bound}")), &[]).await;
+    let stolen = send(
+        reqwest::Method::GET,
+        &url,
+        Some(format!("Bearer {bound}")),
+        &[],
+    )
+    .await;
     assert_eq!(stolen.status, StatusCode::UNAUTHORIZED);
     assert!(
-        stolen.challenge.starts_with("Bearer error=\"invalid_token\"")
+        stolen
+            .challenge
+            .starts_with("Bearer error=\"invalid_token\"")
             && stolen.challenge.contains("DPoP algs=\""),
         "{}",
         stolen.challenge
     );
     // An unbound token: as bearer it passes; with the DPoP scheme it does not.
-    let a = send(reqwest::Method::GET, &url, Some(format!("Bearer {plain}")), &[]).await;
+    let a = send(
+        reqwest::Method::GET,
+        &url,
+        Some(format!("Bearer {plain}")),
+        &[],
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let a = send(reqwest::Method::GET, &url, dpop(&plain), &[p("valid")]).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert!(a.challenge.contains("error=\"invalid_token\""), "{}", a.challenge);
+    assert!(
+        a.challenge.contains("error=\"invalid_token\""),
+        "{}",
+        a.challenge
+    );
     // No token: both schemes are offered (RFC 9449 §7.2).
     let a = send(reqwest::Method::GET, &url, None, &[]).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert!(a.challenge.starts_with("Bearer, DPoP algs=\""), "{}", a.challenge);
+    assert!(
+        a.challenge.starts_with("Bearer, DPoP algs=\""),
+        "{}",
+        a.challenge
+    );
 }
 
 #[tokio::test]
@@ -339,7 +425,13 @@ async fn a_slot_that_requires_dpop_refuses_bearer_tokens_and_asks_for_its_nonce(
     let plain = idp.token("bob").audience(AUD).sign();
     let url = format!("{origin}/images/7");
 
-    let a = send(reqwest::Method::POST, &url, Some(format!("Bearer {plain}")), &[]).await;
+    let a = send(
+        reqwest::Method::POST,
+        &url,
+        Some(format!("Bearer {plain}")),
+        &[],
+    )
+    .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         a.challenge,
@@ -350,18 +442,48 @@ async fn a_slot_that_requires_dpop_refuses_bearer_tokens_and_asks_for_its_nonce(
 
     // Without the nonce: `use_dpop_nonce` and a fresh `DPoP-Nonce`.
     let first = keys.proofs(vec![case("first", "POST", &url, &bound)]);
-    let a = send(reqwest::Method::POST, &url, Some(format!("DPoP {bound}")), &[&first["first"]]).await;
+    let a = send(
+        reqwest::Method::POST,
+        &url,
+        Some(format!("DPoP {bound}")),
+        &[&first["first"]],
+    )
+    .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert!(a.challenge.contains("error=\"use_dpop_nonce\""), "{}", a.challenge);
+    assert!(
+        a.challenge.contains("error=\"use_dpop_nonce\""),
+        "{}",
+        a.challenge
+    );
     let nonce = a.nonce.expect("a DPoP-Nonce header");
     // With it: accepted. A made-up nonce is not.
     let proofs = keys.proofs(vec![
-        with(case("with_nonce", "POST", &url, &bound), "nonce", json!(nonce)),
-        with(case("forged", "POST", &url, &bound), "nonce", json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")),
+        with(
+            case("with_nonce", "POST", &url, &bound),
+            "nonce",
+            json!(nonce),
+        ),
+        with(
+            case("forged", "POST", &url, &bound),
+            "nonce",
+            json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        ),
     ]);
-    let a = send(reqwest::Method::POST, &url, Some(format!("DPoP {bound}")), &[&proofs["with_nonce"]]).await;
+    let a = send(
+        reqwest::Method::POST,
+        &url,
+        Some(format!("DPoP {bound}")),
+        &[&proofs["with_nonce"]],
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK, "{} {}", a.challenge, a.body);
-    let a = send(reqwest::Method::POST, &url, Some(format!("DPoP {bound}")), &[&proofs["forged"]]).await;
+    let a = send(
+        reqwest::Method::POST,
+        &url,
+        Some(format!("DPoP {bound}")),
+        &[&proofs["forged"]],
+    )
+    .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert!(a.challenge.contains("use_dpop_nonce") && a.nonce.is_some());
 }
@@ -375,8 +497,20 @@ async fn a_proof_replayed_at_another_replica_is_refused_through_redis() {
     let (a_port, b_port) = (free_port(), free_port());
     let origin = "https://images.example";
     let store = || Revocation::new(RedisStore::new(&redis.url).unwrap());
-    let _a = server(&idp, a_port, Dpop::allowed().with_origin(origin), Some(store())).await;
-    let _b = server(&idp, b_port, Dpop::allowed().with_origin(origin), Some(store())).await;
+    let _a = server(
+        &idp,
+        a_port,
+        Dpop::allowed().with_origin(origin),
+        Some(store()),
+    )
+    .await;
+    let _b = server(
+        &idp,
+        b_port,
+        Dpop::allowed().with_origin(origin),
+        Some(store()),
+    )
+    .await;
     let bound = idp
         .token("alice")
         .audience(AUD)
@@ -388,17 +522,39 @@ async fn a_proof_replayed_at_another_replica_is_refused_through_redis() {
     ]);
     let at = |port: u16| format!("http://127.0.0.1:{port}/images/3");
     let auth = || Some(format!("DPoP {bound}"));
-    let a = send(reqwest::Method::GET, &at(a_port), auth(), &[&proofs["once"]]).await;
+    let a = send(
+        reqwest::Method::GET,
+        &at(a_port),
+        auth(),
+        &[&proofs["once"]],
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK, "{} {}", a.challenge, a.body);
-    let b = send(reqwest::Method::GET, &at(b_port), auth(), &[&proofs["once"]]).await;
-    assert_eq!(b.status, StatusCode::UNAUTHORIZED, "replayed at the other replica");
+    let b = send(
+        reqwest::Method::GET,
+        &at(b_port),
+        auth(),
+        &[&proofs["once"]],
+    )
+    .await;
+    assert_eq!(
+        b.status,
+        StatusCode::UNAUTHORIZED,
+        "replayed at the other replica"
+    );
     assert!(
         b.challenge.starts_with("DPoP algs=") && b.challenge.contains("DPoP proof replayed"),
         "{}",
         b.challenge
     );
     // A new proof is fine at either.
-    let b = send(reqwest::Method::GET, &at(b_port), auth(), &[&proofs["other"]]).await;
+    let b = send(
+        reqwest::Method::GET,
+        &at(b_port),
+        auth(),
+        &[&proofs["other"]],
+    )
+    .await;
     assert_eq!(b.status, StatusCode::OK);
     // Redis holds the record until the proof could no longer be accepted.
     let mut conn = redis::Client::open(redis.url.as_str())
@@ -406,9 +562,17 @@ async fn a_proof_replayed_at_another_replica_is_refused_through_redis() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let keys_in_redis: Vec<String> = redis::cmd("KEYS").arg("*seen*").query_async(&mut conn).await.unwrap();
+    let keys_in_redis: Vec<String> = redis::cmd("KEYS")
+        .arg("*seen*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(keys_in_redis.len(), 2, "{keys_in_redis:?}");
-    let ttl: i64 = redis::cmd("TTL").arg(&keys_in_redis[0]).query_async(&mut conn).await.unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&keys_in_redis[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!((60..=120).contains(&ttl), "ttl {ttl}");
 }
 
@@ -423,7 +587,8 @@ async fn grpc_carries_the_proof_in_dpop_metadata() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let origin = format!("http://{addr}");
-    let verifier = Verifier::new([Issuer::new(idp.issuer(), AUD).with_keys(idp.key_set())]).unwrap();
+    let verifier =
+        Verifier::new([Issuer::new(idp.issuer(), AUD).with_keys(idp.key_set())]).unwrap();
     let layer = MandateLayer::builder()
         .user(Slot::required(verifier).with_dpop(Dpop::required().with_origin(&origin)))
         .build()
@@ -446,9 +611,15 @@ async fn grpc_carries_the_proof_in_dpop_metadata() {
         case("ok", "POST", &htu, &bound),
         case("wrong_method", "GET", &htu, &bound),
     ]);
-    let channel = Channel::from_shared(origin.clone()).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(origin.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let check = |proof: Option<&str>| {
-        let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
+        let mut request = tonic::Request::new(HealthCheckRequest {
+            service: String::new(),
+        });
         let metadata = request.metadata_mut();
         metadata.insert("authorization", format!("DPoP {bound}").parse().unwrap());
         if let Some(p) = proof {
@@ -457,11 +628,22 @@ async fn grpc_carries_the_proof_in_dpop_metadata() {
         let mut client = HealthClient::new(channel.clone());
         async move { client.check(request).await.map(|_| ()) }
     };
-    check(Some(&proofs["ok"])).await.expect("a valid proof in metadata");
-    for proof in [Some(proofs["ok"].as_str()), Some(&proofs["wrong_method"]), None] {
+    check(Some(&proofs["ok"]))
+        .await
+        .expect("a valid proof in metadata");
+    for proof in [
+        Some(proofs["ok"].as_str()),
+        Some(&proofs["wrong_method"]),
+        None,
+    ] {
         let status = check(proof).await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
-        let challenge = status.metadata().get("www-authenticate").unwrap().to_str().unwrap();
+        let challenge = status
+            .metadata()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap();
         assert!(
             challenge.starts_with("DPoP algs=") && challenge.contains("invalid_dpop_proof"),
             "{challenge}"
@@ -497,15 +679,24 @@ jwks_file = {jwks:?}
         ),
     )
     .unwrap();
-    let store = support::Example::spawn("image_store", &[("MANDATE_CONFIG", file.to_str().unwrap())]).await;
+    let store =
+        support::Example::spawn("image_store", &[("MANDATE_CONFIG", file.to_str().unwrap())]).await;
     let all = "images:read images:write images:delete";
     let mut flavors = Vec::new();
     for dpop in [false, true] {
         let token = |sub: &str, scope: &str| {
             let t = users.token(sub).scope(scope);
-            if dpop { t.claim("cnf", json!({"jkt": keys.jkt})).sign() } else { t.sign() }
+            if dpop {
+                t.claim("cnf", json!({"jkt": keys.jkt})).sign()
+            } else {
+                t.sign()
+            }
         };
-        let (alice, bob, weak) = (token("alice", all), token("bob", "images:read"), token("carol", "images:read"));
+        let (alice, bob, weak) = (
+            token("alice", all),
+            token("bob", "images:read"),
+            token("carol", "images:read"),
+        );
         let send_as = |method: reqwest::Method, path: String, token: Option<String>| {
             let url = format!("{}{path}", store.base);
             let keys = &keys;
@@ -530,17 +721,37 @@ jwks_file = {jwks:?}
         let weak_upload = send_as(reqwest::Method::POST, "/images".into(), Some(weak)).await;
         let answers = [
             created.status,
-            send_as(reqwest::Method::GET, image.clone(), Some(alice.clone())).await.status,
-            send_as(reqwest::Method::GET, image.clone(), Some(bob)).await.status,
+            send_as(reqwest::Method::GET, image.clone(), Some(alice.clone()))
+                .await
+                .status,
+            send_as(reqwest::Method::GET, image.clone(), Some(bob))
+                .await
+                .status,
             weak_upload.status,
-            send_as(reqwest::Method::DELETE, image.clone(), Some(alice.clone())).await.status,
-            send_as(reqwest::Method::GET, image.clone(), Some(alice)).await.status,
+            send_as(reqwest::Method::DELETE, image.clone(), Some(alice.clone()))
+                .await
+                .status,
+            send_as(reqwest::Method::GET, image.clone(), Some(alice))
+                .await
+                .status,
             send_as(reqwest::Method::GET, image, None).await.status,
         ];
         // A guard's refusal after a DPoP request challenges with DPoP.
-        let scheme = if dpop { "DPoP algs=\"ES256" } else { "Bearer error" };
-        assert!(weak_upload.challenge.starts_with(scheme), "{}", weak_upload.challenge);
-        assert!(weak_upload.challenge.contains("insufficient_scope"), "{}", weak_upload.challenge);
+        let scheme = if dpop {
+            "DPoP algs=\"ES256"
+        } else {
+            "Bearer error"
+        };
+        assert!(
+            weak_upload.challenge.starts_with(scheme),
+            "{}",
+            weak_upload.challenge
+        );
+        assert!(
+            weak_upload.challenge.contains("insufficient_scope"),
+            "{}",
+            weak_upload.challenge
+        );
         flavors.push(answers.map(|s| s.as_u16()));
     }
     assert_eq!(flavors[0], [201, 200, 403, 403, 204, 404, 401]);

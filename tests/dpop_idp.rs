@@ -59,7 +59,9 @@ async fn store(idp: &Idp, port: u16, service_slot: bool) -> Server {
     let app = Router::new()
         .route("/images/{id}", get(me))
         .route_layer(builder.build().unwrap());
-    Server::start_on(([127, 0, 0, 1], port).into(), app).await.unwrap()
+    Server::start_on(([127, 0, 0, 1], port).into(), app)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -71,7 +73,12 @@ async fn tokens_bound_by_oidc_provider_with_jose_proofs_pass_the_layer() {
     let out = Idp::node("dpop_call.mjs", &[&idp.issuer, "GET", &url, &url]);
     assert_eq!(out["token_type"], "DPoP");
     let token = out["access_token"].as_str().unwrap();
-    let proofs: Vec<&str> = out["proofs"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    let proofs: Vec<&str> = out["proofs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
     let call = |proof: Option<&str>, scheme: &str| {
         let mut req = http_client()
             .get(&url)
@@ -85,7 +92,10 @@ async fn tokens_bound_by_oidc_provider_with_jose_proofs_pass_the_layer() {
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["sub"], "dpop-client");
-    assert_eq!(body["jkt"], out["jkt"], "the proven key is the one jose made");
+    assert_eq!(
+        body["jkt"], out["jkt"],
+        "the proven key is the one jose made"
+    );
     // Its proof once only; the second proof is fine.
     assert_eq!(call(Some(proofs[0]), "DPoP").await.unwrap().status(), 401);
     assert_eq!(call(Some(proofs[1]), "DPoP").await.unwrap().status(), 200);
@@ -128,7 +138,12 @@ async fn client_credentials_obtains_dpop_bound_tokens_and_propagation_proves_the
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 200, "{:?}", res.headers().get("www-authenticate"));
+        assert_eq!(
+            res.status(),
+            200,
+            "{:?}",
+            res.headers().get("www-authenticate")
+        );
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["sub"], "dpop-client");
         assert_eq!(body["jkt"], key.thumbprint());
@@ -181,7 +196,9 @@ async fn a_dpop_bound_user_token_is_never_forwarded() {
         .scope(async move {
             let e = client.get(&url).send().await.unwrap_err().to_string();
             assert!(e.contains("exchange_user_token"), "{e}");
-            let req = http::Request::get(&url).body(Full::new(Bytes::new())).unwrap();
+            let req = http::Request::get(&url)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
             let e = tower_client.oneshot(req).await.unwrap_err().to_string();
             assert!(e.contains("exchange_user_token"), "{e}");
         })
@@ -193,8 +210,11 @@ struct BoundToken(String, DpopKey);
 
 impl tower_mandate::provider::TokenProvider for BoundToken {
     fn token(&self, _: TokenRequest) -> tower_mandate::provider::TokenFuture {
-        let token = tower_mandate::provider::AccessToken::new(self.0.clone(), std::time::Duration::from_secs(300))
-            .with_dpop(self.1.clone());
+        let token = tower_mandate::provider::AccessToken::new(
+            self.0.clone(),
+            std::time::Duration::from_secs(300),
+        )
+        .with_dpop(self.1.clone());
         Box::pin(async move { Ok(token) })
     }
 }
@@ -213,7 +233,9 @@ async fn the_reqwest_middleware_learns_a_resource_servers_nonce_and_retries_once
         .claim("cnf", json!({"jkt": key.thumbprint()}))
         .sign();
     let port = free_port();
-    let verifier = Verifier::new([Issuer::new(services.issuer(), "images").with_keys(services.key_set())]).unwrap();
+    let verifier =
+        Verifier::new([Issuer::new(services.issuer(), "images").with_keys(services.key_set())])
+            .unwrap();
     let dpop = Dpop::required()
         .with_origin(format!("http://127.0.0.1:{port}"))
         .with_nonces(Nonces::random());
@@ -221,12 +243,21 @@ async fn the_reqwest_middleware_learns_a_resource_servers_nonce_and_retries_once
     let counter = seen.clone();
     let app = Router::new()
         .route("/images/{id}", get(me).post(me))
-        .route_layer(MandateLayer::builder().service(Slot::required(verifier).with_dpop(dpop)).build().unwrap())
-        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            next.run(req)
-        }));
-    let _server = Server::start_on(([127, 0, 0, 1], port).into(), app).await.unwrap();
+        .route_layer(
+            MandateLayer::builder()
+                .service(Slot::required(verifier).with_dpop(dpop))
+                .build()
+                .unwrap(),
+        )
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                next.run(req)
+            },
+        ));
+    let _server = Server::start_on(([127, 0, 0, 1], port).into(), app)
+        .await
+        .unwrap();
     let policy = PropagateLayer::builder()
         .add_destination(
             Destination::insecure_http("127.0.0.1", port)
@@ -243,10 +274,19 @@ async fn the_reqwest_middleware_learns_a_resource_servers_nonce_and_retries_once
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200, "{:?}", res.headers().get("www-authenticate"));
+    assert_eq!(
+        res.status(),
+        200,
+        "{:?}",
+        res.headers().get("www-authenticate")
+    );
     assert_eq!(seen.load(Ordering::SeqCst), 2, "one refusal, one retry");
     // The next call sends the nonce it learned: one request.
-    let res = client.get(format!("http://127.0.0.1:{port}/images/2")).send().await.unwrap();
+    let res = client
+        .get(format!("http://127.0.0.1:{port}/images/2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(seen.load(Ordering::SeqCst), 3);
 }

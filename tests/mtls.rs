@@ -88,8 +88,10 @@ async fn me(caller: Caller) -> String {
 }
 
 fn layer(idp: &TestIssuer, source: Option<CertificateSource>) -> MandateLayer {
-    let verifier = Verifier::new([Issuer::new(idp.issuer(), AUD).with_keys(idp.key_set())]).unwrap();
-    let mut builder = MandateLayer::builder().user(Slot::required(verifier).require_certificate_bound());
+    let verifier =
+        Verifier::new([Issuer::new(idp.issuer(), AUD).with_keys(idp.key_set())]).unwrap();
+    let mut builder =
+        MandateLayer::builder().user(Slot::required(verifier).require_certificate_bound());
     if let Some(source) = source {
         builder = builder.with_client_certificates(source);
     }
@@ -107,10 +109,13 @@ async fn serve_mtls(app: Router, pki: &Pki, max: usize) -> String {
     roots
         .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
         .unwrap();
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .unwrap();
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -140,12 +145,14 @@ async fn serve_mtls(app: Router, pki: &Pki, max: usize) -> String {
                     .peer_certificates()
                     .and_then(|c| c.first())
                     .map(ClientCertificate::from_der);
-                let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                    if let Some(cert) = &cert {
-                        req.extensions_mut().insert(cert.clone());
-                    }
-                    app.clone().oneshot(req)
-                });
+                let service = hyper::service::service_fn(
+                    move |mut req: http::Request<hyper::body::Incoming>| {
+                        if let Some(cert) = &cert {
+                            req.extensions_mut().insert(cert.clone());
+                        }
+                        app.clone().oneshot(req)
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                     .await;
@@ -159,13 +166,21 @@ fn client(pki: &Pki, identity: Option<&(String, String)>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap());
     if let Some((cert, key)) = identity {
-        builder = builder.identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap());
+        builder = builder
+            .identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap());
     }
     builder.build().unwrap()
 }
 
-async fn fetch(client: &reqwest::Client, url: &str, token: &str, extra: Option<(&str, &str)>) -> (u16, String) {
-    let mut req = client.get(url).header("authorization", format!("Bearer {token}"));
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    extra: Option<(&str, &str)>,
+) -> (u16, String) {
+    let mut req = client
+        .get(url)
+        .header("authorization", format!("Bearer {token}"));
     if let Some((name, value)) = extra {
         req = req.header(name, value);
     }
@@ -190,7 +205,9 @@ async fn a_certificate_bound_token_needs_its_certificate_on_the_connection() {
         .claim("cnf", json!({"x5t#S256": alice_x5t}))
         .sign();
     let unbound = idp.token("bob").audience(AUD).sign();
-    let app = Router::new().route("/me", get(me)).route_layer(layer(&idp, None));
+    let app = Router::new()
+        .route("/me", get(me))
+        .route_layer(layer(&idp, None));
     let base = serve_mtls(app, &pki, 16).await;
     let url = format!("{base}/me");
 
@@ -208,14 +225,23 @@ async fn a_certificate_bound_token_needs_its_certificate_on_the_connection() {
     // Another certificate, no certificate: refused.
     let (status, challenge) = fetch(&client(&pki, Some(&pki.mallory)), &url, &bound, None).await;
     assert_eq!(status, 401);
-    assert!(challenge.contains("client certificate does not match the token"), "{challenge}");
+    assert!(
+        challenge.contains("client certificate does not match the token"),
+        "{challenge}"
+    );
     let (status, challenge) = fetch(&client(&pki, None), &url, &bound, None).await;
     assert_eq!(status, 401);
-    assert!(challenge.contains("without a client certificate"), "{challenge}");
+    assert!(
+        challenge.contains("without a client certificate"),
+        "{challenge}"
+    );
     // The slot takes certificate-bound tokens only.
     let (status, challenge) = fetch(&alice, &url, &unbound, None).await;
     assert_eq!(status, 401);
-    assert!(challenge.contains("certificate-bound token required"), "{challenge}");
+    assert!(
+        challenge.contains("certificate-bound token required"),
+        "{challenge}"
+    );
     // A proxy header the client made up is not read unless the layer names it.
     let xfcc = format!("Hash={}", hex_sha256(&pki.alice.0));
     let (status, _) = fetch(
@@ -244,15 +270,24 @@ async fn behind_envoy_the_forwarded_certificate_counts_when_named() {
     let http = support::http_client();
     let url = server.url("/me");
     let by = "By=spiffe://cluster.local/ns/images/sa/store";
-    let alice = format!("{by};Hash={};Subject=\"CN=alice,O=x\";URI=spiffe://a", hex_sha256(&pki.alice.0));
+    let alice = format!(
+        "{by};Hash={};Subject=\"CN=alice,O=x\";URI=spiffe://a",
+        hex_sha256(&pki.alice.0)
+    );
     let mallory = format!("{by};Hash={}", hex_sha256(&pki.mallory.0));
     let cert = percent_encode(&pki.alice.0);
     let with_cert = format!("{by};Cert=\"{cert}\"");
     // Envoy in APPEND_FORWARD mode appends its element to what the client
     // sent: a client's open quote must not swallow it (SECURITY.md).
     let injected = format!("Hash={};By=\",{mallory}", hex_sha256(&pki.alice.0));
-    for (xfcc, want) in [(&alice, 200), (&with_cert, 200), (&mallory, 401), (&injected, 400)] {
-        let (status, challenge) = fetch(&http, &url, &bound, Some(("x-forwarded-client-cert", xfcc))).await;
+    for (xfcc, want) in [
+        (&alice, 200),
+        (&with_cert, 200),
+        (&mallory, 401),
+        (&injected, 400),
+    ] {
+        let (status, challenge) =
+            fetch(&http, &url, &bound, Some(("x-forwarded-client-cert", xfcc))).await;
         assert_eq!(status, want, "{xfcc}: {challenge}");
     }
     let (status, _) = fetch(&http, &url, &bound, None).await;
@@ -273,7 +308,9 @@ fn percent_encode(s: &str) -> String {
 
 #[tokio::test]
 async fn tonic_tls_peer_certificates_bind_tokens() {
-    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, Server, ServerTlsConfig};
+    use tonic::transport::{
+        Certificate, Channel, ClientTlsConfig, Identity, Server, ServerTlsConfig,
+    };
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_client::HealthClient;
 
@@ -313,14 +350,18 @@ async fn tonic_tls_peer_certificates_bind_tokens() {
                 .connect()
                 .await
                 .unwrap();
-            let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
+            let mut request = tonic::Request::new(HealthCheckRequest {
+                service: String::new(),
+            });
             request
                 .metadata_mut()
                 .insert("authorization", format!("Bearer {token}").parse().unwrap());
             HealthClient::new(channel).check(request).await.map(|_| ())
         }
     };
-    check(&pki.alice).await.expect("alice's certificate and token");
+    check(&pki.alice)
+        .await
+        .expect("alice's certificate and token");
     let refused = check(&pki.mallory).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
 }

@@ -23,7 +23,6 @@ fn tls_files(dir: &std::path::Path) -> (String, String, String, String) {
     (tls.ca_pem, tls.cert_path, tls.key_path, tls.ca_path)
 }
 
-
 async fn replica(idp: &TestIssuer, revocation: Revocation) -> support::Server {
     async fn me(caller: Caller) -> String {
         caller.user().unwrap().subject().to_owned()

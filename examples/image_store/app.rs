@@ -330,19 +330,20 @@ pub(crate) fn layer_from_config_or_env(
     settings: &Settings,
     bound: std::net::SocketAddr,
 ) -> Result<(MandateLayer, Option<Embedded>), Box<dyn std::error::Error>> {
-    match config_file() {
-        Some(mut config) => match {
-            for slot in [config.user.as_mut(), config.service.as_mut()].into_iter().flatten() {
-                if slot.dpop != tower_mandate::config::DpopMode::Bearer && slot.dpop_origins.is_empty() {
-                    slot.dpop_origins.push(format!("http://{bound}"));
-                }
-            }
-            config.layer()
-        } {
-            Ok(layer) => Ok((layer, None)),
-            Err(e) => exit_with(&env("MANDATE_CONFIG").unwrap_or_default(), &e),
-        },
-        None => layer_from_env(settings),
+    let Some(mut config) = config_file() else {
+        return layer_from_env(settings);
+    };
+    for slot in [config.user.as_mut(), config.service.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        if slot.dpop != tower_mandate::config::DpopMode::Bearer && slot.dpop_origins.is_empty() {
+            slot.dpop_origins.push(format!("http://{bound}"));
+        }
+    }
+    match config.layer() {
+        Ok(layer) => Ok((layer, None)),
+        Err(e) => exit_with(&env("MANDATE_CONFIG").unwrap_or_default(), &e),
     }
 }
 

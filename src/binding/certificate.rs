@@ -200,11 +200,17 @@ fn split_quoted(s: &str, sep: u8) -> Option<Vec<&str>> {
         return None;
     }
     parts.push(&s[start..]);
-    Some(parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect())
+    Some(
+        parts
+            .into_iter()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect(),
+    )
 }
 
 fn hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -230,7 +236,9 @@ fn pem_der(pem: &str) -> Option<Vec<u8>> {
         .chars()
         .filter(|c| !c.is_ascii_whitespace())
         .collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
     (!der.is_empty()).then_some(der)
 }
 
@@ -253,13 +261,20 @@ mod tests {
     #[test]
     fn pem_headers_url_encoded_or_not() {
         let pem = format!("-----BEGIN CERTIFICATE-----\n{DER_B64}\n-----END CERTIFICATE-----\n");
-        let der = base64::engine::general_purpose::STANDARD.decode(DER_B64).unwrap();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(DER_B64)
+            .unwrap();
         let want = sha256_b64(&der);
-        let encoded: String = percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
         let source = CertificateSource::pem_header(HeaderName::from_static("x-client-cert"));
         for value in [encoded.as_str(), &pem.replace('\n', " ")] {
             let (req,) = head_with("x-client-cert", &[value]);
-            assert_eq!(source.thumbprint(&Head::of(&req)).unwrap(), Some(want.clone()));
+            assert_eq!(
+                source.thumbprint(&Head::of(&req)).unwrap(),
+                Some(want.clone())
+            );
         }
         let (req,) = head_with("x-client-cert", &[&encoded, &encoded]);
         assert!(source.thumbprint(&Head::of(&req)).is_err(), "two headers");
@@ -271,11 +286,15 @@ mod tests {
 
     #[test]
     fn envoy_xfcc_last_element() {
-        let der = base64::engine::general_purpose::STANDARD.decode(DER_B64).unwrap();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(DER_B64)
+            .unwrap();
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
         let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         let pem = format!("-----BEGIN CERTIFICATE-----\n{DER_B64}\n-----END CERTIFICATE-----\n");
-        let cert: String = percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let cert: String =
+            percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
         let want = sha256_b64(&der);
         let source = CertificateSource::envoy_xfcc();
         let cases = [
@@ -285,13 +304,23 @@ mod tests {
         ];
         for value in &cases {
             let (req,) = head_with("x-forwarded-client-cert", &[value]);
-            assert_eq!(source.thumbprint(&Head::of(&req)).unwrap(), Some(want.clone()), "{value}");
+            assert_eq!(
+                source.thumbprint(&Head::of(&req)).unwrap(),
+                Some(want.clone()),
+                "{value}"
+            );
         }
         // A client's element whose open quote would swallow what Envoy
         // appends (APPEND_FORWARD), and repeated members.
         let injected = [
-            format!("Hash={hex};By=\",By=spiffe://envoy;Hash={}", "00".repeat(32)),
-            format!("Hash={hex};Subject=\"CN=x\";By=\",By=spiffe://envoy;Hash={}", "00".repeat(32)),
+            format!(
+                "Hash={hex};By=\",By=spiffe://envoy;Hash={}",
+                "00".repeat(32)
+            ),
+            format!(
+                "Hash={hex};Subject=\"CN=x\";By=\",By=spiffe://envoy;Hash={}",
+                "00".repeat(32)
+            ),
             format!("By=spiffe://envoy;Hash={};Hash={hex}", "00".repeat(32)),
         ];
         for value in &injected {
@@ -309,7 +338,9 @@ mod tests {
         let mut req = http::Request::new(());
         let cert = ClientCertificate::from_der(b"der");
         req.extensions_mut().insert(cert.clone());
-        let got = CertificateSource::connection().thumbprint(&Head::of(&req)).unwrap();
+        let got = CertificateSource::connection()
+            .thumbprint(&Head::of(&req))
+            .unwrap();
         assert_eq!(got.as_deref(), Some(cert.thumbprint()));
         assert!(format!("{cert:?}").contains(cert.thumbprint()));
     }

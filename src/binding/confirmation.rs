@@ -55,7 +55,11 @@ impl Confirmation {
                 Some(s) if s.len() == 43 && s.bytes().all(is_b64url) => {
                     *slot = Some(s.into());
                 }
-                _ => return Err(format!("{UNSUPPORTED_BINDING}: cnf {name:?} is not a SHA-256 thumbprint")),
+                _ => {
+                    return Err(format!(
+                        "{UNSUPPORTED_BINDING}: cnf {name:?} is not a SHA-256 thumbprint"
+                    ));
+                }
             }
         }
         if confirmation.jkt.is_none() && confirmation.x5t_s256.is_none() {
@@ -98,7 +102,10 @@ mod tests {
             json!({ "x5t#S256": format!("{t}=") }),
         ] {
             let e = Confirmation::from_claim(&cnf).unwrap_err();
-            assert!(e.starts_with(UNSUPPORTED_BINDING) || e.contains("not an object"), "{cnf}: {e}");
+            assert!(
+                e.starts_with(UNSUPPORTED_BINDING) || e.contains("not an object"),
+                "{cnf}: {e}"
+            );
         }
     }
 }

@@ -10,9 +10,9 @@ use http::{HeaderMap, Uri};
 use super::nonce::{NonceCheck, Nonces};
 use super::proof::{self, Expected};
 use super::uri::NormalizedUri;
+use super::{Bound, ReplayRecord, ReplayStore};
 use crate::error::Challenge;
 use crate::keys::{AlgSet, Algorithm};
-use super::{Bound, ReplayRecord, ReplayStore};
 use crate::revocation::{MemoryStore, Revocation, TokenFacts, TokenStore};
 use crate::token::Head;
 use crate::{AuthError, ConfigError};
@@ -212,7 +212,10 @@ impl Dpop {
         let store = match (&self.store, shared) {
             (Some(store), _) => store.clone(),
             // A shared store (Redis): every replica sees every proof.
-            (None, Some((store, None))) => ReplayStore { store, memory: None },
+            (None, Some((store, None))) => ReplayStore {
+                store,
+                memory: None,
+            },
             // Otherwise a memory store of the proofs' own, so that a client
             // minting proofs fills it, not the revocation store's records.
             (None, _) => {
@@ -297,9 +300,14 @@ impl Dpop {
             .saturating_add(self.max_age)
             .saturating_add(self.leeway);
         // Scoped by key: one client's `jti`s cannot collide with another's.
-        let facts = TokenFacts::new(format!("dpop:{}", checked.jkt), checked.jkt.clone(), until, until)
-            .with_jti(checked.jti)
-            .with_issued_at(checked.iat);
+        let facts = TokenFacts::new(
+            format!("dpop:{}", checked.jkt),
+            checked.jkt.clone(),
+            until,
+            until,
+        )
+        .with_jti(checked.jti)
+        .with_issued_at(checked.iat);
         Ok(Bound {
             next_nonce,
             replay: Arc::new(ReplayRecord {
@@ -317,7 +325,11 @@ impl Dpop {
     /// With several origins, the one the request names (its `Host` or
     /// `:authority`) when it is one of them: a proof for one name of the
     /// service is then not accepted under another.
-    fn request_uris(&self, head: &Head<'_>, prepared: &Prepared) -> Result<Vec<NormalizedUri>, AuthError> {
+    fn request_uris(
+        &self,
+        head: &Head<'_>,
+        prepared: &Prepared,
+    ) -> Result<Vec<NormalizedUri>, AuthError> {
         let unknown = || AuthError::invalid_dpop_proof("the request's URI is unknown");
         if let Some(external) = &self.external {
             let uri = external(head.headers, head.uri).ok_or_else(unknown)?;
@@ -328,7 +340,11 @@ impl Dpop {
             .uri
             .authority()
             .map(|a| a.as_str())
-            .or_else(|| head.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()))
+            .or_else(|| {
+                head.headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            })
             .map(str::to_ascii_lowercase);
         let named: Vec<&String> = match &authority {
             Some(a) if prepared.origins.len() > 1 => prepared

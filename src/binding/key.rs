@@ -51,8 +51,10 @@ struct Inner {
 }
 
 /// Origins whose nonce is kept; past it the map starts afresh.
+#[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
 const MAX_ORIGINS: usize = 256;
 /// The longest nonce kept.
+#[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
 const MAX_NONCE: usize = 512;
 
 impl DpopKey {
@@ -165,6 +167,7 @@ impl DpopKey {
     }
 
     /// Remember the `DPoP-Nonce` `uri`'s server answered with (RFC 9449 §9).
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
     pub(crate) fn remember_nonce(&self, uri: &http::Uri, nonce: &str) {
         let Some(origin) = Self::origin(uri) else {
             return;

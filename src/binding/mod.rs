@@ -79,6 +79,7 @@
 //! forwarded (the next service would refuse it, and it must not become a
 //! bearer token): exchange it, or the call fails.
 
+#[cfg(feature = "_aws-lc")]
 mod certificate;
 mod confirmation;
 #[cfg(feature = "_aws-lc")]
@@ -191,9 +192,7 @@ impl SlotBinding {
             (Scheme::Dpop, None) => Err(AuthError::invalid_token("token is not DPoP-bound")),
             #[cfg(feature = "_aws-lc")]
             (Scheme::Dpop, Some(jkt)) => match &self.dpop {
-                Some(dpop) => dpop
-                    .prove(head, principal.token(), jkt, now)
-                    .map(Some),
+                Some(dpop) => dpop.prove(head, principal.token(), jkt, now).map(Some),
                 None => Err(AuthError::invalid_token("DPoP not accepted here")),
             },
             #[cfg(not(feature = "_aws-lc"))]

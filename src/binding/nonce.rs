@@ -118,8 +118,11 @@ impl Nonces {
         let step = u64::from_be_bytes(raw[..8].try_into().unwrap_or_default());
         let expected = self.tag(step);
         // Constant time: the tag is a secret's output.
-        if aws_lc_rs::constant_time::verify_slices_are_equal(&raw[8..], &expected.as_ref()[..TAG_LEN])
-            .is_err()
+        if aws_lc_rs::constant_time::verify_slices_are_equal(
+            &raw[8..],
+            &expected.as_ref()[..TAG_LEN],
+        )
+        .is_err()
         {
             return NonceCheck::Refused;
         }
@@ -149,7 +152,9 @@ mod tests {
 
     #[test]
     fn current_previous_and_forged() {
-        let n = Nonces::new([7u8; 32]).unwrap().with_rotation(Duration::from_secs(60));
+        let n = Nonces::new([7u8; 32])
+            .unwrap()
+            .with_rotation(Duration::from_secs(60));
         let t = 1_800_000_000;
         let nonce = n.current(t);
         assert_eq!(n.check(Some(&nonce), t), NonceCheck::Current);
@@ -158,7 +163,9 @@ mod tests {
         assert_eq!(n.check(None, t), NonceCheck::Refused);
         assert_eq!(n.check(Some("abc"), t), NonceCheck::Refused);
         // Another secret's nonce, and a future step, are refused.
-        let other = Nonces::new([8u8; 32]).unwrap().with_rotation(Duration::from_secs(60));
+        let other = Nonces::new([8u8; 32])
+            .unwrap()
+            .with_rotation(Duration::from_secs(60));
         assert_eq!(n.check(Some(&other.current(t)), t), NonceCheck::Refused);
         assert_eq!(n.check(Some(&n.current(t + 600)), t), NonceCheck::Refused);
         assert!(Nonces::new([1u8; 31]).is_err());

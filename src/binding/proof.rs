@@ -97,7 +97,9 @@ pub(crate) fn header(headers: &HeaderMap) -> Result<&str, AuthError> {
             invalid("no DPoP proof")
         });
     };
-    let text = value.to_str().map_err(|_| invalid("malformed DPoP proof"))?;
+    let text = value
+        .to_str()
+        .map_err(|_| invalid("malformed DPoP proof"))?;
     if text.len() > MAX_PROOF_LEN {
         return Err(invalid("DPoP proof too long"));
     }
@@ -108,7 +110,8 @@ pub(crate) fn header(headers: &HeaderMap) -> Result<&str, AuthError> {
 pub(crate) fn check(proof: &str, want: &Expected<'_>) -> Result<Checked, AuthError> {
     let malformed = || invalid("malformed DPoP proof");
     let mut parts = proof.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(malformed());
     };
@@ -134,26 +137,36 @@ pub(crate) fn check(proof: &str, want: &Expected<'_>) -> Result<Checked, AuthErr
     if header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some() {
         return Err(invalid("DPoP proof names a key besides its jwk"));
     }
-    let jwk = header.jwk.ok_or_else(|| invalid("DPoP proof without jwk"))?;
+    let jwk = header
+        .jwk
+        .ok_or_else(|| invalid("DPoP proof without jwk"))?;
     let key = crate::keys::proof_key(&jwk, alg).map_err(invalid)?;
 
     let claims_json = B64.decode(p).map_err(|_| malformed())?;
     let claims: ProofClaims<'_> = serde_json::from_slice(&claims_json).map_err(|_| malformed())?;
-    let jti = claims.jti.ok_or_else(|| invalid("DPoP proof without jti"))?;
+    let jti = claims
+        .jti
+        .ok_or_else(|| invalid("DPoP proof without jti"))?;
     if jti.is_empty() || jti.len() > MAX_JTI_LEN {
         return Err(invalid("DPoP proof jti empty or too long"));
     }
-    let htm = claims.htm.ok_or_else(|| invalid("DPoP proof without htm"))?;
+    let htm = claims
+        .htm
+        .ok_or_else(|| invalid("DPoP proof without htm"))?;
     // RFC 9110 §9.1: the method is case-sensitive.
     if *htm != *want.method {
         return Err(invalid("DPoP proof htm does not match the request"));
     }
-    let htu = claims.htu.ok_or_else(|| invalid("DPoP proof without htu"))?;
+    let htu = claims
+        .htu
+        .ok_or_else(|| invalid("DPoP proof without htu"))?;
     match NormalizedUri::parse(&htu) {
         Some(u) if want.uris.contains(&u) => {}
         _ => return Err(invalid("DPoP proof htu does not match the request")),
     }
-    let iat = claims.iat.ok_or_else(|| invalid("DPoP proof without iat"))?;
+    let iat = claims
+        .iat
+        .ok_or_else(|| invalid("DPoP proof without iat"))?;
     if !iat.is_finite() || iat < 0.0 {
         return Err(malformed());
     }

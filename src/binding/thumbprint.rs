@@ -26,14 +26,22 @@ pub(crate) fn jwk_thumbprint(jwk: &Map<String, Value>) -> Result<String, &'stati
         _ => return Err("the proof's jwk has no kty"),
     };
     let canonical = match kty {
-        "RSA" => format!(r#"{{"e":{},"kty":"RSA","n":{}}}"#, member("e")?, member("n")?),
+        "RSA" => format!(
+            r#"{{"e":{},"kty":"RSA","n":{}}}"#,
+            member("e")?,
+            member("n")?
+        ),
         "EC" => format!(
             r#"{{"crv":{},"kty":"EC","x":{},"y":{}}}"#,
             member("crv")?,
             member("x")?,
             member("y")?
         ),
-        "OKP" => format!(r#"{{"crv":{},"kty":"OKP","x":{}}}"#, member("crv")?, member("x")?),
+        "OKP" => format!(
+            r#"{{"crv":{},"kty":"OKP","x":{}}}"#,
+            member("crv")?,
+            member("x")?
+        ),
         _ => return Err("the proof's jwk has an unsupported kty"),
     };
     Ok(sha256_b64(canonical.as_bytes()))

@@ -105,9 +105,15 @@ mod tests {
     fn normalization_table() {
         let same = [
             ("https://api.example/images", "HTTPS://API.Example/images"),
-            ("https://api.example/images", "https://api.example:443/images"),
+            (
+                "https://api.example/images",
+                "https://api.example:443/images",
+            ),
             ("http://api.example/images", "http://api.example:80/images"),
-            ("https://api.example/images", "https://api.example/images?x=1#f"),
+            (
+                "https://api.example/images",
+                "https://api.example/images?x=1#f",
+            ),
             ("https://api.example/a/b", "https://api.example/a/./c/../b"),
             ("https://api.example/~me", "https://api.example/%7Eme"),
             ("https://api.example/a%2Fb", "https://api.example/a%2fb"),
@@ -119,7 +125,10 @@ mod tests {
         }
         let differ = [
             ("https://api.example/images", "http://api.example/images"),
-            ("https://api.example/images", "https://api.example:8443/images"),
+            (
+                "https://api.example/images",
+                "https://api.example:8443/images",
+            ),
             ("https://api.example/images", "https://other.example/images"),
             ("https://api.example/images", "https://api.example/images/"),
             ("https://api.example/a%2Fb", "https://api.example/a/b"),
@@ -127,15 +136,30 @@ mod tests {
         for (a, b) in differ {
             assert_ne!(n(a), n(b), "{a} vs {b}");
         }
-        for bad in ["ftp://x/y", "/images", "https://user:pw@api.example/", "not a uri"] {
+        for bad in [
+            "ftp://x/y",
+            "/images",
+            "https://user:pw@api.example/",
+            "not a uri",
+        ] {
             assert_eq!(n(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn request_paths_with_dot_segments_match_nothing() {
-        for path in ["/a/../admin", "/a/%2e%2E/admin", "/a/./b", "/.", "/a\\..\\b"] {
-            assert_eq!(NormalizedUri::of_request("https://api.example", path), None, "{path}");
+        for path in [
+            "/a/../admin",
+            "/a/%2e%2E/admin",
+            "/a/./b",
+            "/.",
+            "/a\\..\\b",
+        ] {
+            assert_eq!(
+                NormalizedUri::of_request("https://api.example", path),
+                None,
+                "{path}"
+            );
         }
         assert!(NormalizedUri::of_request("https://api.example", "/a/..b/c.d").is_some());
     }

@@ -72,7 +72,11 @@ impl Caller {
 
     /// The same caller with other principals (the application's
     /// enrichment), keeping what the layer knows of the request.
-    pub(crate) fn with_principals(self, user: Option<Principal>, service: Option<Principal>) -> Self {
+    pub(crate) fn with_principals(
+        self,
+        user: Option<Principal>,
+        service: Option<Principal>,
+    ) -> Self {
         Caller {
             user,
             service,
@@ -83,8 +87,10 @@ impl Caller {
     /// The RFC 7638 thumbprint of the DPoP key this request proved
     /// possession of (RFC 9449), when a principal's token is DPoP-bound.
     pub fn dpop_jkt(&self) -> Option<&str> {
-        self.principals()
-            .find_map(|p| p.confirmation().and_then(crate::binding::Confirmation::dpop_jkt))
+        self.principals().find_map(|p| {
+            p.confirmation()
+                .and_then(crate::binding::Confirmation::dpop_jkt)
+        })
     }
 
     /// The SHA-256 thumbprint of the client certificate a principal's token

@@ -92,12 +92,14 @@ impl DpopKeys<'_> {
         }
         let secret = match (self.nonce_secret_env, self.nonce_secret_file) {
             (None, None) => None,
-            (Some(name), None) => Some(std::env::var(name).map(String::into_bytes).map_err(|_| {
-                invalid(
-                    format!("{path}.dpop_nonce_secret_env"),
-                    format!("the environment variable {name:?} is not set"),
-                )
-            })?),
+            (Some(name), None) => {
+                Some(std::env::var(name).map(String::into_bytes).map_err(|_| {
+                    invalid(
+                        format!("{path}.dpop_nonce_secret_env"),
+                        format!("the environment variable {name:?} is not set"),
+                    )
+                })?)
+            }
             (None, Some(file)) => Some(std::fs::read(file).map_err(|source| {
                 super::at(format!("{path}.dpop_nonce_secret_file"))(ConfigError::Io {
                     path: file.into(),
@@ -129,7 +131,10 @@ impl DpopKeys<'_> {
 
     #[cfg(not(feature = "_aws-lc"))]
     fn dpop(&self, path: &str, _: Slot) -> Result<Slot, ConfigError> {
-        Err(invalid(format!("{path}.dpop"), "DPoP needs the feature `aws-lc-rs`"))
+        Err(invalid(
+            format!("{path}.dpop"),
+            "DPoP needs the feature `aws-lc-rs`",
+        ))
     }
 }
 
@@ -163,18 +168,25 @@ pub enum CertificateSourceKind {
 
 impl ClientCertificatesConfig {
     #[cfg(feature = "_aws-lc")]
-    pub(super) fn build(&self, path: &str) -> Result<crate::binding::CertificateSource, ConfigError> {
+    pub(super) fn build(
+        &self,
+        path: &str,
+    ) -> Result<crate::binding::CertificateSource, ConfigError> {
         use crate::binding::CertificateSource;
         match (self.source, &self.header) {
             (CertificateSourceKind::PemHeader, Some(header)) => {
                 let name = http::HeaderName::try_from(header.as_str()).map_err(|_| {
-                    invalid(format!("{path}.header"), format!("invalid header name {header:?}"))
+                    invalid(
+                        format!("{path}.header"),
+                        format!("invalid header name {header:?}"),
+                    )
                 })?;
                 Ok(CertificateSource::pem_header(name))
             }
-            (CertificateSourceKind::PemHeader, None) => {
-                Err(invalid(format!("{path}.header"), "source = \"pem_header\" needs a header"))
-            }
+            (CertificateSourceKind::PemHeader, None) => Err(invalid(
+                format!("{path}.header"),
+                "source = \"pem_header\" needs a header",
+            )),
             (_, Some(_)) => Err(invalid(
                 format!("{path}.header"),
                 "applies to source = \"pem_header\" only",

@@ -146,12 +146,16 @@ pub(crate) fn parse_jwks_document(json: &str, allow_secrets: bool) -> Result<Key
 }
 
 /// The members of a JWK that only a private (or secret) key has.
+#[cfg(feature = "_aws-lc")]
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// The public key a DPoP proof carries in its `jwk` header (RFC 9449 §4.2),
 /// for `alg` only: no private members, an asymmetric key type.
 #[cfg(feature = "_aws-lc")]
-pub(crate) fn proof_key(jwk: &serde_json::Value, alg: Algorithm) -> Result<VerifyingKey, &'static str> {
+pub(crate) fn proof_key(
+    jwk: &serde_json::Value,
+    alg: Algorithm,
+) -> Result<VerifyingKey, &'static str> {
     let members = jwk.as_object().ok_or("the proof's jwk is not an object")?;
     if PRIVATE_MEMBERS.iter().any(|m| members.contains_key(*m)) {
         return Err("private key in the proof's jwk");

@@ -139,7 +139,10 @@ impl Tokens {
         headers: &mut http::HeaderMap,
     ) -> Result<(), BoxError> {
         let mut proofs = 0;
-        for (token, header) in [(&self.user, &p.user_header), (&self.service, &p.service_header)] {
+        for (token, header) in [
+            (&self.user, &p.user_header),
+            (&self.service, &p.service_header),
+        ] {
             let Some(Token::Ready(token)) = token else {
                 continue;
             };
@@ -147,9 +150,18 @@ impl Tokens {
             if let Some(key) = &token.dpop {
                 proofs += 1;
                 if proofs > 1 {
-                    return Err("two DPoP-bound tokens for one request, which has one DPoP header".into());
+                    return Err(
+                        "two DPoP-bound tokens for one request, which has one DPoP header".into(),
+                    );
                 }
-                dpop(headers, header, &token.value, key, (method, uri), p.overwrite)?;
+                dpop(
+                    headers,
+                    header,
+                    &token.value,
+                    key,
+                    (method, uri),
+                    p.overwrite,
+                )?;
                 continue;
             }
             let _ = (method, uri, &mut proofs);
@@ -167,8 +179,15 @@ impl Tokens {
         (method, uri): (&http::Method, &http::Uri),
         headers: &mut http::HeaderMap,
     ) -> Result<(), BoxError> {
-        for (token, header) in [(&self.user, &p.user_header), (&self.service, &p.service_header)] {
-            if let Some(Token::Ready(Attach { value, dpop: Some(key) })) = token {
+        for (token, header) in [
+            (&self.user, &p.user_header),
+            (&self.service, &p.service_header),
+        ] {
+            if let Some(Token::Ready(Attach {
+                value,
+                dpop: Some(key),
+            })) = token
+            {
                 let ours = headers
                     .get(header)
                     .is_some_and(|v| v.as_bytes() == format!("DPoP {value}").as_bytes());
@@ -224,7 +243,8 @@ fn dpop(
         .map_err(|_| "a token is not a valid header value")?;
     value.set_sensitive(true);
     headers.insert(header.clone(), value);
-    let mut proof = http::HeaderValue::from_str(&proof).map_err(|_| "a proof is not a valid header value")?;
+    let mut proof =
+        http::HeaderValue::from_str(&proof).map_err(|_| "a proof is not a valid header value")?;
     proof.set_sensitive(true);
     headers.insert(http::HeaderName::from_static("dpop"), proof);
     Ok(())

@@ -153,8 +153,9 @@ impl Middleware for PropagateMiddleware {
             return next.run(req, extensions).await;
         };
         let caller = Caller::current();
-        let failed =
-            |e: super::BoxError| reqwest_middleware::Error::Middleware(anyhow::Error::msg(e.to_string()));
+        let failed = |e: super::BoxError| {
+            reqwest_middleware::Error::Middleware(anyhow::Error::msg(e.to_string()))
+        };
         let mut tokens =
             Tokens::plan(destination, caller.as_ref().and_then(Caller::user)).map_err(failed)?;
         let method = req.method().clone();
@@ -179,7 +180,10 @@ impl Middleware for PropagateMiddleware {
         if let Some(key) = &dpop {
             // RFC 9449 §9: the resource server's nonce, for the next proofs,
             // and one retry when it refused this one for want of it.
-            let nonce = res.headers().get("dpop-nonce").and_then(|v| v.to_str().ok());
+            let nonce = res
+                .headers()
+                .get("dpop-nonce")
+                .and_then(|v| v.to_str().ok());
             if let Some(nonce) = nonce {
                 key.remember_nonce(&uri, nonce);
             }
@@ -195,7 +199,11 @@ impl Middleware for PropagateMiddleware {
                     .reprove(&self.policy, (&method, &uri), again.headers_mut())
                     .map_err(failed)?;
                 res = next.run(again, extensions).await?;
-                if let Some(nonce) = res.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()) {
+                if let Some(nonce) = res
+                    .headers()
+                    .get("dpop-nonce")
+                    .and_then(|v| v.to_str().ok())
+                {
                     key.remember_nonce(&uri, nonce);
                 }
             }

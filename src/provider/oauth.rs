@@ -229,7 +229,11 @@ impl Endpoint {
 
     /// The token as the server typed it: DPoP-bound when this client asked
     /// for DPoP, which then refuses a bearer token.
-    fn bind(&self, token: AccessToken, token_type: Option<&str>) -> Result<AccessToken, ProviderError> {
+    fn bind(
+        &self,
+        token: AccessToken,
+        token_type: Option<&str>,
+    ) -> Result<AccessToken, ProviderError> {
         let dpop = token_type.is_some_and(|t| t.eq_ignore_ascii_case("DPoP"));
         #[cfg(feature = "_aws-lc")]
         if let Some((key, _)) = &self.dpop {
@@ -306,7 +310,10 @@ pub(crate) fn parse_token_response(
     let lifetime = parsed.expires_in.map_or(DEFAULT_LIFETIME, |secs| {
         Duration::from_secs(secs.min(365 * 24 * 3600))
     });
-    Ok((AccessToken::new(parsed.access_token, lifetime), parsed.token_type))
+    Ok((
+        AccessToken::new(parsed.access_token, lifetime),
+        parsed.token_type,
+    ))
 }
 
 /// RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic.

@@ -292,6 +292,7 @@ impl Revocation {
     }
 
     /// The store, and the same store when it is a [`MemoryStore`].
+    #[cfg_attr(not(feature = "_aws-lc"), allow(dead_code))]
     pub(crate) fn store(&self) -> (Arc<dyn TokenStore>, Option<MemoryStore>) {
         (self.store.clone(), self.memory.clone())
     }
@@ -369,9 +370,9 @@ pub(crate) fn check_once(
         return RevocationCheck::Ready(Some(judge(memory::verdict(&mut lists, &facts, true))));
     }
     let store = store.clone();
-    RevocationCheck::Asking(Box::pin(async move {
-        judge(store.check(&facts, true).await)
-    }))
+    RevocationCheck::Asking(Box::pin(
+        async move { judge(store.check(&facts, true).await) },
+    ))
 }
 
 impl Future for RevocationCheck {

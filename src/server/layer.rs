@@ -153,6 +153,7 @@ impl MandateBuilder {
     /// each slot ([`Slot::require_claim_eq`], one claim, disjoint values)
     /// tells them apart;
     /// [`ConfigError::SlotConflict`] when both slots read the same header.
+    #[cfg_attr(not(feature = "_aws-lc"), allow(unused_mut))]
     pub fn build(mut self) -> Result<MandateLayer, ConfigError> {
         #[cfg(feature = "_aws-lc")]
         {

@@ -11,12 +11,12 @@ use tower_service::Service;
 use tracing::Span;
 use tracing::field::Empty;
 
+use super::slot::Authenticated;
 use super::{RejectionBody, Renderer, ResponseFuture, SlotKind, TokenSource};
 use crate::audit;
 use crate::clock::unix_now;
 use crate::metrics::{self, Outcome};
 use crate::token::{Head, Scheme};
-use super::slot::Authenticated;
 use crate::{AuthError, Caller, MandateLayer, Principal, Slot};
 
 pub(crate) struct SlotConfig {
@@ -74,7 +74,10 @@ impl Config {
             (SlotKind::User, &self.user),
             (SlotKind::Service, &self.service),
         ];
-        let Before { mut user, mut bound } = before;
+        let Before {
+            mut user,
+            mut bound,
+        } = before;
         let mut service = None;
         for (kind, config) in slots {
             if from == SlotKind::Service && kind == SlotKind::User {
@@ -84,7 +87,14 @@ impl Config {
             let principal = match c.slot.authenticate(kind, &c.source, head, now) {
                 Ok(Authenticated::Empty) => None,
                 Ok(Authenticated::Verified(p, scheme)) => {
-                    match c.slot.admit_bound(kind, &c.excluded, (p, scheme), head, &self.certificates, now) {
+                    match c.slot.admit_bound(
+                        kind,
+                        &c.excluded,
+                        (p, scheme),
+                        head,
+                        &self.certificates,
+                        now,
+                    ) {
                         Ok((p, b)) => {
                             bound = bound.or(b);
                             Some(p)
@@ -140,10 +150,14 @@ impl Config {
             _ => &self.service,
         };
         match config {
-            Some(c) => {
-                c.slot
-                    .admit_bound(kind, &c.excluded, verified, head, &self.certificates, unix_now())
-            }
+            Some(c) => c.slot.admit_bound(
+                kind,
+                &c.excluded,
+                verified,
+                head,
+                &self.certificates,
+                unix_now(),
+            ),
             None => Ok((verified.0, None)),
         }
     }

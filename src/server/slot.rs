@@ -10,7 +10,9 @@ use crate::verify::Step;
 use crate::verify::rules::ClaimRule;
 use crate::{AuthError, Principal, Verifier};
 
-/// How far a slot got without waiting.
+/// How far a slot got without waiting. `Fetch` holds the parsed token by
+/// value (the rare path, as `Progress::Waiting`).
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Authenticated {
     /// No token, and none is required.
     Empty,
@@ -165,7 +167,10 @@ impl Slot {
         source: &TokenSource,
         head: &Head<'h>,
     ) -> Result<Option<(&'h str, Scheme)>, AuthError> {
-        let refuse = |e: AuthError| e.with_slot(kind).with_challenge(self.binding.challenge(None));
+        let refuse = |e: AuthError| {
+            e.with_slot(kind)
+                .with_challenge(self.binding.challenge(None))
+        };
         match source
             .extract_with_scheme(head.headers, head.uri, self.binding.takes_dpop())
             .map_err(refuse)?

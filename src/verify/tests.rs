@@ -816,9 +816,17 @@ fn bound_tokens_need_their_proof_outside_the_layer() {
     let v = Verifier::new([Issuer::new(idp.issuer(), "a").with_keys(idp.key_set())]).unwrap();
     let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
     for cnf in [json!({ "jkt": jkt }), json!({ "x5t#S256": jkt })] {
-        let token = idp.token("alice").audience("a").claim("cnf", cnf.clone()).sign();
+        let token = idp
+            .token("alice")
+            .audience("a")
+            .claim("cnf", cnf.clone())
+            .sign();
         let e = v.verify(&token).unwrap_err();
-        assert!(e.reason().contains("without its proof"), "{cnf}: {}", e.reason());
+        assert!(
+            e.reason().contains("without its proof"),
+            "{cnf}: {}",
+            e.reason()
+        );
         let e = futures_lite_block(v.verify_async(&token)).unwrap_err();
         assert!(e.reason().contains("without its proof"), "{cnf}");
         // verify_bound hands it out, binding and all, for the caller to check.
@@ -831,7 +839,10 @@ fn bound_tokens_need_their_proof_outside_the_layer() {
         .audience("a")
         .claim("cnf", json!({ "jwk": { "kty": "EC" } }))
         .sign();
-    assert_eq!(v.verify_bound(&token).unwrap_err().reason(), "unsupported token binding");
+    assert_eq!(
+        v.verify_bound(&token).unwrap_err().reason(),
+        "unsupported token binding"
+    );
 }
 
 /// Poll a future that is ready at once (no key fetch involved).
