@@ -81,7 +81,6 @@
 
 #[cfg(feature = "_aws-lc")]
 mod certificate;
-mod confirmation;
 #[cfg(feature = "_aws-lc")]
 mod dpop;
 #[cfg(feature = "_aws-lc")]
@@ -95,10 +94,9 @@ mod thumbprint;
 #[cfg(feature = "_aws-lc")]
 mod uri;
 
+pub use crate::caller::Confirmation;
 #[cfg(feature = "_aws-lc")]
 pub use certificate::{CertificateSource, ClientCertificate};
-pub use confirmation::Confirmation;
-pub(crate) use confirmation::UNSUPPORTED_BINDING;
 #[cfg(feature = "_aws-lc")]
 pub use dpop::Dpop;
 #[cfg(feature = "_aws-lc")]
@@ -109,9 +107,9 @@ pub use nonce::Nonces;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::AuthError;
 use crate::revocation::{MemoryStore, RevocationCheck, TokenFacts, TokenStore};
 use crate::token::{Head, Scheme};
-use crate::{AuthError, Principal};
 
 /// How one slot takes bound tokens.
 #[derive(Clone, Debug, Default)]
@@ -150,17 +148,16 @@ impl SlotBinding {
         Ok(())
     }
 
-    /// Check the binding of a verified `principal` presented with `scheme`:
-    /// the proof of its DPoP key, the certificate it is bound to.
+    /// Check the binding (`cnf`) of a verified `token` presented with
+    /// `scheme`: the proof of its DPoP key, the certificate it is bound to.
     pub(crate) fn check(
         &self,
-        principal: &Principal,
+        (token, cnf): (&str, Option<&Confirmation>),
         scheme: Scheme,
         head: &Head<'_>,
         certificates: &Certificates,
         now: u64,
     ) -> Result<Option<Bound>, AuthError> {
-        let cnf = principal.confirmation();
         match cnf.and_then(Confirmation::certificate_thumbprint) {
             Some(x5t) => {
                 let presented = certificates.thumbprint(head)?;
@@ -192,12 +189,12 @@ impl SlotBinding {
             (Scheme::Dpop, None) => Err(AuthError::invalid_token("token is not DPoP-bound")),
             #[cfg(feature = "_aws-lc")]
             (Scheme::Dpop, Some(jkt)) => match &self.dpop {
-                Some(dpop) => dpop.prove(head, principal.token(), jkt, now).map(Some),
+                Some(dpop) => dpop.prove(head, token, jkt, now).map(Some),
                 None => Err(AuthError::invalid_token("DPoP not accepted here")),
             },
             #[cfg(not(feature = "_aws-lc"))]
             (Scheme::Dpop, Some(_)) => {
-                let _ = now;
+                let _ = (now, token);
                 Err(AuthError::invalid_token("DPoP not accepted here"))
             }
         }

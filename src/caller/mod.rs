@@ -2,12 +2,15 @@
 //! [`Principal`]s and the actor chain of a delegated token; the
 //! [current](Caller::current) caller is a task-local.
 
+mod confirmation;
 mod current;
 mod principal;
 
 use std::fmt;
 use std::sync::Arc;
 
+pub use confirmation::Confirmation;
+pub(crate) use confirmation::UNSUPPORTED_BINDING;
 pub use current::Scoped;
 pub(crate) use principal::PrincipalParts;
 pub use principal::{Actor, Principal, PrincipalId};
@@ -46,8 +49,6 @@ pub struct Caller {
     /// The request this caller made, for audit events (set by the layer
     /// while audit events are collected).
     origin: Option<Arc<audit::Origin>>,
-    /// The DPoP proof of this request, until the layer recorded its `jti`.
-    pub(crate) bound: Option<Arc<crate::binding::Bound>>,
 }
 
 /// The caller of a request that skipped authentication: nobody.
@@ -56,7 +57,6 @@ pub(crate) static NOBODY: Caller = Caller {
     user: None,
     service: None,
     origin: None,
-    bound: None,
 };
 
 impl Caller {
@@ -66,7 +66,6 @@ impl Caller {
             user,
             service,
             origin: None,
-            bound: None,
         }
     }
 
@@ -87,10 +86,8 @@ impl Caller {
     /// The RFC 7638 thumbprint of the DPoP key this request proved
     /// possession of (RFC 9449), when a principal's token is DPoP-bound.
     pub fn dpop_jkt(&self) -> Option<&str> {
-        self.principals().find_map(|p| {
-            p.confirmation()
-                .and_then(crate::binding::Confirmation::dpop_jkt)
-        })
+        self.principals()
+            .find_map(|p| p.confirmation().and_then(Confirmation::dpop_jkt))
     }
 
     /// The SHA-256 thumbprint of the client certificate a principal's token
@@ -98,7 +95,7 @@ impl Caller {
     pub fn certificate_thumbprint(&self) -> Option<&str> {
         self.principals().find_map(|p| {
             p.confirmation()
-                .and_then(crate::binding::Confirmation::certificate_thumbprint)
+                .and_then(Confirmation::certificate_thumbprint)
         })
     }
 

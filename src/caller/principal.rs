@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::binding::Confirmation;
+use super::Confirmation;
 use crate::permission::{PermissionCheck, Permissions};
 
 /// Who a principal is: its issuer and its subject.

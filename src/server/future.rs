@@ -12,7 +12,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::service::{Before, Finish};
+use super::service::{Before, Finish, Proof};
 use super::{Config, Progress, RejectionBody};
 use crate::caller::Scoped;
 use crate::metrics;
@@ -27,6 +27,8 @@ struct Call<S, B> {
     inner: S,
     req: Request<B>,
     config: Arc<Config>,
+    /// The request's DPoP proof, once verified.
+    proof: Proof,
 }
 
 pin_project! {
@@ -103,7 +105,7 @@ where
         span: tracing::Span,
     ) -> Self {
         ResponseFuture {
-            state: calling(inner, req, config, caller),
+            state: calling(inner, req, config, caller, &None),
             span,
         }
     }
@@ -133,7 +135,15 @@ where
         span: tracing::Span,
     ) -> Self {
         ResponseFuture {
-            state: next(progress, Call { inner, req, config }),
+            state: next(
+                progress,
+                Call {
+                    inner,
+                    req,
+                    config,
+                    proof: None,
+                },
+            ),
             span,
         }
     }
@@ -144,11 +154,12 @@ fn calling<S, ReqBody, ResBody>(
     mut req: Request<ReqBody>,
     config: &Config,
     caller: Caller,
+    proof: &Proof,
 ) -> State<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    let finish = config.finish(&caller);
+    let finish = config.finish(proof);
     let caller = config.accept(&mut req, caller);
     State::Calling {
         future: caller.scope(inner.call(req)),
@@ -157,7 +168,7 @@ where
 }
 
 /// The state that follows `progress`.
-fn next<S, ReqBody, ResBody>(progress: Progress, call: Call<S, ReqBody>) -> State<S, ReqBody>
+fn next<S, ReqBody, ResBody>(progress: Progress, mut call: Call<S, ReqBody>) -> State<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: RejectionBody,
@@ -178,17 +189,23 @@ where
             before: Some(before),
             call: Some(call),
         },
-        Progress::Enriching(pending) => State::Enriching {
-            pending,
-            call: Some(call),
-        },
-        Progress::Done(caller) => match call.config.enriched(caller) {
-            Ok(caller) => checking(caller, call),
-            Err(pending) => State::Enriching {
+        Progress::Enriching(pending, proof) => {
+            call.proof = proof;
+            State::Enriching {
                 pending,
                 call: Some(call),
-            },
-        },
+            }
+        }
+        Progress::Done(caller, proof) => {
+            call.proof = proof;
+            match call.config.enriched(caller) {
+                Ok(caller) => checking(caller, call),
+                Err(pending) => State::Enriching {
+                    pending,
+                    call: Some(call),
+                },
+            }
+        }
     }
 }
 
@@ -198,14 +215,14 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: RejectionBody,
 {
-    if call.config.asks_store(&caller) {
+    if call.config.asks_store(&caller, &call.proof) {
         State::CheckingRevocation {
-            check: call.config.store_check(&caller),
+            check: call.config.store_check(&caller, &call.proof),
             caller: Some(caller),
             call: Some(call),
         }
     } else {
-        calling(&mut call.inner, call.req, &call.config, caller)
+        calling(&mut call.inner, call.req, &call.config, caller, &call.proof)
     }
 }
 
@@ -246,11 +263,10 @@ where
                                 bound,
                             },
                         ),
-                        (Ok((principal, bound)), _) => {
-                            let mut caller = Caller::new(before.user, Some(principal));
-                            caller.bound = before.bound.or(bound).map(Arc::new);
-                            Progress::Done(caller)
-                        }
+                        (Ok((principal, bound)), _) => Progress::Done(
+                            Caller::new(before.user, Some(principal)),
+                            before.bound.or(bound).map(Arc::new),
+                        ),
                     };
                     next(progress, call)
                 }
@@ -275,7 +291,9 @@ where
                         .take()
                         .expect("ResponseFuture polled after completion");
                     match checked {
-                        Ok(()) => calling(&mut call.inner, call.req, &call.config, caller),
+                        Ok(()) => {
+                            calling(&mut call.inner, call.req, &call.config, caller, &call.proof)
+                        }
                         Err(error) => State::Rejected {
                             response: Some(call.config.refuse(error, &call.req, Some(&caller))),
                         },

@@ -43,9 +43,10 @@ pub(crate) struct Config {
 /// parsed token by value (the rare path; see `verify::Step`).
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Progress {
-    Done(Caller),
+    /// Every slot verified; the DPoP proof whose `jti` is still to record.
+    Done(Caller, Proof),
     /// The application's hook is asked for permissions.
-    Enriching(super::enrich::Pending),
+    Enriching(super::enrich::Pending, Proof),
     Refused(AuthError),
     /// The key of `slot`'s token is being fetched; `user` verified before.
     #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
@@ -56,6 +57,10 @@ pub(crate) enum Progress {
         verify: crate::verify::Verify,
     },
 }
+
+/// A DPoP proof that passed, until its `jti` is recorded and the answer
+/// has its nonce.
+pub(crate) type Proof = Option<Arc<crate::binding::Bound>>;
 
 /// What verified before a slot that waits for keys: the user, and the
 /// user slot's DPoP proof.
@@ -118,9 +123,7 @@ impl Config {
                 _ => service = principal,
             }
         }
-        let mut caller = Caller::new(user, service);
-        caller.bound = bound.map(Arc::new);
-        Progress::Done(caller)
+        Progress::Done(Caller::new(user, service), bound.map(Arc::new))
     }
 
     /// `error` about `kind`'s token, presented with `scheme`, as that slot
@@ -173,17 +176,21 @@ impl Config {
 
     /// Whether a store must be asked about `caller`: the revocation list,
     /// or the replay record of its DPoP proof.
-    pub(super) fn asks_store(&self, caller: &Caller) -> bool {
-        (self.revocation.is_some() && !caller.is_anonymous()) || caller.bound.is_some()
+    pub(super) fn asks_store(&self, caller: &Caller, proof: &Proof) -> bool {
+        (self.revocation.is_some() && !caller.is_anonymous()) || proof.is_some()
     }
 
     /// The store checks of `caller`: revocation, then its proof's `jti`.
-    pub(super) fn store_check(&self, caller: &Caller) -> crate::revocation::RevocationCheck {
+    pub(super) fn store_check(
+        &self,
+        caller: &Caller,
+        proof: &Proof,
+    ) -> crate::revocation::RevocationCheck {
         let revocation = match &self.revocation {
             Some(r) if !caller.is_anonymous() => r.check(caller),
             _ => crate::revocation::RevocationCheck::Ready(Some(Ok(()))),
         };
-        match &caller.bound {
+        match proof {
             Some(bound) => revocation.then(bound.replay.check()),
             None => revocation,
         }
@@ -192,8 +199,8 @@ impl Config {
     /// What the response of `caller`'s request gets on its way out: a
     /// refusal made behind the layer rendered with this layer's renderer
     /// (and the `DPoP` challenge after a DPoP request), a new `DPoP-Nonce`.
-    pub(super) fn finish(&self, caller: &Caller) -> Finish {
-        let Some(bound) = &caller.bound else {
+    pub(super) fn finish(&self, proof: &Proof) -> Finish {
+        let Some(bound) = proof else {
             return Finish {
                 renderer: self.renderer.clone(),
                 extra: None,
@@ -393,9 +400,9 @@ where
             .progress(&Head::of(&req), SlotKind::User, Before::default());
         match progress {
             // The common case: every token verified at once, nothing to ask.
-            Progress::Done(caller) => match self.config.enriched(caller) {
+            Progress::Done(caller, proof) => match self.config.enriched(caller) {
                 // The inner service is called in the span.
-                Ok(caller) if !self.config.asks_store(&caller) => {
+                Ok(caller) if !self.config.asks_store(&caller, &proof) => {
                     let future = ResponseFuture::call(
                         &mut self.inner,
                         req,
@@ -409,8 +416,8 @@ where
                 enriched => {
                     drop(entered);
                     let progress = match enriched {
-                        Ok(caller) => Progress::Done(caller),
-                        Err(pending) => Progress::Enriching(pending),
+                        Ok(caller) => Progress::Done(caller, proof),
+                        Err(pending) => Progress::Enriching(pending, proof),
                     };
                     let clone = self.inner.clone();
                     let inner = std::mem::replace(&mut self.inner, clone);

@@ -228,7 +228,13 @@ impl Slot {
         let principal = self.admit(kind, others, principal).map_err(refuse)?;
         let bound = self
             .binding
-            .check(&principal, scheme, head, certificates, now)
+            .check(
+                (principal.token(), principal.confirmation()),
+                scheme,
+                head,
+                certificates,
+                now,
+            )
             .map_err(refuse)?;
         Ok((principal, bound))
     }

@@ -27,7 +27,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde_json::{Map, Value};
 
 use crate::AuthError;
-use crate::binding::Confirmation;
+use crate::caller::Confirmation;
 use crate::keys::Algorithm;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -360,8 +360,8 @@ pub(crate) fn claims<'a>(
     });
     parsed.map_err(|e| {
         let message = e.to_string();
-        if message.starts_with(crate::binding::UNSUPPORTED_BINDING) {
-            return AuthError::invalid_token(crate::binding::UNSUPPORTED_BINDING);
+        if message.starts_with(crate::caller::UNSUPPORTED_BINDING) {
+            return AuthError::invalid_token(crate::caller::UNSUPPORTED_BINDING);
         }
         if e.classify() == serde_json::error::Category::Data
             && !message.starts_with(DUPLICATE)
