@@ -16,11 +16,13 @@ CONNECTIONS=${CONNECTIONS:-32}
 . benches/start_load_server.sh
 user=$(cat "$work/user.token")
 service=$(cat "$work/service.token")
+dpop_token=$(cat "$work/dpop.token")
 
 run() { # name path [headers...]
   local name=$1 path=$2; shift 2
   local out
-  out=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$base$path")
+  # The URL first: a script's arguments follow `--` at the end.
+  out=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$base$path" "$@")
   local rps p50 p99 non2xx
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -39,6 +41,11 @@ for _ in $(seq "$ROUNDS"); do
   run "no auth, a no-op route_layer, user header sent" /noop-layer "${U[@]}"
   run "naive jsonwebtoken::decode layer" /naive "${U[@]}"
   run "one RS256 token, cached" /one "${U[@]}"
+  # Fresh proofs for this round (more than one core can check in it).
+  curl -s -X POST "$base/dpop/proofs/$((20000 * DURATION))" > /dev/null
+  run "one RS256 token, cached, DPoP proof (ES256) each request" /dpop \
+    -s benches/dpop.lua -- "$work/dpop.proofs" "$dpop_token"
+  run "one RS256 token, cached, bearer on the DPoP route" /dpop "${U[@]}"
   curl -s -X POST "$base/metrics/on" > /dev/null
   run "one RS256 token, cached, metrics on" /one "${U[@]}"
   run "no auth, user token header sent, metrics on" /noauth "${U[@]}"

@@ -13,6 +13,8 @@
 //! | `/jwks` | user slot with keys from a JWKS endpoint, cache off |
 //! | `/mixed` | the same with the cache on, counting statuses per `?class=` |
 //! | `/stats` | those counts and the valid class's server-side p50/p99 |
+//! | `/dpop` | user slot taking DPoP (RFC 9449), cache on; `$LOAD_DIR/dpop.token` is bound to the server's own key |
+//! | `POST /dpop/proofs/{n}` | writes `n` fresh ES256 proofs for `GET /dpop`, one per line, to `$LOAD_DIR/dpop.proofs` |
 //! | `POST /metrics/{on,off}` | metrics to a Prometheus recorder, or to none (off, the default) |
 //!
 //! The JWKS endpoint is served by this process too, on another port, with
@@ -380,11 +382,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }),
         )
         .with_state(());
+    // DPoP: proofs are checked against the address this server is bound to.
     let listener = tokio::net::TcpListener::bind(
         std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:0".into()),
     )
     .await?;
-    println!("listening on http://{}", listener.local_addr()?);
+    let origin = format!("http://{}", listener.local_addr()?);
+    let key = tower_mandate::binding::DpopKey::generate();
+    let bound = users
+        .token("alice")
+        .scope("images:read")
+        .expires_in(day)
+        .claim("cnf", serde_json::json!({"jkt": key.thumbprint()}))
+        .sign();
+    std::fs::write(format!("{dir}/dpop.token"), &bound)?;
+    let dpop = tower_mandate::binding::Dpop::allowed()
+        .with_origin(&origin)
+        // Proofs are signed before a run and used during it.
+        .with_max_age(Duration::from_secs(600));
+    let dpop_layer = MandateLayer::builder()
+        .user(tower_mandate::Slot::required(user.clone()).with_dpop(dpop))
+        .build()?;
+    let uri: http::Uri = format!("{origin}/dpop").parse()?;
+    let app = app.route("/dpop", get(ok).route_layer(dpop_layer)).route(
+        "/dpop/proofs/{n}",
+        post(move |axum::extract::Path(n): axum::extract::Path<usize>| {
+            let (key, uri, bound, dir) = (key.clone(), uri.clone(), bound.clone(), dir.clone());
+            async move {
+                let proofs: Result<Vec<String>, _> = (0..n.min(1_000_000))
+                    .map(|_| key.proof(&http::Method::GET, &uri, Some(&bound), None))
+                    .collect();
+                match proofs
+                    .map(|p| std::fs::write(format!("{dir}/dpop.proofs"), p.join("\n") + "\n"))
+                {
+                    Ok(Ok(())) => StatusCode::NO_CONTENT,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                }
+            }
+        }),
+    );
+    println!("listening on {origin}");
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! One bounded cache for the crate's four caches: verified tokens
-//! (`verify`), unknown key ids (`keys::jwks`), tokens obtained by providers
-//! (`provider`) and parsed Cedar resource types (`policy`).
+//! One bounded cache for the crate's caches: verified tokens (`verify`),
+//! unknown key ids (`keys::jwks`), tokens obtained by providers
+//! (`provider`), parsed Cedar resource types (`policy`) and DPoP proof
+//! keys (`binding`).
 //!
 //! It is `quick_cache`'s sharded cache: a hit takes a shard's read lock and
 //! sets a bit; a full cache evicts its coldest entries one at a time (CLOCK

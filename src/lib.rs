@@ -38,13 +38,31 @@
 //! RFC 9068), [`server`] for the layer and its answers (RFC 6750), and
 //! [`permission`](mod@permission) for how claims and roles become permissions.
 //!
+//! | credential | header (gRPC: metadata of the same name) |
+//! |---|---|
+//! | user's token | `Authorization: Bearer <jwt>` |
+//! | calling service's token | `Service-Authorization: Bearer <jwt>` |
+//! | DPoP-bound token ([`binding::Dpop`], RFC 9449) | `Authorization: DPoP <jwt>` + one `DPoP: <proof>` |
+//! | certificate-bound token (RFC 8705) | the token, over TLS with the client certificate ([`binding`]) |
+//!
 //! | case | HTTP | `WWW-Authenticate` |
 //! |---|---|---|
-//! | no credentials | 401 | `Bearer` |
+//! | no credentials | 401 | `Bearer` (a slot taking DPoP: `Bearer, DPoP algs="…"`) |
 //! | bad, expired, wrong iss/aud, unknown key | 401 | `Bearer error="invalid_token"` |
+//! | DPoP-bound token as bearer; bearer token to a DPoP-only slot | 401 | `error="invalid_token"` with the `DPoP` challenge |
+//! | bad, replayed or misdirected DPoP proof | 401 | `DPoP algs="…", error="invalid_dpop_proof"` |
+//! | DPoP nonce missing (nonces on) | 401 + `DPoP-Nonce` | `DPoP algs="…", error="use_dpop_nonce"` |
 //! | duplicate or malformed credential header | 400 | `Bearer error="invalid_request"` |
 //! | permission missing | 403 | `Bearer error="insufficient_scope", scope="…"` |
 //! | keys cannot be obtained (JWKS down, `kid` unknown) | 503 + `Retry-After` | — |
+//!
+//! # Sender-constrained tokens
+//!
+//! [`binding`]: DPoP (RFC 9449) on a slot with [`Slot::with_dpop`], tokens
+//! bound to a client certificate (RFC 8705), DPoP-bound tokens obtained and
+//! proven on outgoing calls. A bound token is never accepted, nor
+//! forwarded, as a bearer token. DPoP and certificate thumbprints need
+//! `aws-lc-rs` (on by default).
 //!
 //! # Running in production
 //!
@@ -86,6 +104,7 @@
 //! | `redis` | no | [`revocation`]: a Redis store shared by replicas |
 //! | `cedar` | no | [`policy::CedarPolicy`]: resource policies in Cedar |
 //! | `tonic` | no | [`tonic`]: gRPC refusals and guard helpers returning `tonic::Status` |
+//! | `tonic-tls` | no | certificate-bound tokens on tonic's own TLS server (its `TlsConnectInfo`) |
 //! | `reqwest` | no | `propagate::PropagateMiddleware` for reqwest-middleware |
 //! | `rust-crypto` | no | signatures checked by the RustCrypto crates (via jsonwebtoken) |
 //! | `config` | no | [`config`]: the layer, providers and propagation from a configuration file |

@@ -351,3 +351,54 @@ fn requests_have_a_span_and_their_decisions_name_method_and_route() {
         }
     }
 }
+
+#[test]
+fn a_dpop_request_names_the_proven_key() {
+    use tower::{Service, ServiceExt};
+    use tower_mandate::binding::{Dpop, DpopKey};
+    use tower_mandate::{MandateLayer, Slot};
+
+    let users = TestIssuer::es256("https://users").with_audience("a");
+    let verifier =
+        Verifier::new([Issuer::new("https://users", "a").with_keys(users.key_set())]).unwrap();
+    let layer = MandateLayer::builder()
+        .user(
+            Slot::required(verifier).with_dpop(Dpop::allowed().with_origin("https://api.example")),
+        )
+        .build()
+        .unwrap();
+    let inner = tower::service_fn(|_: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    });
+    let mut service = tower::Layer::layer(&layer, inner);
+    let key = DpopKey::generate();
+    let token = users
+        .token("alice")
+        .claim("cnf", serde_json::json!({"jkt": key.thumbprint()}))
+        .sign();
+    let uri: http::Uri = "https://api.example/x".parse().unwrap();
+    let events = capture(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let proof = key
+                .proof(&http::Method::GET, &uri, Some(&token), None)
+                .unwrap();
+            let req = http::Request::get("/x")
+                .header("authorization", format!("DPoP {token}"))
+                .header("dpop", proof)
+                .body(())
+                .unwrap();
+            let res = service.ready().await.unwrap().call(req).await.unwrap();
+            assert_eq!(res.status().as_u16(), 200);
+        });
+    });
+    let allowed = events
+        .iter()
+        .find(|e| e["decision"] == "allow")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(allowed["dpop_jkt"], key.thumbprint());
+    assert_eq!(allowed["x5t_s256"], "");
+}

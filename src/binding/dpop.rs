@@ -69,7 +69,12 @@ struct Prepared {
     algs_text: Arc<str>,
     origins: Vec<String>,
     store: ReplayStore,
+    /// Proof headers checked before (one per client key).
+    keys: proof::ProofKeys,
 }
+
+/// Proof headers kept (each a client's key, parsed).
+const PROOF_KEYS: usize = 10_000;
 
 /// The proof algorithms taken by default: every asymmetric one.
 const DEFAULT_ALGS: [Algorithm; 9] = [
@@ -240,6 +245,7 @@ impl Dpop {
             algs_text: algs_text.into(),
             origins,
             store,
+            keys: proof::ProofKeys::new(PROOF_KEYS),
         }));
         Ok(())
     }
@@ -279,6 +285,7 @@ impl Dpop {
             algs: prepared.algs,
             max_age: self.max_age,
             leeway: self.leeway,
+            keys: &prepared.keys,
         };
         let result = proof::check(proof, &want);
         let checked = result?;

@@ -183,3 +183,86 @@ fn redis_credentials_are_never_inline() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn dpop_and_certificate_settings_build_or_name_their_key() {
+    let idp = TestIssuer::es256("https://a");
+    let dir = std::env::temp_dir().join(format!("mandate-config-dpop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("jwks.json");
+    std::fs::write(&jwks, idp.jwks()).unwrap();
+    let slot = |extra: &str| {
+        format!(
+            "[user]\n{extra}\n[[user.issuers]]\nissuer = \"https://a\"\naudiences = [\"a\"]\njwks_file = {:?}\n",
+            jwks.display().to_string()
+        )
+    };
+    let build = |text: &str| {
+        MandateConfig::from_toml(text)
+            .map_err(|e| e.to_string())?
+            .layer()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        build(&slot(
+            "dpop = \"allowed\"\ndpop_origins = [\"https://images.example\"]\ndpop_max_age = \"30s\""
+        )),
+        Ok(())
+    );
+    assert_eq!(
+        build(&slot(
+            "dpop = \"required\"\ndpop_origins = [\"https://images.example\"]\ndpop_algorithms = [\"ES256\"]\ncertificate_bound = true"
+        )),
+        Ok(())
+    );
+    let e = build(&slot("dpop = \"allowed\"")).unwrap_err();
+    assert!(e.starts_with("user.dpop_origins: "), "{e}");
+    let e = build(&slot("dpop_max_age = \"30s\"")).unwrap_err();
+    assert!(e.starts_with("user.dpop_max_age: applies with dpop"), "{e}");
+    let e = build(&slot("dpop = \"sometimes\"")).unwrap_err();
+    assert!(
+        e.starts_with("user.dpop: unknown variant `sometimes`"),
+        "{e}"
+    );
+    let e = build(&slot(
+        "dpop = \"allowed\"\ndpop_origins = [\"https://images.example\"]\ndpop_algorithms = [\"HS256\"]",
+    ))
+    .unwrap_err();
+    assert!(e.contains("HS256 cannot sign DPoP proofs"), "{e}");
+    let e = build(&slot(
+        "dpop = \"allowed\"\ndpop_origins = [\"https://images.example/api\"]",
+    ))
+    .unwrap_err();
+    assert!(e.contains("is not scheme://host[:port]"), "{e}");
+    let e = build(&slot(
+        "dpop = \"allowed\"\ndpop_origins = [\"https://i.example\"]\ndpop_nonce_secret_env = \"MANDATE_TEST_UNSET_SECRET\"",
+    ))
+    .unwrap_err();
+    assert!(e.starts_with("user.dpop_nonce_secret_env: "), "{e}");
+    let secret = dir.join("nonce.secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+    assert_eq!(
+        build(&slot(&format!(
+            "dpop = \"allowed\"\ndpop_origins = [\"https://i.example\"]\ndpop_nonce_secret_file = {:?}\ndpop_nonce_rotation = \"1m\"",
+            secret.display().to_string()
+        ))),
+        Ok(())
+    );
+    // Where certificates come from.
+    let certs = |table: &str| format!("{}\n[client_certificates]\n{table}\n", slot(""));
+    assert_eq!(build(&certs("source = \"envoy_xfcc\"")), Ok(()));
+    assert_eq!(
+        build(&certs(
+            "source = \"pem_header\"\nheader = \"x-client-cert\""
+        )),
+        Ok(())
+    );
+    let e = build(&certs("source = \"pem_header\"")).unwrap_err();
+    assert!(e.starts_with("client_certificates.header: "), "{e}");
+    let e = build(&certs("source = \"connection\"\nheader = \"x\"")).unwrap_err();
+    assert!(
+        e.starts_with("client_certificates.header: applies to"),
+        "{e}"
+    );
+}
