@@ -57,9 +57,10 @@
 //! [`CertificateSource::envoy_xfcc`] or [`CertificateSource::pem_header`]
 //! on [`MandateBuilder::with_client_certificates`](crate::server::MandateBuilder::with_client_certificates).
 //!
-//! With axum over tokio-rustls, insert the certificate per connection:
+//! With axum over tokio-rustls, insert the certificate per connection
+//! (`tests/mtls.rs` does it in full):
 //!
-//! ```ignore
+//! ```text
 //! let tls = acceptor.accept(tcp).await?;
 //! let cert = tls.get_ref().1.peer_certificates()
 //!     .and_then(|c| c.first())
