@@ -18,6 +18,7 @@
 //! | `token_id` | the user's (else the service's) `jti`, or a short digest of the token |
 //! | `method` | the request's HTTP method (`POST` for gRPC), or empty outside a request |
 //! | `route` | the matched route (axum's `MatchedPath`), else the path — the gRPC method (`/pkg.Service/Method`) for tonic |
+//! | `txn` | the Transaction Token's `txn` (one id across the call chain), or empty |
 //! | `dpop_jkt` | the thumbprint of the DPoP key the caller proved (RFC 9449), or empty |
 //! | `x5t_s256` | the thumbprint of the client certificate a token is bound to (RFC 8705), or empty |
 //!
@@ -43,6 +44,7 @@ pub(crate) struct Who<'a> {
     pub(crate) token_id: String,
     /// The request the decision is made in, when the layer saw it.
     pub(crate) origin: Option<&'a Origin>,
+    pub(crate) txn: &'a str,
     pub(crate) dpop_jkt: &'a str,
     pub(crate) x5t_s256: &'a str,
 }
@@ -126,6 +128,7 @@ pub(crate) fn decision(
         token_id = who.token_id.as_str(),
         method = who.origin.map_or("", |o| o.method.as_str()),
         route = who.origin.map_or("", |o| &*o.route),
+        txn = who.txn,
         dpop_jkt = who.dpop_jkt,
         x5t_s256 = who.x5t_s256,
         "authorization decision"

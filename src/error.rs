@@ -12,6 +12,8 @@ pub enum SlotKind {
     User,
     /// The calling service's own token (default `Service-Authorization: Bearer …`).
     Service,
+    /// The transaction's token (default `Txn-Token: …`, draft-ietf-oauth-transaction-tokens).
+    Transaction,
 }
 
 impl SlotKind {
@@ -20,6 +22,7 @@ impl SlotKind {
         match self {
             SlotKind::User => "user",
             SlotKind::Service => "service",
+            SlotKind::Transaction => "transaction",
         }
     }
 }

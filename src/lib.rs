@@ -135,6 +135,7 @@ pub mod provider;
 pub mod revocation;
 pub mod server;
 mod token;
+pub mod transaction;
 pub mod verify;
 
 #[cfg(feature = "axum")]

@@ -99,6 +99,12 @@ async fn me(caller: Caller) -> Json<Value> {
         "user": principal_json(caller.user()),
         "service": principal_json(caller.service()),
         "actors": caller.actors().iter().map(|a| a.subject()).collect::<Vec<_>>(),
+        "transaction": caller.transaction().map(|t| json!({
+            "txn": t.txn(),
+            "sub": t.subject(),
+            "scope": t.scope(),
+            "tctx": t.tctx(),
+        })),
     }))
 }
 
@@ -107,11 +113,13 @@ async fn create(
     caller: Require<ImagesWrite>,
     body: Bytes,
 ) -> Result<Response, AuthError> {
-    // An image belongs to a user: a service alone cannot upload.
-    let owner = caller
-        .user()
-        .ok_or_else(|| AuthError::insufficient_scope(ImagesWrite::NAME))?
-        .id();
+    // An image belongs to a user (or a transaction's subject): a service
+    // alone cannot upload.
+    let owner = match (caller.user(), caller.transaction()) {
+        (Some(user), _) => user.id(),
+        (None, Some(transaction)) => transaction.id(),
+        (None, None) => return Err(AuthError::insufficient_scope(ImagesWrite::NAME)),
+    };
     let id = format!("img-{}", store.next.fetch_add(1, Ordering::Relaxed) + 1);
     let answer = json!({"id": id, "owner": owner.subject()});
     let image = Image {

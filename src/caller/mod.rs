@@ -46,6 +46,9 @@ fn held_reason(held: bool, who: &'static str) -> &'static str {
 pub struct Caller {
     user: Option<Principal>,
     service: Option<Principal>,
+    /// The request's Transaction Token, as a principal whose permissions
+    /// are its `scope`.
+    transaction: Option<Principal>,
     /// The request this caller made, for audit events (set by the layer
     /// while audit events are collected).
     origin: Option<Arc<audit::Origin>>,
@@ -56,6 +59,7 @@ pub struct Caller {
 pub(crate) static NOBODY: Caller = Caller {
     user: None,
     service: None,
+    transaction: None,
     origin: None,
 };
 
@@ -65,8 +69,24 @@ impl Caller {
         Caller {
             user,
             service,
+            transaction: None,
             origin: None,
         }
+    }
+
+    /// This caller with the request's Transaction Token (verified by the
+    /// layer's [`TransactionSlot`](crate::transaction::TransactionSlot)).
+    pub(crate) fn with_transaction(mut self, transaction: Option<Principal>) -> Self {
+        self.transaction = transaction;
+        self
+    }
+
+    /// The request's Transaction Token, when the layer has a transaction
+    /// slot and it verified one: `txn`, `sub`, `scope`, `tctx`, `rctx`.
+    pub fn transaction(&self) -> Option<crate::transaction::Transaction<'_>> {
+        self.transaction
+            .as_ref()
+            .map(crate::transaction::Transaction)
     }
 
     /// The same caller with other principals (the application's
@@ -111,12 +131,21 @@ impl Caller {
 
     /// The verified principals: the user first, then the service.
     pub fn principals(&self) -> impl Iterator<Item = &Principal> {
-        self.user.iter().chain(self.service.iter())
+        self.user
+            .iter()
+            .chain(self.service.iter())
+            .chain(self.transaction.iter())
     }
 
     /// Whether no principal verified.
     pub fn is_anonymous(&self) -> bool {
-        self.user.is_none() && self.service.is_none()
+        self.user.is_none() && self.service.is_none() && self.transaction.is_none()
+    }
+
+    /// Whom the request is for: the user, else the transaction's subject
+    /// (ownership checks compare with it).
+    pub(crate) fn on_behalf_of(&self) -> Option<&Principal> {
+        self.user.as_ref().or(self.transaction.as_ref())
     }
 
     /// The actor chain of the user's token (or of the service's token when
@@ -262,6 +291,7 @@ impl Caller {
                 .map(|p| audit::token_id(p.token_id(), p.token()))
                 .unwrap_or_default(),
             origin: self.origin.as_deref(),
+            txn: self.transaction().map(|t| t.txn()).unwrap_or_default(),
             dpop_jkt: self.dpop_jkt().unwrap_or(""),
             x5t_s256: self.certificate_thumbprint().unwrap_or(""),
         };

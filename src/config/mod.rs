@@ -44,6 +44,7 @@ mod binding;
 mod issuer;
 mod propagate;
 mod slots;
+mod transaction;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -58,6 +59,7 @@ pub use propagate::{
     TokenRequestConfig, UserTokenMode,
 };
 pub use slots::{RevocationConfig, SlotConfig, SlotMode, StoreKind};
+pub use transaction::TransactionConfig;
 
 use crate::server::MandateBuilder;
 use crate::{ConfigError, MandateLayer};
@@ -74,6 +76,9 @@ pub struct MandateConfig {
     /// The calling service's slot.
     #[serde(default)]
     pub service: Option<SlotConfig>,
+    /// The Transaction Token slot.
+    #[serde(default)]
+    pub transaction: Option<TransactionConfig>,
     /// A revocation list and replay guard checked on every request.
     #[serde(default)]
     pub revocation: Option<RevocationConfig>,
@@ -227,6 +232,15 @@ impl MandateConfig {
             .flatten()
         {
             builder = builder.service(slot);
+        }
+        if let Some(slot) = self
+            .transaction
+            .as_ref()
+            .map(|t| t.build("transaction", self.client()))
+            .transpose()?
+            .flatten()
+        {
+            builder = builder.transaction(slot);
         }
         if let Some(revocation) = &self.revocation {
             builder = builder.with_revocation(revocation.build("revocation")?);

@@ -60,7 +60,7 @@ impl Caller {
         if !self.principals().all(Principal::holds::<P>) {
             return deny("permission missing", AuthError::insufficient_scope(P::NAME));
         }
-        if self.user().is_some_and(|u| u.is(owner)) {
+        if self.on_behalf_of().is_some_and(|u| u.is(owner)) {
             metrics::guard(|| Cow::Borrowed(P::NAME), true);
             self.audit(true, "owner", P::NAME, resource);
             return Ok(());

@@ -28,6 +28,8 @@ pub struct Destination {
     port: u16,
     pub(super) user: UserToken,
     pub(super) service: Option<(Arc<dyn TokenProvider>, TokenRequest)>,
+    /// Forward the request's Transaction Token (the default).
+    pub(super) transaction: bool,
 }
 
 impl Destination {
@@ -40,6 +42,7 @@ impl Destination {
             port: 443,
             user: UserToken::Forward,
             service: None,
+            transaction: true,
         }
     }
 
@@ -84,6 +87,14 @@ impl Destination {
     /// Send no user token to this destination.
     pub fn drop_user_token(mut self) -> Self {
         self.user = UserToken::Drop;
+        self
+    }
+
+    /// Do not forward the request's Transaction Token (`Txn-Token`) to this
+    /// destination; by default it goes, unmodified, to every destination
+    /// on the list (draft-ietf-oauth-transaction-tokens-10 §12.2).
+    pub fn drop_transaction(mut self) -> Self {
+        self.transaction = false;
         self
     }
 

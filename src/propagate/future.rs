@@ -69,6 +69,8 @@ impl Token {
 pub(super) struct Tokens {
     user: Option<Token>,
     service: Option<Token>,
+    /// The request's Transaction Token, forwarded as received.
+    transaction: Option<String>,
 }
 
 impl Tokens {
@@ -81,8 +83,13 @@ impl Tokens {
     /// be exchanged.
     pub(super) fn plan(
         destination: &Destination,
-        user: Option<&crate::Principal>,
+        caller: Option<&crate::Caller>,
     ) -> Result<Tokens, BoxError> {
+        let user = caller.and_then(crate::Caller::user);
+        let transaction = caller
+            .and_then(crate::Caller::transaction)
+            .filter(|_| destination.transaction)
+            .map(|t| t.token().to_owned());
         let user = match (user, &destination.user) {
             (None, _) | (_, UserToken::Drop) => None,
             (Some(p), UserToken::Forward) => {
@@ -103,7 +110,11 @@ impl Tokens {
             .service
             .as_ref()
             .map(|(provider, request)| Token::from(provider, request.clone()));
-        Ok(Tokens { user, service })
+        Ok(Tokens {
+            user,
+            service,
+            transaction,
+        })
     }
 
     pub(super) fn ready(&self) -> bool {
@@ -138,6 +149,14 @@ impl Tokens {
         (method, uri): (&http::Method, &http::Uri),
         headers: &mut http::HeaderMap,
     ) -> Result<(), BoxError> {
+        if let Some(txn) = &self.transaction
+            && (p.overwrite || !headers.contains_key(crate::transaction::HEADER))
+        {
+            let mut value = http::HeaderValue::from_str(txn)
+                .map_err(|_| "a transaction token is not a valid header value")?;
+            value.set_sensitive(true);
+            headers.insert(crate::transaction::HEADER, value);
+        }
         let mut proofs = 0;
         for (token, header) in [
             (&self.user, &p.user_header),

@@ -233,7 +233,7 @@ where
             return ResponseFuture::calling(self.inner.call(req));
         };
         let caller = Caller::current();
-        let tokens = match Tokens::plan(destination, caller.as_ref().and_then(Caller::user)) {
+        let tokens = match Tokens::plan(destination, caller.as_ref()) {
             Ok(tokens) => tokens,
             Err(e) => return ResponseFuture::failed(e),
         };

@@ -156,8 +156,7 @@ impl Middleware for PropagateMiddleware {
         let failed = |e: super::BoxError| {
             reqwest_middleware::Error::Middleware(anyhow::Error::msg(e.to_string()))
         };
-        let mut tokens =
-            Tokens::plan(destination, caller.as_ref().and_then(Caller::user)).map_err(failed)?;
+        let mut tokens = Tokens::plan(destination, caller.as_ref()).map_err(failed)?;
         let method = req.method().clone();
         let uri: http::Uri = req
             .url()

@@ -269,7 +269,14 @@ impl Revocation {
     /// Check every principal of `caller`: answered in place by a
     /// [`MemoryStore`], else a future asking the store.
     pub(crate) fn check(&self, caller: &Caller) -> RevocationCheck {
-        let facts: Vec<TokenFacts> = caller.principals().map(TokenFacts::of).collect();
+        // The user's and the service's tokens: a Transaction Token is
+        // forwarded along a call chain, so a hop may see it more than once.
+        let facts: Vec<TokenFacts> = caller
+            .user()
+            .into_iter()
+            .chain(caller.service())
+            .map(TokenFacts::of)
+            .collect();
         if self.guard_replay && facts.iter().any(|f| f.jti.is_none()) {
             return RevocationCheck::Ready(Some(Err(AuthError::invalid_token(
                 "token without jti",

@@ -248,25 +248,18 @@ where
                 } => {
                     let verified = ready!(verify.poll(cx));
                     let call = call.take().expect("ResponseFuture polled after completion");
-                    let before = before.take().unwrap_or_default();
+                    let mut before = before.take().unwrap_or_default();
                     let head = Head::of(&call.req);
                     let verified = verified
                         .map_err(|e| call.config.refusal(*slot, *scheme, e))
                         .and_then(|p| call.config.admit(*slot, (p, *scheme), &head));
-                    let progress = match (verified, *slot) {
-                        (Err(error), _) => Progress::Refused(error),
-                        (Ok((principal, bound)), SlotKind::User) => call.config.progress(
-                            &head,
-                            SlotKind::Service,
-                            Before {
-                                user: Some(principal),
-                                bound,
-                            },
-                        ),
-                        (Ok((principal, bound)), _) => Progress::Done(
-                            Caller::new(before.user, Some(principal)),
-                            before.bound.or(bound).map(Arc::new),
-                        ),
+                    let progress = match verified {
+                        Err(error) => Progress::Refused(error),
+                        Ok((principal, bound)) => {
+                            before.set(*slot, Some(principal));
+                            before.bound = before.bound.or(bound);
+                            call.config.after(&head, *slot, before)
+                        }
                     };
                     next(progress, call)
                 }

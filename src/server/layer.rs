@@ -16,6 +16,7 @@ use crate::{ConfigError, Slot, Verifier};
 pub struct MandateBuilder {
     user: Option<Slot>,
     service: Option<Slot>,
+    transaction: Option<crate::transaction::TransactionSlot>,
     renderer: Renderer,
     interchangeable_ok: bool,
     revocation: Option<crate::revocation::Revocation>,
@@ -34,6 +35,14 @@ impl MandateBuilder {
     /// The calling service's slot (default source `Service-Authorization: Bearer …`).
     pub fn service(mut self, slot: Slot) -> Self {
         self.service = Some(slot);
+        self
+    }
+
+    /// The transaction's slot (`Txn-Token: …`): see
+    /// [`transaction`](crate::transaction). Its principal takes part in every
+    /// guard: a permission must be within the transaction's `scope` too.
+    pub fn transaction(mut self, slot: crate::transaction::TransactionSlot) -> Self {
+        self.transaction = Some(slot);
         self
     }
 
@@ -213,10 +222,33 @@ impl MandateBuilder {
                 check_distinct(&u.slot.verifier, &s.slot.verifier)?;
             }
         }
+        let transaction = self
+            .transaction
+            .map(|t| t.into_slot())
+            .transpose()?
+            .map(|slot| SlotConfig {
+                source: slot
+                    .source
+                    .clone()
+                    .unwrap_or_else(|| TokenSource::raw_header(crate::transaction::HEADER)),
+                slot,
+                excluded: Vec::new(),
+            });
+        for other in [&user, &service].into_iter().flatten() {
+            if let Some(t) = &transaction
+                && t.source.same_as(&other.source)
+            {
+                return Err(ConfigError::SlotConflict(format!(
+                    "the transaction slot and another slot both read {:?}",
+                    t.source
+                )));
+            }
+        }
         Ok(MandateLayer {
             config: Arc::new(Config {
                 user,
                 service,
+                transaction,
                 skips: self.skips,
                 enrichment: self.enrichment.map(Arc::new),
                 renderer: self.renderer,
@@ -299,11 +331,15 @@ impl MandateLayer {
     }
 
     fn required_slots(&self) -> impl Iterator<Item = &Slot> {
-        [&self.config.user, &self.config.service]
-            .into_iter()
-            .flatten()
-            .map(|c| &c.slot)
-            .filter(|s| s.is_required())
+        [
+            &self.config.user,
+            &self.config.service,
+            &self.config.transaction,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|c| &c.slot)
+        .filter(|s| s.is_required())
     }
 
     /// Start a layer with several slots.
@@ -311,6 +347,7 @@ impl MandateLayer {
         MandateBuilder {
             user: None,
             service: None,
+            transaction: None,
             renderer: Renderer::default(),
             interchangeable_ok: false,
             revocation: None,

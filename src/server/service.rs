@@ -29,6 +29,7 @@ pub(crate) struct SlotConfig {
 pub(crate) struct Config {
     pub(super) user: Option<SlotConfig>,
     pub(super) service: Option<SlotConfig>,
+    pub(super) transaction: Option<SlotConfig>,
     pub(super) renderer: Renderer,
     pub(super) revocation: Option<crate::revocation::Revocation>,
     /// Requests let through unauthenticated.
@@ -62,33 +63,60 @@ pub(crate) enum Progress {
 /// has its nonce.
 pub(crate) type Proof = Option<Arc<crate::binding::Bound>>;
 
-/// What verified before a slot that waits for keys: the user, and the
-/// user slot's DPoP proof.
+/// What verified before a slot that waits for keys: the principals of the
+/// slots before it, and the DPoP proof.
 #[derive(Default)]
 pub(crate) struct Before {
-    pub(super) user: Option<Principal>,
+    pub(super) principals: [Option<Principal>; 3],
     pub(super) bound: Option<crate::binding::Bound>,
 }
 
+impl Before {
+    /// `principal` verified in `kind`'s slot.
+    pub(super) fn set(&mut self, kind: SlotKind, principal: Option<Principal>) {
+        self.principals[slot_index(kind)] = principal;
+    }
+
+    fn into_progress(self) -> Progress {
+        let [user, service, transaction] = self.principals;
+        Progress::Done(
+            Caller::new(user, service).with_transaction(transaction),
+            self.bound.map(Arc::new),
+        )
+    }
+}
+
+/// The order slots are verified in.
+const SLOTS: [SlotKind; 3] = [SlotKind::User, SlotKind::Service, SlotKind::Transaction];
+
+fn slot_index(kind: SlotKind) -> usize {
+    match kind {
+        SlotKind::User => 0,
+        SlotKind::Service => 1,
+        _ => 2,
+    }
+}
+
+/// The slot after `kind`, if any.
+pub(super) fn next_slot(kind: SlotKind) -> Option<SlotKind> {
+    SLOTS.get(slot_index(kind) + 1).copied()
+}
+
 impl Config {
+    fn slot(&self, kind: SlotKind) -> &Option<SlotConfig> {
+        match kind {
+            SlotKind::User => &self.user,
+            SlotKind::Service => &self.service,
+            _ => &self.transaction,
+        }
+    }
+
     /// Verify the slots of a request from `from` on (`before` is what
-    /// verified before, when the service slot is next), without waiting.
-    pub(super) fn progress(&self, head: &Head<'_>, from: SlotKind, before: Before) -> Progress {
+    /// verified in the slots before it), without waiting.
+    pub(super) fn progress(&self, head: &Head<'_>, from: SlotKind, mut before: Before) -> Progress {
         let now = unix_now();
-        let slots = [
-            (SlotKind::User, &self.user),
-            (SlotKind::Service, &self.service),
-        ];
-        let Before {
-            mut user,
-            mut bound,
-        } = before;
-        let mut service = None;
-        for (kind, config) in slots {
-            if from == SlotKind::Service && kind == SlotKind::User {
-                continue;
-            }
-            let Some(c) = config else { continue };
+        for kind in SLOTS.into_iter().skip(slot_index(from)) {
+            let Some(c) = self.slot(kind) else { continue };
             let principal = match c.slot.authenticate(kind, &c.source, head, now) {
                 Ok(Authenticated::Empty) => None,
                 Ok(Authenticated::Verified(p, scheme)) => {
@@ -101,7 +129,7 @@ impl Config {
                         now,
                     ) {
                         Ok((p, b)) => {
-                            bound = bound.or(b);
+                            before.bound = before.bound.or(b);
                             Some(p)
                         }
                         Err(e) => return Progress::Refused(e),
@@ -113,26 +141,29 @@ impl Config {
                     return Progress::Waiting {
                         slot: kind,
                         scheme,
-                        before: Before { user, bound },
+                        before,
                         verify: crate::verify::Verify::waiting(&c.slot.verifier, pending),
                     };
                 }
             };
-            match kind {
-                SlotKind::User => user = principal,
-                _ => service = principal,
-            }
+            before.set(kind, principal);
         }
-        Progress::Done(Caller::new(user, service), bound.map(Arc::new))
+        before.into_progress()
+    }
+
+    /// What follows a slot that verified after a key fetch: the next
+    /// slots, or the caller.
+    pub(super) fn after(&self, head: &Head<'_>, kind: SlotKind, before: Before) -> Progress {
+        match next_slot(kind) {
+            Some(next) => self.progress(head, next, before),
+            None => before.into_progress(),
+        }
     }
 
     /// `error` about `kind`'s token, presented with `scheme`, as that slot
     /// answers it (its challenge).
     pub(super) fn refusal(&self, kind: SlotKind, scheme: Scheme, error: AuthError) -> AuthError {
-        let config = match kind {
-            SlotKind::User => &self.user,
-            _ => &self.service,
-        };
+        let config = self.slot(kind);
         let error = error.with_slot(kind);
         match config {
             Some(c) => error.with_challenge(c.slot.binding.challenge(Some(scheme))),
@@ -148,10 +179,7 @@ impl Config {
         verified: (Principal, Scheme),
         head: &Head<'_>,
     ) -> Result<(Principal, Option<crate::binding::Bound>), AuthError> {
-        let config = match kind {
-            SlotKind::User => &self.user,
-            _ => &self.service,
-        };
+        let config = self.slot(kind);
         match config {
             Some(c) => c.slot.admit_bound(
                 kind,

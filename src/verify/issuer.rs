@@ -86,6 +86,9 @@ pub struct Issuer {
     /// Entra ID of every tenant: only a client id (a GUID) identifies the
     /// application across tenants.
     pub(super) audiences_must_be_guids: bool,
+    /// Tokens without `iss` are this issuer's (a Transaction Token Service,
+    /// whose tokens are bound to a trust domain by `aud`, not by `iss`).
+    pub(crate) without_iss: bool,
 }
 
 impl Issuer {
@@ -108,6 +111,7 @@ impl Issuer {
             template: None,
             tenants: None,
             audiences_must_be_guids: false,
+            without_iss: false,
         }
     }
 

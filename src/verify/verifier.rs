@@ -310,16 +310,21 @@ impl Verifier {
         let captured = &self.0.captured;
         let claims = jws::claims(&json, &|name| captured.contains(name))?;
         // RFC 8725 §3.8: the issuer picks the rules and keys, before the signature.
-        let iss = claims
-            .iss
-            .as_deref()
-            .ok_or_else(|| invalid("missing iss"))?;
-        let index = self
-            .0
-            .issuers
-            .iter()
-            .position(|i| i.trusts(iss, &claims.captured))
-            .ok_or_else(|| invalid("untrusted issuer"))?;
+        let index = match claims.iss.as_deref() {
+            Some(iss) => self
+                .0
+                .issuers
+                .iter()
+                .position(|i| !i.without_iss && i.trusts(iss, &claims.captured))
+                .ok_or_else(|| invalid("untrusted issuer"))?,
+            // Only an issuer configured for it takes tokens without `iss`.
+            None => self
+                .0
+                .issuers
+                .iter()
+                .position(|i| i.without_iss)
+                .ok_or_else(|| invalid("missing iss"))?,
+        };
         let issuer = &self.0.issuers[index];
         if !issuer.algorithms.contains(header.alg) {
             return Err(invalid("algorithm not allowed").into());

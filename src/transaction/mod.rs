@@ -1,0 +1,326 @@
+//! Transaction Tokens (draft-ietf-oauth-transaction-tokens-10): a short-lived,
+//! signed, immutable token that names the user, the purpose (`scope`) and
+//! the context of one transaction inside a trust domain. The edge exchanges
+//! the external access token for one; every internal hop forwards it
+//! unmodified (the `Txn-Token` header) beside its own workload identity.
+//!
+//! # Receiving
+//!
+//! [`TransactionSlot`] is a third slot of the layer
+//! ([`MandateBuilder::transaction`](crate::server::MandateBuilder::transaction)):
+//! exactly one `Txn-Token` header (two are a 400; `Authorization` is never
+//! read for it, §12), verified as draft §9 and §12.2 ask:
+//!
+//! | check | here |
+//! |---|---|
+//! | `typ` | `txntoken+jwt` (§9.1), nothing else |
+//! | signature | the Transaction Token Service's keys ([`TransactionSlot::with_keys`], [`with_jwks`](TransactionSlot::with_jwks)); asymmetric algorithms |
+//! | `aud` | the configured trust domain (§9.2: never accepted outside it) |
+//! | `iss` | optional in the draft: absent, unless [`with_issuer`](TransactionSlot::with_issuer) names the one the service sets |
+//! | `exp`, `iat` | required; the slot's leeway (default 60 s) |
+//! | `txn`, `sub`, `scope`, `req_wl` | required (§9.2); `tctx` and `rctx` read as objects when present |
+//!
+//! # Deciding
+//!
+//! The transaction is a principal of the request like the user and the
+//! calling service: [`Require<P>`](crate::Require) holds when P is within
+//! the transaction's `scope` **and** the calling service (its own token)
+//! holds P — the intersection the crate makes for every principal.
+//! Ownership checks use the transaction's `sub` when no user token came
+//! (its [`PrincipalId`](crate::PrincipalId) is the trust domain and the
+//! `sub`). Handlers read the transaction with
+//! [`Caller::transaction`](crate::Caller::transaction); audit events carry
+//! `txn`.
+//!
+//! # Propagating
+//!
+//! `PropagateLayer` and `PropagateMiddleware` forward the request's
+//! `Txn-Token` unmodified (§12.2) to every listed destination, beside the
+//! destination's service token; [`Destination::drop_transaction`](crate::propagate::Destination::drop_transaction)
+//! keeps it from one.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::keys::{Algorithm, KeySet};
+use crate::server::TokenSource;
+use crate::{ConfigError, Issuer, Principal, PrincipalId, Slot, Verifier};
+
+/// The draft revision this module follows.
+pub const DRAFT: &str = "draft-ietf-oauth-transaction-tokens-10";
+
+/// The `typ` of a Transaction Token (draft §9.1).
+pub const TYP: &str = "txntoken+jwt";
+
+/// The request header that carries a Transaction Token (draft §12.1).
+pub const HEADER: http::HeaderName = http::HeaderName::from_static("txn-token");
+
+/// The claims a Transaction Token must have besides `aud`, `exp` and the
+/// signature (draft §9.2).
+const REQUIRED: [&str; 5] = ["iat", "txn", "sub", "scope", "req_wl"];
+
+/// The layer's Transaction Token slot: see the [module docs](self).
+///
+/// ```
+/// use tower_mandate::transaction::TransactionSlot;
+/// use tower_mandate::{MandateLayer, Slot, Verifier, Issuer};
+/// # let tts = tower_mandate::testing::TestIssuer::es256("https://tts.images.example");
+/// # let services = tower_mandate::testing::TestIssuer::es256("https://mesh.example");
+/// let layer = MandateLayer::builder()
+///     .service(Slot::required(Verifier::new([
+///         Issuer::new("https://mesh.example", "image-store").with_keys(services.key_set()),
+///     ])?))
+///     .transaction(TransactionSlot::required("images.example").with_keys(tts.key_set()))
+///     .build()?;
+/// # let _ = layer;
+/// # Ok::<(), tower_mandate::ConfigError>(())
+/// ```
+#[must_use]
+pub struct TransactionSlot {
+    required: bool,
+    trust_domain: String,
+    issuer: Option<String>,
+    keys: Keys,
+    algorithms: Option<Vec<Algorithm>>,
+    leeway: Option<Duration>,
+    source: Option<TokenSource>,
+}
+
+enum Keys {
+    None,
+    Static(KeySet),
+    #[cfg(feature = "jwks")]
+    Jwks(crate::keys::JwksSource),
+}
+
+impl TransactionSlot {
+    fn new(required: bool, trust_domain: impl Into<String>) -> Self {
+        TransactionSlot {
+            required,
+            trust_domain: trust_domain.into(),
+            issuer: None,
+            keys: Keys::None,
+            algorithms: None,
+            leeway: None,
+            source: None,
+        }
+    }
+
+    /// Every request must carry a valid Transaction Token for `trust_domain`.
+    pub fn required(trust_domain: impl Into<String>) -> Self {
+        Self::new(true, trust_domain)
+    }
+
+    /// A Transaction Token is verified when present.
+    pub fn optional(trust_domain: impl Into<String>) -> Self {
+        Self::new(false, trust_domain)
+    }
+
+    /// The Transaction Token Service's keys, fixed.
+    pub fn with_keys(mut self, keys: KeySet) -> Self {
+        self.keys = Keys::Static(keys);
+        self
+    }
+
+    /// The Transaction Token Service's keys, from its JWKS endpoint.
+    #[cfg(feature = "jwks")]
+    pub fn with_jwks(mut self, source: crate::keys::JwksSource) -> Self {
+        self.keys = Keys::Jwks(source);
+        self
+    }
+
+    /// The `iss` the service sets; without it, tokens must have no `iss`.
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The signature algorithms taken (default: every asymmetric one).
+    pub fn with_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Clock leeway for `exp` and `iat` (default 60 s).
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = Some(leeway);
+        self
+    }
+
+    /// Read the token from `source` instead of the `Txn-Token` header.
+    pub fn with_source(mut self, source: TokenSource) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The trust domain (`aud`).
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// The slot the layer verifies it with.
+    pub(crate) fn into_slot(self) -> Result<Slot, ConfigError> {
+        let invalid = |reason: &str| ConfigError::InvalidRule {
+            issuer: self.trust_domain.clone(),
+            reason: reason.to_owned(),
+        };
+        if self.trust_domain.is_empty() {
+            return Err(invalid("a Transaction Token slot needs its trust domain"));
+        }
+        let mut issuer = match &self.issuer {
+            Some(iss) => Issuer::new(iss.clone(), self.trust_domain.clone()),
+            None => {
+                let mut issuer = Issuer::new(
+                    format!("urn:txn-token-service:{}", self.trust_domain),
+                    self.trust_domain.clone(),
+                );
+                issuer.without_iss = true;
+                issuer
+            }
+        }
+        .require_typ(TYP)
+        .with_claims_check(check_types);
+        for claim in REQUIRED {
+            issuer = issuer.require_claim(claim);
+        }
+        issuer = match self.keys {
+            Keys::None => return Err(invalid("a Transaction Token slot needs the service's keys")),
+            Keys::Static(keys) => issuer.with_keys(keys),
+            #[cfg(feature = "jwks")]
+            Keys::Jwks(source) => issuer.with_jwks(source),
+        };
+        if let Some(algs) = self.algorithms {
+            issuer = issuer.with_algorithms(algs);
+        }
+        if let Some(leeway) = self.leeway {
+            issuer = issuer.with_leeway(leeway);
+        }
+        let verifier = Verifier::new([issuer])?;
+        let slot = if self.required {
+            Slot::required(verifier)
+        } else {
+            Slot::optional(verifier)
+        };
+        Ok(slot.with_source(
+            self.source
+                .unwrap_or_else(|| TokenSource::raw_header(HEADER)),
+        ))
+    }
+}
+
+/// The members' JSON types (draft §9.2): `txn`, `scope` and `req_wl`
+/// strings (`txn` and `req_wl` not empty), `tctx` and `rctx` objects.
+fn check_types(claims: &Map<String, Value>) -> Result<(), &'static str> {
+    for name in ["txn", "req_wl"] {
+        if !claims
+            .get(name)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err("transaction claim of wrong type");
+        }
+    }
+    if !claims.get("scope").is_some_and(Value::is_string) {
+        return Err("transaction claim of wrong type");
+    }
+    for name in ["tctx", "rctx"] {
+        if claims.get(name).is_some_and(|v| !v.is_object()) {
+            return Err("transaction claim of wrong type");
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Debug for TransactionSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransactionSlot")
+            .field("required", &self.required)
+            .field("trust_domain", &self.trust_domain)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The verified Transaction Token of a request: see
+/// [`Caller::transaction`](crate::Caller::transaction).
+#[derive(Clone, Copy)]
+pub struct Transaction<'a>(pub(crate) &'a Principal);
+
+impl<'a> Transaction<'a> {
+    /// `txn`: the transaction's id, the same across the whole call chain.
+    pub fn txn(&self) -> &'a str {
+        self.str_claim("txn")
+    }
+
+    /// `sub`: whom the transaction is for, unique within the trust domain.
+    pub fn subject(&self) -> &'a str {
+        self.0.subject()
+    }
+
+    /// The transaction's subject as an identity: the trust domain (or the
+    /// service's `iss`) and `sub`.
+    pub fn id(&self) -> PrincipalId {
+        self.0.id()
+    }
+
+    /// `scope`: the purpose, space-delimited.
+    pub fn scope(&self) -> &'a str {
+        self.str_claim("scope")
+    }
+
+    /// `req_wl`: the workload that asked for the token.
+    pub fn requesting_workload(&self) -> &'a str {
+        self.str_claim("req_wl")
+    }
+
+    /// `tctx`: the transaction's context, as the service decided it.
+    pub fn tctx(&self) -> Option<&'a Map<String, Value>> {
+        self.0.claim("tctx").and_then(Value::as_object)
+    }
+
+    /// `rctx`: the context of the request that started the transaction.
+    pub fn rctx(&self) -> Option<&'a Map<String, Value>> {
+        self.0.claim("rctx").and_then(Value::as_object)
+    }
+
+    /// `tctx` read into the application's own type.
+    ///
+    /// # Errors
+    ///
+    /// When `tctx` is missing or does not fit `T`.
+    pub fn tctx_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(self.0.claim("tctx").unwrap_or(&Value::Null))
+    }
+
+    /// The principal of the token (its permissions are its `scope`).
+    pub fn principal(&self) -> &'a Principal {
+        self.0
+    }
+
+    /// The token as received, to forward unmodified.
+    ///
+    /// # Security
+    ///
+    /// A bearer credential inside the trust domain: never log it.
+    pub fn token(&self) -> &'a str {
+        self.0.token()
+    }
+
+    fn str_claim(&self, name: &str) -> &'a str {
+        self.0.claim(name).and_then(Value::as_str).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction")
+            .field("txn", &self.txn())
+            .field("sub", &self.subject())
+            .field("scope", &self.scope())
+            .field("req_wl", &self.requesting_workload())
+            .finish_non_exhaustive()
+    }
+}
