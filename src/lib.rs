@@ -44,6 +44,7 @@
 //! | calling service's token | `Service-Authorization: Bearer <jwt>` |
 //! | DPoP-bound token ([`binding::Dpop`], RFC 9449) | `Authorization: DPoP <jwt>` + one `DPoP: <proof>` |
 //! | certificate-bound token (RFC 8705) | the token, over TLS with the client certificate ([`binding`]) |
+//! | Transaction Token ([`transaction`], draft -10) | `Txn-Token: <jwt>` |
 //!
 //! | case | HTTP | `WWW-Authenticate` |
 //! |---|---|---|

@@ -5,6 +5,7 @@
 mod confirmation;
 mod current;
 mod principal;
+mod transaction;
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ pub(crate) use confirmation::UNSUPPORTED_BINDING;
 pub use current::Scoped;
 pub(crate) use principal::PrincipalParts;
 pub use principal::{Actor, Principal, PrincipalId};
+pub use transaction::Transaction;
 
 use crate::{AuthError, audit, permission::PermissionCheck};
 
@@ -83,10 +85,8 @@ impl Caller {
 
     /// The request's Transaction Token, when the layer has a transaction
     /// slot and it verified one: `txn`, `sub`, `scope`, `tctx`, `rctx`.
-    pub fn transaction(&self) -> Option<crate::transaction::Transaction<'_>> {
-        self.transaction
-            .as_ref()
-            .map(crate::transaction::Transaction)
+    pub fn transaction(&self) -> Option<Transaction<'_>> {
+        self.transaction.as_ref().map(Transaction)
     }
 
     /// The same caller with other principals (the application's

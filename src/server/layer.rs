@@ -224,8 +224,16 @@ impl MandateBuilder {
         }
         let transaction = self
             .transaction
-            .map(|t| t.into_slot())
+            .map(|t| t.into_parts())
             .transpose()?
+            .map(|(verifier, required, source)| {
+                let slot = if required {
+                    Slot::required(verifier)
+                } else {
+                    Slot::optional(verifier)
+                };
+                slot.with_source(source)
+            })
             .map(|slot| SlotConfig {
                 source: slot
                     .source

@@ -42,12 +42,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+pub use crate::caller::Transaction;
 use crate::keys::{Algorithm, KeySet};
-use crate::server::TokenSource;
-use crate::{ConfigError, Issuer, Principal, PrincipalId, Slot, Verifier};
+use crate::token::TokenSource;
+use crate::{ConfigError, Issuer, Verifier};
 
 /// The draft revision this module follows.
 pub const DRAFT: &str = "draft-ietf-oauth-transaction-tokens-10";
@@ -161,8 +161,9 @@ impl TransactionSlot {
         &self.trust_domain
     }
 
-    /// The slot the layer verifies it with.
-    pub(crate) fn into_slot(self) -> Result<Slot, ConfigError> {
+    /// What the layer's slot is made of: the verifier, whether a token is
+    /// required, and where it is read.
+    pub(crate) fn into_parts(self) -> Result<(Verifier, bool, TokenSource), ConfigError> {
         let invalid = |reason: &str| ConfigError::InvalidRule {
             issuer: self.trust_domain.clone(),
             reason: reason.to_owned(),
@@ -199,15 +200,10 @@ impl TransactionSlot {
             issuer = issuer.with_leeway(leeway);
         }
         let verifier = Verifier::new([issuer])?;
-        let slot = if self.required {
-            Slot::required(verifier)
-        } else {
-            Slot::optional(verifier)
-        };
-        Ok(slot.with_source(
-            self.source
-                .unwrap_or_else(|| TokenSource::raw_header(HEADER)),
-        ))
+        let source = self
+            .source
+            .unwrap_or_else(|| TokenSource::raw_header(HEADER));
+        Ok((verifier, self.required, source))
     }
 }
 
@@ -215,10 +211,10 @@ impl TransactionSlot {
 /// strings (`txn` and `req_wl` not empty), `tctx` and `rctx` objects.
 fn check_types(claims: &Map<String, Value>) -> Result<(), &'static str> {
     for name in ["txn", "req_wl"] {
-        if !claims
+        if claims
             .get(name)
             .and_then(Value::as_str)
-            .is_some_and(|s| !s.is_empty())
+            .is_none_or(str::is_empty)
         {
             return Err("transaction claim of wrong type");
         }
@@ -240,87 +236,6 @@ impl fmt::Debug for TransactionSlot {
             .field("required", &self.required)
             .field("trust_domain", &self.trust_domain)
             .field("issuer", &self.issuer)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The verified Transaction Token of a request: see
-/// [`Caller::transaction`](crate::Caller::transaction).
-#[derive(Clone, Copy)]
-pub struct Transaction<'a>(pub(crate) &'a Principal);
-
-impl<'a> Transaction<'a> {
-    /// `txn`: the transaction's id, the same across the whole call chain.
-    pub fn txn(&self) -> &'a str {
-        self.str_claim("txn")
-    }
-
-    /// `sub`: whom the transaction is for, unique within the trust domain.
-    pub fn subject(&self) -> &'a str {
-        self.0.subject()
-    }
-
-    /// The transaction's subject as an identity: the trust domain (or the
-    /// service's `iss`) and `sub`.
-    pub fn id(&self) -> PrincipalId {
-        self.0.id()
-    }
-
-    /// `scope`: the purpose, space-delimited.
-    pub fn scope(&self) -> &'a str {
-        self.str_claim("scope")
-    }
-
-    /// `req_wl`: the workload that asked for the token.
-    pub fn requesting_workload(&self) -> &'a str {
-        self.str_claim("req_wl")
-    }
-
-    /// `tctx`: the transaction's context, as the service decided it.
-    pub fn tctx(&self) -> Option<&'a Map<String, Value>> {
-        self.0.claim("tctx").and_then(Value::as_object)
-    }
-
-    /// `rctx`: the context of the request that started the transaction.
-    pub fn rctx(&self) -> Option<&'a Map<String, Value>> {
-        self.0.claim("rctx").and_then(Value::as_object)
-    }
-
-    /// `tctx` read into the application's own type.
-    ///
-    /// # Errors
-    ///
-    /// When `tctx` is missing or does not fit `T`.
-    pub fn tctx_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(self.0.claim("tctx").unwrap_or(&Value::Null))
-    }
-
-    /// The principal of the token (its permissions are its `scope`).
-    pub fn principal(&self) -> &'a Principal {
-        self.0
-    }
-
-    /// The token as received, to forward unmodified.
-    ///
-    /// # Security
-    ///
-    /// A bearer credential inside the trust domain: never log it.
-    pub fn token(&self) -> &'a str {
-        self.0.token()
-    }
-
-    fn str_claim(&self, name: &str) -> &'a str {
-        self.0.claim(name).and_then(Value::as_str).unwrap_or("")
-    }
-}
-
-impl fmt::Debug for Transaction<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transaction")
-            .field("txn", &self.txn())
-            .field("sub", &self.subject())
-            .field("scope", &self.scope())
-            .field("req_wl", &self.requesting_workload())
             .finish_non_exhaustive()
     }
 }

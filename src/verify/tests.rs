@@ -854,3 +854,27 @@ fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
         std::task::Poll::Pending => panic!("not ready at once"),
     }
 }
+
+#[test]
+fn an_issuer_without_iss_takes_only_tokens_without_iss() {
+    let tts = TestIssuer::es256("https://ignored");
+    let mut issuer = Issuer::new("urn:txn-token-service:d", "d").with_keys(tts.key_set());
+    issuer.without_iss = true;
+    let v = Verifier::new([issuer]).unwrap();
+    let token = tts.token("alice").audience("d").without_claim("iss").sign();
+    assert_eq!(
+        v.verify(&token).unwrap().issuer(),
+        "urn:txn-token-service:d"
+    );
+    // A token naming any issuer, even this one's name, is not this issuer's.
+    let named = tts
+        .token("alice")
+        .audience("d")
+        .claim("iss", json!("urn:txn-token-service:d"))
+        .sign();
+    assert_eq!(v.verify(&named).unwrap_err().reason(), "untrusted issuer");
+    // An ordinary issuer still needs `iss`.
+    let plain =
+        Verifier::new([Issuer::new("https://ignored", "d").with_keys(tts.key_set())]).unwrap();
+    assert_eq!(plain.verify(&token).unwrap_err().reason(), "missing iss");
+}
