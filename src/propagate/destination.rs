@@ -30,6 +30,9 @@ pub struct Destination {
     pub(super) service: Option<(Arc<dyn TokenProvider>, TokenRequest)>,
     /// Forward the request's Transaction Token (the default).
     pub(super) transaction: bool,
+    /// Without one, get a Transaction Token for the user's token from this
+    /// provider (at the edge).
+    pub(super) transaction_from: Option<(Arc<dyn TokenProvider>, TokenRequest)>,
 }
 
 impl Destination {
@@ -43,6 +46,7 @@ impl Destination {
             user: UserToken::Forward,
             service: None,
             transaction: true,
+            transaction_from: None,
         }
     }
 
@@ -95,6 +99,20 @@ impl Destination {
     /// on the list (draft-ietf-oauth-transaction-tokens-10 §12.2).
     pub fn drop_transaction(mut self) -> Self {
         self.transaction = false;
+        self
+    }
+
+    /// At the edge: a request that came with a user token and no
+    /// Transaction Token gets one for this destination from `provider`
+    /// (a [`TransactionExchange`](crate::transaction::TransactionExchange)),
+    /// the user's token as its subject and `request`'s scope its purpose,
+    /// sent in `Txn-Token`. A request that has one forwards it instead.
+    pub fn with_transaction_token(
+        mut self,
+        provider: impl TokenProvider,
+        request: TokenRequest,
+    ) -> Self {
+        self.transaction_from = Some((Arc::new(provider), request));
         self
     }
 

@@ -69,8 +69,9 @@ impl Token {
 pub(super) struct Tokens {
     user: Option<Token>,
     service: Option<Token>,
-    /// The request's Transaction Token, forwarded as received.
-    transaction: Option<String>,
+    /// The request's Transaction Token, forwarded as received, or one
+    /// obtained for the user's token at the edge.
+    transaction: Option<Token>,
 }
 
 impl Tokens {
@@ -86,10 +87,16 @@ impl Tokens {
         caller: Option<&crate::Caller>,
     ) -> Result<Tokens, BoxError> {
         let user = caller.and_then(crate::Caller::user);
-        let transaction = caller
-            .and_then(crate::Caller::transaction)
-            .filter(|_| destination.transaction)
-            .map(|t| t.token().to_owned());
+        let transaction = match (caller.and_then(crate::Caller::transaction), user) {
+            (Some(t), _) => destination
+                .transaction
+                .then(|| Token::Ready(Attach::bearer(t.token().to_owned()))),
+            (None, Some(user)) => destination
+                .transaction_from
+                .as_ref()
+                .map(|(p, r)| Token::from(p, r.clone().with_subject_token(user.token()))),
+            (None, None) => None,
+        };
         let user = match (user, &destination.user) {
             (None, _) | (_, UserToken::Drop) => None,
             (Some(p), UserToken::Forward) => {
@@ -118,7 +125,7 @@ impl Tokens {
     }
 
     pub(super) fn ready(&self) -> bool {
-        [&self.user, &self.service]
+        [&self.user, &self.service, &self.transaction]
             .into_iter()
             .flatten()
             .all(|t| matches!(t, Token::Ready(_)))
@@ -134,9 +141,15 @@ impl Tokens {
             .service
             .as_mut()
             .map_or(Poll::Ready(Ok(())), |t| t.poll(cx));
-        match (user, service) {
-            (Poll::Ready(Err(e)), _) | (_, Poll::Ready(Err(e))) => Poll::Ready(Err(e)),
-            (Poll::Ready(Ok(())), Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
+        let transaction = self
+            .transaction
+            .as_mut()
+            .map_or(Poll::Ready(Ok(())), |t| t.poll(cx));
+        match (user, service, transaction) {
+            (Poll::Ready(Err(e)), _, _)
+            | (_, Poll::Ready(Err(e)), _)
+            | (_, _, Poll::Ready(Err(e))) => Poll::Ready(Err(e)),
+            (Poll::Ready(Ok(())), Poll::Ready(Ok(())), Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
             _ => Poll::Pending,
         }
     }
@@ -149,10 +162,10 @@ impl Tokens {
         (method, uri): (&http::Method, &http::Uri),
         headers: &mut http::HeaderMap,
     ) -> Result<(), BoxError> {
-        if let Some(txn) = &self.transaction
+        if let Some(Token::Ready(txn)) = &self.transaction
             && (p.overwrite || !headers.contains_key(crate::transaction::HEADER))
         {
-            let mut value = http::HeaderValue::from_str(txn)
+            let mut value = http::HeaderValue::from_str(&txn.value)
                 .map_err(|_| "a transaction token is not a valid header value")?;
             value.set_sensitive(true);
             headers.insert(crate::transaction::HEADER, value);

@@ -42,18 +42,31 @@
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(feature = "oauth")]
+mod exchange;
+#[cfg(all(feature = "axum", feature = "_aws-lc"))]
+mod service;
+
 use serde_json::{Map, Value};
 
 pub use crate::caller::Transaction;
 use crate::keys::{Algorithm, KeySet};
 use crate::token::TokenSource;
 use crate::{ConfigError, Issuer, Verifier};
+#[cfg(feature = "oauth")]
+pub use exchange::TransactionExchange;
+#[cfg(all(feature = "axum", feature = "_aws-lc"))]
+pub use service::{TokenService, TokenServiceBuilder};
 
 /// The draft revision this module follows.
 pub const DRAFT: &str = "draft-ietf-oauth-transaction-tokens-10";
 
 /// The `typ` of a Transaction Token (draft §9.1).
 pub const TYP: &str = "txntoken+jwt";
+
+/// `requested_token_type` and `issued_token_type` of a Transaction Token
+/// (draft §11.1, §11.4).
+pub const TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:txn_token";
 
 /// The request header that carries a Transaction Token (draft §12.1).
 pub const HEADER: http::HeaderName = http::HeaderName::from_static("txn-token");

@@ -3,7 +3,10 @@ shaped as the draft's example (§9.1 header, §9.2.4 body), an implementation
 independent of the crate.
 
 Usage: txn_tokens.py TRUST_DOMAIN SCOPE
-Prints one JSON object: {"jwks": ..., "tokens": {name: token}}.
+       Prints one JSON object: {"jwks": ..., "tokens": {name: token}}.
+       txn_tokens.py --verify JWKS TOKEN TRUST_DOMAIN
+       Checks TOKEN with the draft's rules (§9.1 `typ`, §9.2 claims, §12.2:
+       signature, `aud`, `exp`) and prints its claims; exits 1 otherwise.
 """
 import base64
 import json
@@ -20,7 +23,35 @@ def b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+REQUIRED = ("iat", "aud", "exp", "txn", "sub", "scope", "req_wl")
+
+
+def verify(jwks_text, token, domain):
+    jwks = jwt.PyJWKSet.from_json(jwks_text)
+    header = jwt.get_unverified_header(token)
+    if header.get("typ") != "txntoken+jwt":
+        sys.exit("typ is not txntoken+jwt")
+    key = next(k for k in jwks.keys if k.key_id == header.get("kid"))
+    claims = jwt.decode(token, key.key, algorithms=[header["alg"]], audience=domain,
+                        options={"require": ["exp", "iat", "aud", "sub"]})
+    for name in REQUIRED:
+        if name not in claims:
+            sys.exit(f"missing {name}")
+    for name in ("txn", "sub", "scope", "req_wl"):
+        if not isinstance(claims[name], str) or (name != "scope" and not claims[name]):
+            sys.exit(f"{name} is not a string")
+    for name in ("tctx", "rctx"):
+        if name in claims and not isinstance(claims[name], dict):
+            sys.exit(f"{name} is not an object")
+    if claims["exp"] - claims["iat"] > 3600:
+        sys.exit("not short-lived")
+    print(json.dumps(claims))
+
+
 def main():
+    if sys.argv[1] == "--verify":
+        verify(*sys.argv[2:5])
+        return
     domain, scope = sys.argv[1:3]
     now = int(time.time())
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -1,0 +1,300 @@
+//! The crate's own Transaction Token Service (draft -10 §10–§11) on a real
+//! axum server, the edge exchange through propagation, replacements, and
+//! the service's tokens checked by PyJWT with the draft's claim rules.
+
+mod support;
+
+use axum::Router;
+use axum::routing::get;
+use serde_json::{Value, json};
+use tower_mandate::keys::{Algorithm, KeySet};
+use tower_mandate::mint::SigningKey;
+use tower_mandate::propagate::{Destination, PropagateLayer, PropagateMiddleware};
+use tower_mandate::provider::{AccessToken, TokenFuture, TokenProvider, TokenRequest};
+use tower_mandate::testing::TestIssuer;
+use tower_mandate::transaction::{TokenService, TransactionExchange, TransactionSlot};
+use tower_mandate::{Caller, Issuer, MandateLayer, Verifier};
+
+use support::{Server, http_client};
+
+const DOMAIN: &str = "images.example";
+
+/// A workload's own token, fixed.
+#[derive(Clone)]
+struct Own(String);
+
+impl TokenProvider for Own {
+    fn token(&self, _: TokenRequest) -> TokenFuture {
+        let token = AccessToken::new(self.0.clone(), std::time::Duration::from_secs(300));
+        Box::pin(async move { Ok(token) })
+    }
+}
+
+struct Domain {
+    users: TestIssuer,
+    services: TestIssuer,
+    tts: Server,
+    jwks: String,
+}
+
+async fn domain() -> Domain {
+    let users = TestIssuer::rs256("https://id.example").with_audience("gateway");
+    let services = TestIssuer::es256("https://mesh.example").with_audience("tts");
+    let service = TokenService::builder(
+        DOMAIN,
+        SigningKey::generate(Algorithm::ES256, "tts-1"),
+        Verifier::new([Issuer::new(users.issuer(), "gateway").with_keys(users.key_set())]).unwrap(),
+        Verifier::new([Issuer::new(services.issuer(), "tts").with_keys(services.key_set())])
+            .unwrap(),
+    )
+    .allow("gateway", ["images:read", "images:write"])
+    .allow("tagger", ["images:read"])
+    .build()
+    .unwrap();
+    let jwks = service.jwks();
+    let tts = Server::start(service.router()).await;
+    Domain {
+        users,
+        services,
+        tts,
+        jwks,
+    }
+}
+
+fn exchange(d: &Domain, workload: &str) -> TransactionExchange {
+    TransactionExchange::new(
+        d.tts.url("/token"),
+        DOMAIN,
+        Own(d.services.token(workload).audience("tts").sign()),
+        TokenRequest::default(),
+    )
+    .insecure_allow_http()
+}
+
+async fn post_token(d: &Domain, form: &[(&str, &str)], workload: Option<&str>) -> (u16, Value) {
+    let mut req = http_client().post(d.tts.url("/token")).form(form);
+    if let Some(w) = workload {
+        req = req.bearer_auth(d.services.token(w).audience("tts").sign());
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_gateway_pattern_end_to_end() {
+    let d = domain().await;
+    let keys = KeySet::from_jwks(&d.jwks).unwrap();
+    // The store: the transaction decides.
+    let store_layer = MandateLayer::builder()
+        .transaction(TransactionSlot::required(DOMAIN).with_keys(keys.clone()))
+        .build()
+        .unwrap();
+    let store = Server::start(
+        Router::new()
+            .route(
+                "/chain",
+                get(|caller: Caller| async move {
+                    let t = caller.transaction().unwrap();
+                    axum::Json(json!({
+                        "txn": t.txn(), "sub": t.subject(), "scope": t.scope(),
+                        "req_wl": t.requesting_workload(), "tctx": t.tctx(),
+                        "token": t.token(),
+                    }))
+                }),
+            )
+            .route_layer(store_layer),
+    )
+    .await;
+    // The gateway: authenticates users, exchanges their token for a
+    // Transaction Token for the purpose `images:read images:delete`.
+    let policy = PropagateLayer::builder()
+        .add_destination(
+            Destination::insecure_http("127.0.0.1", store.addr.port())
+                .drop_user_token()
+                .with_transaction_token(
+                    exchange(&d, "gateway"),
+                    TokenRequest::default().with_scope("images:read images:delete"),
+                ),
+        )
+        .build();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(PropagateMiddleware::new(&policy))
+        .build();
+    let store_url = store.url("/chain");
+    let gateway_layer = MandateLayer::new(
+        Verifier::new([Issuer::new(d.users.issuer(), "gateway").with_keys(d.users.key_set())])
+            .unwrap(),
+    );
+    let gateway = Server::start(
+        Router::new()
+            .route(
+                "/chain",
+                get(move || {
+                    let (client, url) = (client.clone(), store_url.clone());
+                    async move {
+                        let res = client.get(url).send().await.unwrap();
+                        axum::Json(res.json::<Value>().await.unwrap())
+                    }
+                }),
+            )
+            .route_layer(gateway_layer),
+    )
+    .await;
+    let alice = d
+        .users
+        .token("alice")
+        .scope("images:read images:write images:delete")
+        .sign();
+    let res = http_client()
+        .get(gateway.url("/chain"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen: Value = res.json().await.unwrap();
+    assert_eq!(seen["sub"], "alice");
+    assert_eq!(seen["req_wl"], "gateway");
+    // Narrowed: the gateway may not ask for images:delete.
+    assert_eq!(seen["scope"], "images:read");
+    assert_eq!(seen["txn"].as_str().unwrap().len(), 36);
+
+    // PyJWT checks the service's token with the draft's rules (§9).
+    let token = seen["token"].as_str().unwrap();
+    let checked = support::python(&[
+        "tests/support/txn_tokens.py",
+        "--verify",
+        &d.jwks,
+        token,
+        DOMAIN,
+    ]);
+    let claims: Value = serde_json::from_str(&checked).unwrap();
+    assert_eq!(claims["txn"], seen["txn"]);
+
+    // A replacement keeps txn, sub and aud and may only narrow.
+    let tagger = exchange(&d, "tagger");
+    let replaced = tagger.replace(token, "images:read").await.unwrap();
+    let again = support::python(&[
+        "tests/support/txn_tokens.py",
+        "--verify",
+        &d.jwks,
+        &replaced,
+        DOMAIN,
+    ]);
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(
+        (&again["txn"], &again["sub"]),
+        (&claims["txn"], &claims["sub"])
+    );
+    let widened = tagger.replace(token, "images:write").await.unwrap_err();
+    assert!(widened.to_string().contains("invalid_scope"), "{widened}");
+}
+
+#[tokio::test]
+async fn the_service_refuses_what_it_must() {
+    let d = domain().await;
+    let alice = d.users.token("alice").scope("images:read").sign();
+    let base = [
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        (
+            "requested_token_type",
+            "urn:ietf:params:oauth:token-type:txn_token",
+        ),
+        ("audience", DOMAIN),
+        ("scope", "images:read"),
+        ("subject_token", alice.as_str()),
+        (
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:access_token",
+        ),
+    ];
+    let (status, ok) = post_token(&d, &base, Some("gateway")).await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["token_type"], "N_A");
+    assert_eq!(
+        ok["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:txn_token"
+    );
+    let with = |name: &str, value: &'static str| {
+        base.iter()
+            .map(|(k, v)| if *k == name { (*k, value) } else { (*k, *v) })
+            .collect::<Vec<_>>()
+    };
+    // (form, workload, status, error code)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Option<&'a str>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (base.to_vec(), None, 401, "invalid_client"),
+        (
+            with("audience", "other.example"),
+            Some("gateway"),
+            400,
+            "invalid_target",
+        ),
+        (
+            with("subject_token", "not.a.token"),
+            Some("gateway"),
+            400,
+            "invalid_grant",
+        ),
+        (
+            with("scope", "images:write"),
+            Some("gateway"),
+            400,
+            "invalid_scope",
+        ),
+        (
+            with("scope", "images:read"),
+            Some("nobody"),
+            400,
+            "invalid_scope",
+        ),
+        (
+            with(
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            Some("gateway"),
+            400,
+            "invalid_request",
+        ),
+        (
+            with("grant_type", "client_credentials"),
+            Some("gateway"),
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            with(
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:refresh_token",
+            ),
+            Some("gateway"),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (form, workload, want, code) in cases {
+        let (status, body) = post_token(&d, &form, workload).await;
+        assert_eq!(
+            (status, body["error"].as_str().unwrap_or("")),
+            (want, code),
+            "{form:?}"
+        );
+    }
+    // A workload token from another issuer does not authenticate.
+    let stranger = TestIssuer::es256("https://stranger.example")
+        .token("gateway")
+        .audience("tts")
+        .sign();
+    let res = http_client()
+        .post(d.tts.url("/token"))
+        .form(&base)
+        .bearer_auth(stranger)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
