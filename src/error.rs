@@ -174,6 +174,10 @@ pub enum AuthErrorKind {
     /// The DPoP proof lacks the server's current nonce (RFC 9449 §9): 401
     /// `use_dpop_nonce`, with a fresh `DPoP-Nonce` header.
     UseDpopNonce,
+    /// The user's authentication is too weak or too old for the route
+    /// (RFC 9470 §3): 401 `insufficient_user_authentication` with
+    /// `acr_values` and `max_age`.
+    InsufficientUserAuthentication,
 }
 
 impl AuthErrorKind {
@@ -183,7 +187,8 @@ impl AuthErrorKind {
             AuthErrorKind::MissingCredentials
             | AuthErrorKind::InvalidToken
             | AuthErrorKind::InvalidDpopProof
-            | AuthErrorKind::UseDpopNonce => http::StatusCode::UNAUTHORIZED,
+            | AuthErrorKind::UseDpopNonce
+            | AuthErrorKind::InsufficientUserAuthentication => http::StatusCode::UNAUTHORIZED,
             AuthErrorKind::InvalidRequest => http::StatusCode::BAD_REQUEST,
             AuthErrorKind::InsufficientScope => http::StatusCode::FORBIDDEN,
             AuthErrorKind::KeysUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
@@ -205,7 +210,8 @@ impl AuthErrorKind {
             AuthErrorKind::MissingCredentials
             | AuthErrorKind::InvalidToken
             | AuthErrorKind::InvalidDpopProof
-            | AuthErrorKind::UseDpopNonce => 16,
+            | AuthErrorKind::UseDpopNonce
+            | AuthErrorKind::InsufficientUserAuthentication => 16,
             AuthErrorKind::InsufficientScope => 7,
             AuthErrorKind::InvalidRequest => 3,
             AuthErrorKind::KeysUnavailable => 14,
@@ -221,6 +227,9 @@ impl AuthErrorKind {
             AuthErrorKind::InsufficientScope => Some("insufficient_scope"),
             AuthErrorKind::InvalidDpopProof => Some("invalid_dpop_proof"),
             AuthErrorKind::UseDpopNonce => Some("use_dpop_nonce"),
+            AuthErrorKind::InsufficientUserAuthentication => {
+                Some("insufficient_user_authentication")
+            }
         }
     }
 }
@@ -240,6 +249,8 @@ pub struct AuthError {
     retry_after: Option<u64>,
     challenge: Challenge,
     dpop_nonce: Option<Box<str>>,
+    /// RFC 9470: the `acr_values` and `max_age` asked for.
+    step_up: Option<Box<(Cow<'static, str>, Option<u64>)>>,
 }
 
 /// The authentication schemes an answer challenges with (RFC 9110 §11.6.1).
@@ -267,7 +278,28 @@ impl AuthError {
             retry_after: None,
             challenge: Challenge::Bearer,
             dpop_nonce: None,
+            step_up: None,
         }
+    }
+
+    /// The user's authentication does not meet the route's requirement
+    /// (RFC 9470 §3): `acr_values` (space-separated, in order of
+    /// preference) and `max_age` (seconds) go into the challenge.
+    pub fn insufficient_user_authentication(
+        reason: &'static str,
+        acr_values: impl Into<Cow<'static, str>>,
+        max_age: Option<u64>,
+    ) -> Self {
+        AuthError {
+            step_up: Some(Box::new((acr_values.into(), max_age))),
+            ..Self::new(AuthErrorKind::InsufficientUserAuthentication, reason)
+        }
+    }
+
+    /// For [`AuthErrorKind::InsufficientUserAuthentication`]: the
+    /// `acr_values` asked for (possibly empty) and the `max_age`.
+    pub fn step_up(&self) -> Option<(&str, Option<u64>)> {
+        self.step_up.as_deref().map(|(acr, age)| (&**acr, *age))
     }
 
     /// A DPoP proof that cannot be accepted (RFC 9449 §7.1).
@@ -399,6 +431,16 @@ impl AuthError {
                 value.push_str(", scope=\"");
                 value.push_str(scope);
                 value.push('"');
+            }
+            if let Some((acr, max_age)) = self.step_up() {
+                if !acr.is_empty() {
+                    value.push_str(", acr_values=\"");
+                    value.push_str(acr);
+                    value.push('"');
+                }
+                if let Some(age) = max_age {
+                    value.push_str(&format!(", max_age={age}"));
+                }
             }
         }
         if let Challenge::Both(algs) = &self.challenge {

@@ -135,6 +135,7 @@ pub mod propagate;
 pub mod provider;
 pub mod revocation;
 pub mod server;
+pub mod step_up;
 mod token;
 pub mod transaction;
 pub mod verify;

@@ -25,7 +25,9 @@ impl Outcome {
         match kind {
             AuthErrorKind::MissingCredentials => Outcome::Unauthenticated,
             AuthErrorKind::InvalidToken | AuthErrorKind::InvalidDpopProof => Outcome::InvalidToken,
-            AuthErrorKind::UseDpopNonce => Outcome::Unauthenticated,
+            AuthErrorKind::UseDpopNonce | AuthErrorKind::InsufficientUserAuthentication => {
+                Outcome::Unauthenticated
+            }
             AuthErrorKind::InvalidRequest => Outcome::BadRequest,
             AuthErrorKind::InsufficientScope => Outcome::Forbidden,
             AuthErrorKind::KeysUnavailable => Outcome::Unavailable,

@@ -32,11 +32,21 @@ const MISSING_LAYER: &str = "tower_mandate: no MandateLayer ran for this request
 impl From<AuthError> for Status {
     /// UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT or UNAVAILABLE,
     /// with the error's fixed reason as the message.
+    /// A step-up refusal (RFC 9470) and a DPoP refusal carry their
+    /// challenge in the `www-authenticate` metadata.
     fn from(error: AuthError) -> Status {
-        Status::new(
+        let mut status = Status::new(
             Code::from(i32::from(error.kind().grpc_code())),
             error.reason(),
-        )
+        );
+        if let Some(challenge) = error.www_authenticate()
+            && (challenge.contains("insufficient_user_authentication")
+                || challenge.contains("DPoP"))
+            && let Ok(value) = challenge.parse()
+        {
+            status.metadata_mut().insert("www-authenticate", value);
+        }
+        status
     }
 }
 
@@ -79,6 +89,20 @@ pub trait RequestExt {
     fn require_service<P: PermissionCheck>(&self) -> Result<&Caller, Status> {
         let caller = self.caller()?;
         caller.require_service::<P>()?;
+        Ok(caller)
+    }
+
+    /// The user authenticated as `A` asks (RFC 9470; see
+    /// [`step_up`](crate::step_up)).
+    ///
+    /// # Errors
+    ///
+    /// UNAUTHENTICATED with the challenge in `www-authenticate` metadata.
+    fn require_authentication<A: crate::step_up::AuthenticationLevel>(
+        &self,
+    ) -> Result<&Caller, Status> {
+        let caller = self.caller()?;
+        caller.require_authentication::<A>()?;
         Ok(caller)
     }
 

@@ -8,6 +8,8 @@
 //! 403 `insufficient_scope` (401 when nobody verified). The extractors read
 //! what [`MandateLayer`](crate::MandateLayer) put into the request; without
 //! that layer they answer 500 with a message naming the fix.
+//! [`RequireAuthentication<A>`] asks for a strong and recent enough login
+//! (RFC 9470, [`step_up`](crate::step_up)).
 //!
 //! ```
 //! use axum::{Router, routing::{get, post}};
@@ -38,6 +40,8 @@
 //! ```
 
 pub(crate) mod require;
+
+pub use require::RequireAuthentication;
 
 use std::fmt;
 

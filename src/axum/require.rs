@@ -80,6 +80,40 @@ guard!(Require, require, "every principal");
 guard!(RequireUser, require_user, "user");
 guard!(RequireService, require_service, "service");
 
+/// Extractor: the user authenticated as `A` asks (RFC 9470; see
+/// [`step_up`](crate::step_up)); 401 `insufficient_user_authentication`
+/// otherwise. Combine it with a permission guard. Derefs to the [`Caller`].
+pub struct RequireAuthentication<A>(Caller, PhantomData<fn() -> A>);
+
+impl<A> Deref for RequireAuthentication<A> {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl<A> fmt::Debug for RequireAuthentication<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RequireAuthentication")
+            .field(&self.0)
+            .finish()
+    }
+}
+
+impl<A: crate::step_up::AuthenticationLevel, S: Send + Sync> FromRequestParts<S>
+    for RequireAuthentication<A>
+{
+    type Rejection = MandateRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let caller = authenticated(parts)?;
+        match caller.require_authentication::<A>() {
+            Ok(()) => Ok(RequireAuthentication(caller.clone(), PhantomData)),
+            Err(error) => Err(refuse(parts, error)),
+        }
+    }
+}
+
 impl<P> RequireUser<P> {
     /// The user, who holds `P`.
     pub fn principal(&self) -> &Principal {

@@ -70,7 +70,7 @@ fn grpc_rejection(error: &AuthError) -> Response<String> {
     let headers = response.headers_mut();
     // The challenge, as metadata: a DPoP client reads `algs` from it.
     if let Some(challenge) = error.www_authenticate()
-        && challenge.contains("DPoP")
+        && (challenge.contains("DPoP") || challenge.contains("insufficient_user_authentication"))
         && let Ok(value) = HeaderValue::from_str(&challenge)
     {
         headers.insert(WWW_AUTHENTICATE, value);

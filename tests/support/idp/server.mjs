@@ -9,7 +9,8 @@
 // grant: the subject token must be an access token of this provider; the
 // result records the actor (the actor token's `sub`, else the client) in a
 // nested `act` claim. GET /__user_token?sub=alice&aud=...&scope=... stands in
-// for a user's login: it returns an access token for that user.
+// for a user's login: it returns an access token for that user (with
+// &acr=...&auth_age=<seconds> it carries `acr` and an `auth_time` that long ago).
 //
 // DPoP (RFC 9449) is on: a client_credentials request with a `DPoP` proof
 // header gets token_type "DPoP" and a JWT whose `cnf.jkt` is the proof key's
@@ -219,6 +220,9 @@ const server = http.createServer((req, res) => {
       aud: q.get('aud') || 'image-store',
       scope: q.get('scope') || 'images:read',
       client_id: 'web',
+      // How the user logged in (RFC 9470 step-up tests): &acr=…&auth_age=<seconds ago>.
+      ...(q.get('acr') ? { acr: q.get('acr') } : {}),
+      ...(q.get('auth_age') ? { auth_time: Math.floor(Date.now() / 1000) - Number(q.get('auth_age')) } : {}),
     }).then((token) => {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ access_token: token }));
