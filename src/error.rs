@@ -251,6 +251,8 @@ pub struct AuthError {
     dpop_nonce: Option<Box<str>>,
     /// RFC 9470: the `acr_values` and `max_age` asked for.
     step_up: Option<Box<(Cow<'static, str>, Option<u64>)>>,
+    /// RFC 9728: the URL of the resource's metadata.
+    resource_metadata: Option<std::sync::Arc<str>>,
 }
 
 /// The authentication schemes an answer challenges with (RFC 9110 §11.6.1).
@@ -279,7 +281,16 @@ impl AuthError {
             challenge: Challenge::Bearer,
             dpop_nonce: None,
             step_up: None,
+            resource_metadata: None,
         }
+    }
+
+    /// Name the resource's metadata in the challenge (RFC 9728 §5.1).
+    pub(crate) fn with_resource_metadata(mut self, url: Option<std::sync::Arc<str>>) -> Self {
+        if url.is_some() {
+            self.resource_metadata = url;
+        }
+        self
     }
 
     /// The user's authentication does not meet the route's requirement
@@ -442,6 +453,14 @@ impl AuthError {
                     value.push_str(&format!(", max_age={age}"));
                 }
             }
+        }
+        // RFC 9728 §5.1: where the resource's metadata is.
+        if let Some(url) = &self.resource_metadata {
+            let bare = value == scheme;
+            value.push_str(if bare { " " } else { ", " });
+            value.push_str("resource_metadata=\"");
+            value.push_str(url);
+            value.push('"');
         }
         if let Challenge::Both(algs) = &self.challenge {
             value.push_str(", DPoP algs=\"");

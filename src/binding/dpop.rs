@@ -256,6 +256,13 @@ impl Dpop {
             .expect("Dpop::prepare runs when the layer is built")
     }
 
+    /// For protected-resource metadata (RFC 9728): whether DPoP is
+    /// required, and the proof algorithms taken.
+    pub(crate) fn metadata(&self) -> (bool, Vec<String>) {
+        let algs = self.prepared().algs_text.split(' ').map(str::to_owned).collect();
+        (self.required, algs)
+    }
+
     /// The challenge of this slot's answers after a request with `scheme`.
     pub(crate) fn challenge(&self, dpop_request: bool) -> Challenge {
         let algs = self.prepared().algs_text.clone();

@@ -17,6 +17,7 @@ pub struct MandateBuilder {
     user: Option<Slot>,
     service: Option<Slot>,
     transaction: Option<crate::transaction::TransactionSlot>,
+    metadata: Option<super::ResourceMetadata>,
     renderer: Renderer,
     interchangeable_ok: bool,
     revocation: Option<crate::revocation::Revocation>,
@@ -68,6 +69,16 @@ impl MandateBuilder {
     #[cfg(feature = "_aws-lc")]
     pub fn with_client_certificates(mut self, source: crate::binding::CertificateSource) -> Self {
         self.certificates = crate::binding::Certificates(Some(source));
+        self
+    }
+
+    /// Publish protected-resource metadata (RFC 9728) and name it in every
+    /// challenge (`resource_metadata="…"`): serve
+    /// [`MandateLayer::resource_metadata`]'s [`route`](super::ResourceMetadata::route)
+    /// at its [`url`](super::ResourceMetadata::url)'s path. The layer adds
+    /// the DPoP settings of its slots to the document.
+    pub fn with_resource_metadata(mut self, metadata: super::ResourceMetadata) -> Self {
+        self.metadata = Some(metadata);
         self
     }
 
@@ -178,8 +189,15 @@ impl MandateBuilder {
             }
             for dpop in dpop_slots {
                 dpop.prepare(self.revocation.as_ref())?;
+                if let Some(metadata) = &mut self.metadata {
+                    metadata.dpop = Some(dpop.metadata());
+                }
             }
         }
+        let metadata = match self.metadata.take() {
+            Some(m) => Some((Arc::<str>::from(m.url()?), m)),
+            None => None,
+        };
         if let Some(prefix) = super::skip::too_broad(&self.skips) {
             return Err(ConfigError::InvalidSkip(format!(
                 "the skip prefix {prefix:?} would let every request through unauthenticated"
@@ -257,6 +275,7 @@ impl MandateBuilder {
                 user,
                 service,
                 transaction,
+                metadata,
                 skips: self.skips,
                 enrichment: self.enrichment.map(Arc::new),
                 renderer: self.renderer,
@@ -350,12 +369,21 @@ impl MandateLayer {
         .filter(|s| s.is_required())
     }
 
+    /// The protected-resource metadata (RFC 9728) the layer names in its
+    /// challenges, when set with
+    /// [`MandateBuilder::with_resource_metadata`]; serve its
+    /// [`route`](super::ResourceMetadata::route).
+    pub fn resource_metadata(&self) -> Option<&super::ResourceMetadata> {
+        self.config.metadata.as_ref().map(|(_, m)| m)
+    }
+
     /// Start a layer with several slots.
     pub fn builder() -> MandateBuilder {
         MandateBuilder {
             user: None,
             service: None,
             transaction: None,
+            metadata: None,
             renderer: Renderer::default(),
             interchangeable_ok: false,
             revocation: None,

@@ -43,6 +43,7 @@
 mod enrich;
 mod future;
 pub(crate) mod layer;
+mod metadata;
 mod reject;
 mod service;
 pub(crate) mod skip;
@@ -51,6 +52,7 @@ pub(crate) mod slot;
 pub use enrich::{Enrich, EnrichError, EnrichFuture};
 pub use future::ResponseFuture;
 pub use layer::MandateBuilder;
+pub use metadata::ResourceMetadata;
 pub(crate) use reject::Renderer;
 #[cfg(feature = "axum")]
 pub(crate) use reject::behind_layer;

@@ -201,6 +201,7 @@ impl Renderer {
         &self,
         response: Response<B>,
         challenge: Option<&crate::error::Challenge>,
+        metadata: Option<&Arc<str>>,
     ) -> (Response<B>, Outcome) {
         if response.extensions().get::<Unrendered>().is_none() {
             return (response, Outcome::Allowed);
@@ -217,7 +218,8 @@ impl Renderer {
                 let error = match challenge {
                     Some(c) => error.with_challenge(c.clone()),
                     None => error,
-                };
+                }
+                .with_resource_metadata(metadata.cloned());
                 (self.render(error, &request), outcome)
             }
             None => (response, Outcome::Allowed),

@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub(super) user: Option<SlotConfig>,
     pub(super) service: Option<SlotConfig>,
     pub(super) transaction: Option<SlotConfig>,
+    /// RFC 9728: the metadata's URL (named in challenges) and document.
+    pub(super) metadata: Option<(Arc<str>, super::ResourceMetadata)>,
     pub(super) renderer: Renderer,
     pub(super) revocation: Option<crate::revocation::Revocation>,
     /// Requests let through unauthenticated.
@@ -228,9 +230,11 @@ impl Config {
     /// refusal made behind the layer rendered with this layer's renderer
     /// (and the `DPoP` challenge after a DPoP request), a new `DPoP-Nonce`.
     pub(super) fn finish(&self, proof: &Proof) -> Finish {
+        let metadata = self.metadata.as_ref().map(|(url, _)| url.clone());
         let Some(bound) = proof else {
             return Finish {
                 renderer: self.renderer.clone(),
+                metadata,
                 extra: None,
             };
         };
@@ -245,6 +249,7 @@ impl Config {
             .and_then(|n| http::HeaderValue::from_str(n).ok());
         Finish {
             renderer: self.renderer.clone(),
+            metadata,
             extra: Some(Box::new((challenge, nonce))),
         }
     }
@@ -293,6 +298,7 @@ impl Config {
             reason = error.reason(),
             "request refused"
         );
+        let error = error.with_resource_metadata(self.metadata.as_ref().map(|(url, _)| url.clone()));
         self.renderer.render(error, req.headers())
     }
 }
@@ -300,6 +306,8 @@ impl Config {
 /// The way out of an accepted request: see [`Config::finish`].
 pub(crate) struct Finish {
     renderer: Renderer,
+    /// RFC 9728: named in the challenge of a refusal behind the layer.
+    metadata: Option<Arc<str>>,
     /// After a DPoP request: its challenge, and a new nonce to hand out.
     #[allow(clippy::type_complexity)]
     extra: Option<Box<(Option<crate::error::Challenge>, Option<http::HeaderValue>)>>,
@@ -312,10 +320,12 @@ impl Finish {
         response: Response<B>,
     ) -> (Response<B>, metrics::Outcome) {
         let Some(extra) = &self.extra else {
-            return self.renderer.finish(response, None);
+            return self.renderer.finish(response, None, self.metadata.as_ref());
         };
         let (challenge, nonce) = &**extra;
-        let (mut response, outcome) = self.renderer.finish(response, challenge.as_ref());
+        let (mut response, outcome) =
+            self.renderer
+                .finish(response, challenge.as_ref(), self.metadata.as_ref());
         if let Some(nonce) = nonce {
             response
                 .headers_mut()
