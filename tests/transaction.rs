@@ -258,6 +258,49 @@ async fn three_hops_carry_the_transaction_unmodified() {
     }
 }
 
+#[tokio::test]
+async fn a_revoked_subjects_transaction_is_refused() {
+    use tower_mandate::revocation::{MemoryStore, Revocation};
+    let out = minted("images:read");
+    let store = MemoryStore::new();
+    let layer = MandateLayer::builder()
+        .transaction(
+            TransactionSlot::required(DOMAIN)
+                .with_keys(KeySet::from_jwks(&out["jwks"].to_string()).unwrap()),
+        )
+        .with_revocation(Revocation::new(store.clone()).guard_replay())
+        .build()
+        .unwrap();
+    let server = Server::start(
+        Router::new()
+            .route("/x", get(|| async { "ok" }))
+            .route_layer(layer),
+    )
+    .await;
+    let valid = out["tokens"]["valid"].as_str().unwrap();
+    // Seen twice along a chain: no replay refusal for a Transaction Token.
+    for _ in 0..2 {
+        assert_eq!(
+            send(&server.url("/x"), reqwest::Method::GET, &[valid], None)
+                .await
+                .0,
+            200
+        );
+    }
+    // Its subject revoked: refused (regression: SECURITY.md).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    store.revoke_subject(
+        &format!("urn:txn-token-service:{DOMAIN}"),
+        "d084sdrt234fsaw34tr23t",
+        now + 60,
+    );
+    let (status, body) = send(&server.url("/x"), reqwest::Method::GET, &[valid], None).await;
+    assert_eq!(status, 401, "{body}");
+}
+
 #[test]
 fn the_slot_needs_its_keys_and_its_own_header() {
     let err = MandateLayer::builder()

@@ -13,7 +13,7 @@ use tower_mandate::propagate::{Destination, PropagateLayer, PropagateMiddleware}
 use tower_mandate::provider::{AccessToken, TokenFuture, TokenProvider, TokenRequest};
 use tower_mandate::testing::TestIssuer;
 use tower_mandate::transaction::{TokenService, TransactionExchange, TransactionSlot};
-use tower_mandate::{Caller, Issuer, MandateLayer, Verifier};
+use tower_mandate::{Caller, Issuer, MandateLayer, PrincipalId, Slot, Verifier};
 
 use support::{Server, http_client};
 
@@ -47,8 +47,14 @@ async fn domain() -> Domain {
         Verifier::new([Issuer::new(services.issuer(), "tts").with_keys(services.key_set())])
             .unwrap(),
     )
-    .allow("gateway", ["images:read", "images:write"])
-    .allow("tagger", ["images:read"])
+    .allow(
+        PrincipalId::new(services.issuer(), "gateway"),
+        ["images:read", "images:write"],
+    )
+    .allow(
+        PrincipalId::new(services.issuer(), "tagger"),
+        ["images:read"],
+    )
     .build()
     .unwrap();
     let jwks = service.jwks();
@@ -121,10 +127,16 @@ async fn the_gateway_pattern_end_to_end() {
         .with(PropagateMiddleware::new(&policy))
         .build();
     let store_url = store.url("/chain");
-    let gateway_layer = MandateLayer::new(
-        Verifier::new([Issuer::new(d.users.issuer(), "gateway").with_keys(d.users.key_set())])
-            .unwrap(),
-    );
+    // The gateway also reads Txn-Tokens (optional): one a client sends
+    // along is never what goes on (regression: SECURITY.md).
+    let gateway_layer = MandateLayer::builder()
+        .user(Slot::required(
+            Verifier::new([Issuer::new(d.users.issuer(), "gateway").with_keys(d.users.key_set())])
+                .unwrap(),
+        ))
+        .transaction(TransactionSlot::optional(DOMAIN).with_keys(keys.clone()))
+        .build()
+        .unwrap();
     let gateway = Server::start(
         Router::new()
             .route(
@@ -145,15 +157,46 @@ async fn the_gateway_pattern_end_to_end() {
         .token("alice")
         .scope("images:read images:write images:delete")
         .sign();
+    let mallory = d.users.token("mallory").scope("images:read").sign();
+    let (_, injected) = post_token(
+        &d,
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:txn_token",
+            ),
+            ("audience", DOMAIN),
+            ("scope", "images:read"),
+            ("subject_token", mallory.as_str()),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ],
+        Some("gateway"),
+    )
+    .await;
+    let injected = injected["access_token"].as_str().unwrap().to_owned();
     let res = http_client()
         .get(gateway.url("/chain"))
         .bearer_auth(&alice)
+        .header("txn-token", &injected)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     let seen: Value = res.json().await.unwrap();
-    assert_eq!(seen["sub"], "alice");
+    // `sub` is unique in the trust domain: the issuer is part of it.
+    assert_eq!(seen["sub"], format!("{}#alice", d.users.issuer()));
+    assert_ne!(
+        seen["token"],
+        injected.as_str(),
+        "the client's Txn-Token went on"
+    );
     assert_eq!(seen["req_wl"], "gateway");
     // Narrowed: the gateway may not ask for images:delete.
     assert_eq!(seen["scope"], "images:read");

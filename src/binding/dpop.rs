@@ -259,7 +259,12 @@ impl Dpop {
     /// For protected-resource metadata (RFC 9728): whether DPoP is
     /// required, and the proof algorithms taken.
     pub(crate) fn metadata(&self) -> (bool, Vec<String>) {
-        let algs = self.prepared().algs_text.split(' ').map(str::to_owned).collect();
+        let algs = self
+            .prepared()
+            .algs_text
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
         (self.required, algs)
     }
 

@@ -221,7 +221,8 @@ impl Caller {
             decide::<P>(self, false, "no user");
             return Err(AuthError::missing_credentials());
         };
-        let held = user.holds::<P>();
+        // A transaction's purpose bounds this guard too.
+        let held = user.holds::<P>() && self.transaction.as_ref().is_none_or(Principal::holds::<P>);
         decide::<P>(self, held, held_reason(held, "user"));
         if held {
             Ok(user)
@@ -240,7 +241,9 @@ impl Caller {
             decide::<P>(self, false, "no service");
             return Err(AuthError::missing_credentials());
         };
-        let held = service.holds::<P>();
+        // A transaction's purpose bounds this guard too.
+        let held =
+            service.holds::<P>() && self.transaction.as_ref().is_none_or(Principal::holds::<P>);
         decide::<P>(self, held, held_reason(held, "service"));
         if held {
             Ok(service)
@@ -305,6 +308,31 @@ impl fmt::Debug for Caller {
             .field("user", &self.user)
             .field("service", &self.service)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod transaction_tests {
+    use super::tests::principal;
+    use super::*;
+
+    crate::permission! {
+        Read = "images:read";
+        Delete = "images:delete";
+    }
+
+    #[test]
+    fn a_transaction_bounds_every_guard() {
+        let service = principal("tagger", &["images:read", "images:delete"]);
+        let transaction = principal("txn-subject", &["images:read"]);
+        let caller = Caller::new(None, Some(service)).with_transaction(Some(transaction));
+        assert!(caller.require::<Read>().is_ok());
+        assert!(caller.require::<Delete>().is_err(), "Require");
+        assert!(
+            caller.require_service::<Delete>().is_err(),
+            "RequireService"
+        );
+        assert!(caller.require_service::<Read>().is_ok());
     }
 }
 

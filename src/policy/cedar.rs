@@ -276,7 +276,15 @@ impl CedarPolicy {
             policies: Vec::new(),
             errors: vec![error],
         };
-        let (principal, is_user) = match (caller.user(), caller.service()) {
+        // A transaction's purpose bounds every decision made inside it.
+        if caller
+            .transaction()
+            .is_some_and(|t| !t.principal().permissions().contains(action))
+        {
+            return deny("the transaction's scope does not cover the action".into());
+        }
+        // Whom the request is for: the user, else the transaction's subject.
+        let (principal, is_user) = match (caller.on_behalf_of(), caller.service()) {
             (Some(user), _) => (user, true),
             (None, Some(service)) => (service, false),
             (None, None) => return deny("anonymous caller".into()),
@@ -690,6 +698,35 @@ mod tests {
                 }
                 assert!(d.errors().is_empty(), "{}: {d:?}", c.name);
             }
+        }
+
+        #[test]
+        fn a_transaction_bounds_the_decision() {
+            // Regression (SECURITY.md): the policy saw the service alone.
+            let w = World::new();
+            let policy = CedarPolicy::from_text(POLICIES).unwrap();
+            let image = Resource::new("Image", "img-1")
+                .with_owner(&PrincipalId::new("https://users", "alice"));
+            let alice = w.caller(
+                Some(w.users.token("alice").scope("images:read images:delete")),
+                None,
+            );
+            assert!(
+                policy
+                    .authorize(&alice, "images:delete", &image)
+                    .is_allowed()
+            );
+            let narrow =
+                w.uv.verify(&w.users.token("alice").scope("images:read").sign())
+                    .unwrap();
+            let inside = alice.clone().with_transaction(Some(narrow));
+            assert!(
+                policy
+                    .authorize(&inside, "images:read", &image)
+                    .is_allowed()
+            );
+            let denied = policy.authorize(&inside, "images:delete", &image);
+            assert!(!denied.is_allowed());
         }
 
         #[test]

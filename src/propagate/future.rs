@@ -87,15 +87,18 @@ impl Tokens {
         caller: Option<&crate::Caller>,
     ) -> Result<Tokens, BoxError> {
         let user = caller.and_then(crate::Caller::user);
-        let transaction = match (caller.and_then(crate::Caller::transaction), user) {
-            (Some(t), _) => destination
+        let incoming = caller.and_then(crate::Caller::transaction);
+        let transaction = match (&destination.transaction_from, user, incoming) {
+            // At the edge, a user's request always gets a transaction of
+            // its own: a Txn-Token that came with it (perhaps another
+            // user's, leaked) is never what is sent on.
+            (Some((p, r)), Some(user), _) => {
+                Some(Token::from(p, r.clone().with_subject_token(user.token())))
+            }
+            (_, _, Some(t)) => destination
                 .transaction
                 .then(|| Token::Ready(Attach::bearer(t.token().to_owned()))),
-            (None, Some(user)) => destination
-                .transaction_from
-                .as_ref()
-                .map(|(p, r)| Token::from(p, r.clone().with_subject_token(user.token()))),
-            (None, None) => None,
+            _ => None,
         };
         let user = match (user, &destination.user) {
             (None, _) | (_, UserToken::Drop) => None,

@@ -269,32 +269,45 @@ impl Revocation {
     /// Check every principal of `caller`: answered in place by a
     /// [`MemoryStore`], else a future asking the store.
     pub(crate) fn check(&self, caller: &Caller) -> RevocationCheck {
-        // The user's and the service's tokens: a Transaction Token is
-        // forwarded along a call chain, so a hop may see it more than once.
-        let facts: Vec<TokenFacts> = caller
+        // Every token; the replay guard for the user's and the service's
+        // only: a Transaction Token is forwarded along a call chain, so a
+        // hop may see it more than once, but a revoked subject's
+        // transaction is refused like its tokens.
+        let mut facts: Vec<TokenFacts> = caller
             .user()
             .into_iter()
             .chain(caller.service())
             .map(TokenFacts::of)
             .collect();
-        if self.guard_replay && facts.iter().any(|f| f.jti.is_none()) {
+        let guarded = facts.len();
+        facts.extend(caller.transaction().map(|t| TokenFacts::of(t.principal())));
+        if self.guard_replay && facts[..guarded].iter().any(|f| f.jti.is_none()) {
             return RevocationCheck::Ready(Some(Err(AuthError::invalid_token(
                 "token without jti",
             ))));
         }
         if let Some(memory) = &self.memory {
             let mut lists = memory.lists();
-            let result = facts
-                .iter()
-                .try_for_each(|f| self.judge(memory::verdict(&mut lists, f, self.guard_replay)));
+            let result = facts.iter().enumerate().try_for_each(|(i, f)| {
+                self.judge(memory::verdict(
+                    &mut lists,
+                    f,
+                    self.guard_replay && i < guarded,
+                ))
+            });
             return RevocationCheck::Ready(Some(result));
         }
         let this = self.clone();
         RevocationCheck::Asking(Box::pin(async move {
+            let transaction = facts.split_off(guarded);
             match this.store.check_all(&facts, this.guard_replay).await {
-                Ok(verdicts) => verdicts.into_iter().try_for_each(|v| this.judge(Ok(v))),
-                Err(e) => this.judge(Err(e)),
+                Ok(verdicts) => verdicts.into_iter().try_for_each(|v| this.judge(Ok(v)))?,
+                Err(e) => this.judge(Err(e))?,
             }
+            for fact in &transaction {
+                this.judge(this.store.check(fact, false).await)?;
+            }
+            Ok(())
         }))
     }
 

@@ -89,11 +89,15 @@ impl ResourceMetadata {
             return Err(invalid("the resource must be https"));
         }
         if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-            return Err(invalid("no query, fragment or user info in a resource identifier"));
+            return Err(invalid(
+                "no query, fragment or user info in a resource identifier",
+            ));
         }
         let path = url.path().trim_end_matches('/');
         let origin = url.origin().ascii_serialization();
-        Ok(format!("{origin}/.well-known/oauth-protected-resource{path}"))
+        Ok(format!(
+            "{origin}/.well-known/oauth-protected-resource{path}"
+        ))
     }
 
     /// The document (RFC 9728 §2).

@@ -298,7 +298,8 @@ impl Config {
             reason = error.reason(),
             "request refused"
         );
-        let error = error.with_resource_metadata(self.metadata.as_ref().map(|(url, _)| url.clone()));
+        let error =
+            error.with_resource_metadata(self.metadata.as_ref().map(|(url, _)| url.clone()));
         self.renderer.render(error, req.headers())
     }
 }

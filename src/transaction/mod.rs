@@ -196,7 +196,13 @@ impl TransactionSlot {
             }
         }
         .require_typ(TYP)
-        .with_claims_check(check_types);
+        .with_claims_check(check_types)
+        // The transaction's permissions are its `scope`, nothing else.
+        .with_permissions(
+            crate::permission::PermissionMapping::new()
+                .with_permission_claims(["scope"])
+                .with_role_claims(Vec::<&str>::new()),
+        );
         for claim in REQUIRED {
             issuer = issuer.require_claim(claim);
         }

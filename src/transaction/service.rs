@@ -42,7 +42,7 @@ struct Inner {
     workloads: Verifier,
     own: Verifier,
     lifetime: u64,
-    allowed: BTreeMap<String, BTreeSet<String>>,
+    allowed: BTreeMap<crate::PrincipalId, BTreeSet<String>>,
 }
 
 /// Builds a [`TokenService`].
@@ -54,7 +54,7 @@ pub struct TokenServiceBuilder {
     subjects: Verifier,
     workloads: Verifier,
     lifetime: Duration,
-    allowed: BTreeMap<String, BTreeSet<String>>,
+    allowed: BTreeMap<crate::PrincipalId, BTreeSet<String>>,
 }
 
 impl TokenService {
@@ -120,10 +120,20 @@ impl TokenService {
                     "token_type": "N_A",
                 }),
             ),
-            Err((status, code, description)) => answer(
-                status,
-                json!({"error": code, "error_description": description}),
-            ),
+            Err((status, code, description)) => {
+                let mut response = answer(
+                    status,
+                    json!({"error": code, "error_description": description}),
+                );
+                if status == StatusCode::UNAUTHORIZED {
+                    // RFC 6749 §5.2: how the client was to authenticate.
+                    response.headers_mut().insert(
+                        http::header::WWW_AUTHENTICATE,
+                        http::HeaderValue::from_static("Bearer"),
+                    );
+                }
+                response
+            }
         }
     }
 
@@ -166,7 +176,7 @@ impl TokenService {
             .collect();
         let subject_token =
             get("subject_token").ok_or(bad("invalid_request", "subject_token is required"))?;
-        let allowed = inner.allowed.get(workload.subject());
+        let allowed = inner.allowed.get(&workload.id());
         let may = |s: &&str| allowed.is_some_and(|a| a.contains(*s));
         let now = crate::clock::unix_now();
         let claims = match get("subject_token_type") {
@@ -177,15 +187,20 @@ impl TokenService {
                     .map_err(|_| bad("invalid_grant", "the subject token is not valid"))?;
                 let scope = granted(&requested, &subject, may)?;
                 let exp = (now + inner.lifetime).min(subject.exp());
+                if exp <= now {
+                    return Err(bad("invalid_grant", "the subject token has expired"));
+                }
                 let mut claims = Map::new();
-                claims.insert("txn".into(), Value::String(new_txn()));
-                // `sub` is unique in the trust domain (§9.2): with several
-                // subject issuers, the issuer is part of it.
-                let sub = if inner.subjects.issuers().len() > 1 {
-                    format!("{}#{}", subject.issuer(), subject.subject())
-                } else {
-                    subject.subject().to_owned()
-                };
+                let txn = new_txn().ok_or((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "no random source",
+                ))?;
+                claims.insert("txn".into(), Value::String(txn));
+                // `sub` is unique in the trust domain (§9.2): a `sub` is
+                // unique only within its issuer (or tenant), so it is
+                // `<iss>#<sub>`.
+                let sub = format!("{}#{}", subject.issuer(), subject.subject());
                 claims.insert("sub".into(), Value::String(sub));
                 claims.insert(
                     "req_wl".into(),
@@ -219,7 +234,10 @@ impl TokenService {
                 let scope = granted(&requested, &old, may)?;
                 let mut claims = old.claims_map().clone();
                 claims.insert("scope".into(), Value::String(scope));
-                claims.insert("exp".into(), (now + inner.lifetime).into());
+                // Never past the token it replaces: a transaction cannot be
+                // kept alive beyond the login it started from by replacing
+                // it again and again.
+                claims.insert("exp".into(), (now + inner.lifetime).min(old.exp()).into());
                 claims
             }
             _ => {
@@ -276,21 +294,21 @@ fn workload_token(headers: &http::HeaderMap) -> Option<&str> {
 }
 
 /// A new transaction id: a UUID (version 4) from 16 random bytes.
-fn new_txn() -> String {
+fn new_txn() -> Option<String> {
     use aws_lc_rs::rand::SecureRandom as _;
     let mut b = [0u8; 16];
-    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut b);
+    aws_lc_rs::rand::SystemRandom::new().fill(&mut b).ok()?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
+    Some(format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
         &hex[8..12],
         &hex[12..16],
         &hex[16..20],
         &hex[20..]
-    )
+    ))
 }
 
 /// A JWS with header `{typ: txntoken+jwt, alg, kid}` (§9.1).
@@ -333,15 +351,15 @@ impl TokenServiceBuilder {
         self
     }
 
-    /// Let the workload whose token's `sub` is `workload` ask for these
-    /// scopes (purposes). A workload not named gets none.
-    pub fn allow<I, S>(mut self, workload: impl Into<String>, scopes: I) -> Self
+    /// Let the workload `workload` (its token's issuer and `sub`) ask for
+    /// these scopes (purposes). A workload not named gets none.
+    pub fn allow<I, S>(mut self, workload: crate::PrincipalId, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         self.allowed
-            .entry(workload.into())
+            .entry(workload)
             .or_default()
             .extend(scopes.into_iter().map(Into::into));
         self
