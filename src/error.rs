@@ -248,9 +248,17 @@ pub struct AuthError {
     scope: Option<Cow<'static, str>>,
     retry_after: Option<u64>,
     challenge: Challenge,
+    /// What few refusals carry, boxed so that the error stays small.
+    extra: Option<Box<Extra>>,
+}
+
+/// The rarely set parts of an [`AuthError`].
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Extra {
+    /// RFC 9449 §8: the nonce the client must use.
     dpop_nonce: Option<Box<str>>,
     /// RFC 9470: the `acr_values` and `max_age` asked for.
-    step_up: Option<Box<(Cow<'static, str>, Option<u64>)>>,
+    step_up: Option<(Cow<'static, str>, Option<u64>)>,
     /// RFC 9728: the URL of the resource's metadata.
     resource_metadata: Option<std::sync::Arc<str>>,
 }
@@ -279,16 +287,18 @@ impl AuthError {
             scope: None,
             retry_after: None,
             challenge: Challenge::Bearer,
-            dpop_nonce: None,
-            step_up: None,
-            resource_metadata: None,
+            extra: None,
         }
+    }
+
+    fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
     }
 
     /// Name the resource's metadata in the challenge (RFC 9728 §5.1).
     pub(crate) fn with_resource_metadata(mut self, url: Option<std::sync::Arc<str>>) -> Self {
         if url.is_some() {
-            self.resource_metadata = url;
+            self.extra_mut().resource_metadata = url;
         }
         self
     }
@@ -301,16 +311,18 @@ impl AuthError {
         acr_values: impl Into<Cow<'static, str>>,
         max_age: Option<u64>,
     ) -> Self {
-        AuthError {
-            step_up: Some(Box::new((acr_values.into(), max_age))),
-            ..Self::new(AuthErrorKind::InsufficientUserAuthentication, reason)
-        }
+        let mut error = Self::new(AuthErrorKind::InsufficientUserAuthentication, reason);
+        error.extra_mut().step_up = Some((acr_values.into(), max_age));
+        error
     }
 
     /// For [`AuthErrorKind::InsufficientUserAuthentication`]: the
     /// `acr_values` asked for (possibly empty) and the `max_age`.
     pub fn step_up(&self) -> Option<(&str, Option<u64>)> {
-        self.step_up.as_deref().map(|(acr, age)| (&**acr, *age))
+        self.extra
+            .as_ref()
+            .and_then(|e| e.step_up.as_ref())
+            .map(|(acr, age)| (&**acr, *age))
     }
 
     /// A DPoP proof that cannot be accepted (RFC 9449 §7.1).
@@ -322,10 +334,9 @@ impl AuthError {
     /// A proof without the current nonce; `nonce` is the one to use.
     #[cfg_attr(not(feature = "_aws-lc"), allow(dead_code))]
     pub(crate) fn use_dpop_nonce(nonce: String) -> Self {
-        AuthError {
-            dpop_nonce: Some(nonce.into_boxed_str()),
-            ..Self::new(AuthErrorKind::UseDpopNonce, "DPoP nonce required")
-        }
+        let mut error = Self::new(AuthErrorKind::UseDpopNonce, "DPoP nonce required");
+        error.extra_mut().dpop_nonce = Some(nonce.into_boxed_str());
+        error
     }
 
     /// Answer with this challenge.
@@ -338,7 +349,7 @@ impl AuthError {
     /// §8), for [`AuthErrorKind::UseDpopNonce`]; the layer sends it in the
     /// `DPoP-Nonce` header whatever the renderer does.
     pub fn dpop_nonce(&self) -> Option<&str> {
-        self.dpop_nonce.as_deref()
+        self.extra.as_ref().and_then(|e| e.dpop_nonce.as_deref())
     }
 
     /// Keys cannot be had right now; the client may retry after `secs` seconds.
@@ -455,7 +466,11 @@ impl AuthError {
             }
         }
         // RFC 9728 §5.1: where the resource's metadata is.
-        if let Some(url) = &self.resource_metadata {
+        if let Some(url) = self
+            .extra
+            .as_ref()
+            .and_then(|e| e.resource_metadata.as_ref())
+        {
             let bare = value == scheme;
             value.push_str(if bare { " " } else { ", " });
             value.push_str("resource_metadata=\"");
