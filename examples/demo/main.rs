@@ -10,6 +10,7 @@
 mod app;
 #[path = "../grpc_store/service.rs"]
 mod service;
+mod transaction;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -336,6 +337,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     demo.failures += grpc;
+
+    println!(
+        "\ntransactions: gateway → tagging → image store, one Txn-Token \
+         (draft-ietf-oauth-transaction-tokens-10)"
+    );
+    demo.failures += transaction::story(&e.users, &e.services, &alice).await?;
 
     println!("\nkeys: the users' identity provider goes down and rotates its key");
     let keep = e.users.token("alice").scope(all).sign();
