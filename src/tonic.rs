@@ -35,18 +35,25 @@ impl From<AuthError> for Status {
     /// A step-up refusal (RFC 9470) and a DPoP refusal carry their
     /// challenge in the `www-authenticate` metadata.
     fn from(error: AuthError) -> Status {
-        let mut status = Status::new(
-            Code::from(i32::from(error.kind().grpc_code())),
-            error.reason(),
-        );
-        if let Some(challenge) = error.www_authenticate()
-            && (challenge.contains("insufficient_user_authentication")
-                || challenge.contains("DPoP"))
-            && let Ok(value) = challenge.parse()
-        {
-            status.metadata_mut().insert("www-authenticate", value);
+        let code = Code::from(i32::from(error.kind().grpc_code()));
+        let challenge = error
+            .www_authenticate()
+            .filter(|c| c.contains("insufficient_user_authentication") || c.contains("DPoP"));
+        let Some(challenge) = challenge else {
+            return Status::new(code, error.reason());
+        };
+        // The challenge in the status details too (as its text), for
+        // clients that read details rather than metadata.
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        if let Ok(value) = challenge.parse() {
+            metadata.insert("www-authenticate", value);
         }
-        status
+        Status::with_details_and_metadata(
+            code,
+            error.reason(),
+            bytes::Bytes::from(challenge),
+            metadata,
+        )
     }
 }
 

@@ -169,6 +169,11 @@ fn a_resource_that_is_not_a_url_is_refused_at_build() {
         .unwrap();
     let doc = layer.resource_metadata().unwrap().document();
     assert_eq!(doc["dpop_bound_access_tokens_required"], true);
+    // No authorization server named: the user slot's issuers.
+    assert_eq!(
+        doc["authorization_servers"],
+        serde_json::json!(["https://id.example"])
+    );
     assert_eq!(
         doc["dpop_signing_alg_values_supported"],
         serde_json::json!(["ES256"])

@@ -103,7 +103,7 @@ async fn the_gateway_pattern_end_to_end() {
                     let t = caller.transaction().unwrap();
                     axum::Json(json!({
                         "txn": t.txn(), "sub": t.subject(), "scope": t.scope(),
-                        "req_wl": t.requesting_workload(), "tctx": t.tctx(),
+                        "req_wl": t.requesting_workload(), "tctx": t.tctx(), "rctx": t.rctx(),
                         "token": t.token(),
                     }))
                 }),
@@ -118,7 +118,11 @@ async fn the_gateway_pattern_end_to_end() {
             Destination::insecure_http("127.0.0.1", store.addr.port())
                 .drop_user_token()
                 .with_transaction_token(
-                    exchange(&d, "gateway"),
+                    exchange(&d, "gateway").with_request_details(|caller| {
+                        let mut details = serde_json::Map::new();
+                        details.insert("for".into(), json!(caller.user().map(|u| u.subject())));
+                        Some(details)
+                    }),
                     TokenRequest::default().with_scope("images:read images:delete"),
                 ),
         )
@@ -156,6 +160,7 @@ async fn the_gateway_pattern_end_to_end() {
         .users
         .token("alice")
         .scope("images:read images:write images:delete")
+        .claim("acr", json!("urn:example:mfa"))
         .sign();
     let mallory = d.users.token("mallory").scope("images:read").sign();
     let (_, injected) = post_token(
@@ -198,6 +203,9 @@ async fn the_gateway_pattern_end_to_end() {
         "the client's Txn-Token went on"
     );
     assert_eq!(seen["req_wl"], "gateway");
+    // The request's context, from the gateway's request (draft §11.1).
+    assert_eq!(seen["rctx"]["authn"], "urn:example:mfa");
+    assert_eq!(seen["tctx"]["for"], "alice");
     // Narrowed: the gateway may not ask for images:delete.
     assert_eq!(seen["scope"], "images:read");
     assert_eq!(seen["txn"].as_str().unwrap().len(), 36);

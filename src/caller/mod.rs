@@ -51,6 +51,9 @@ pub struct Caller {
     /// The request's Transaction Token, as a principal whose permissions
     /// are its `scope`.
     transaction: Option<Principal>,
+    /// For the audit event at the edge: the transaction this request
+    /// started.
+    started_txn: Option<Box<str>>,
     /// The request this caller made, for audit events (set by the layer
     /// while audit events are collected).
     origin: Option<Arc<audit::Origin>>,
@@ -62,6 +65,7 @@ pub(crate) static NOBODY: Caller = Caller {
     user: None,
     service: None,
     transaction: None,
+    started_txn: None,
     origin: None,
 };
 
@@ -72,6 +76,7 @@ impl Caller {
             user,
             service,
             transaction: None,
+            started_txn: None,
             origin: None,
         }
     }
@@ -260,6 +265,17 @@ impl Caller {
         self
     }
 
+    /// Record that this caller's request started the transaction `txn`
+    /// (at the edge, where the Transaction Token was obtained).
+    pub(crate) fn audit_transaction_started(&self, txn: &str) {
+        if !audit::enabled() {
+            return;
+        }
+        let mut this = self.clone();
+        this.started_txn = Some(txn.into());
+        this.audit(true, "transaction token obtained", "transaction", None);
+    }
+
     /// Record one audit decision about this caller (when audit events are
     /// collected).
     pub(crate) fn audit(
@@ -294,7 +310,11 @@ impl Caller {
                 .map(|p| audit::token_id(p.token_id(), p.token()))
                 .unwrap_or_default(),
             origin: self.origin.as_deref(),
-            txn: self.transaction().map(|t| t.txn()).unwrap_or_default(),
+            txn: self
+                .transaction()
+                .map(|t| t.txn())
+                .or(self.started_txn.as_deref())
+                .unwrap_or_default(),
             dpop_jkt: self.dpop_jkt().unwrap_or(""),
             x5t_s256: self.certificate_thumbprint().unwrap_or(""),
         };

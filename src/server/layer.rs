@@ -195,7 +195,20 @@ impl MandateBuilder {
             }
         }
         let metadata = match self.metadata.take() {
-            Some(m) => Some((Arc::<str>::from(m.url()?), m)),
+            Some(mut m) => {
+                // By default, the issuers of the user slot (else the
+                // service slot): where this resource's tokens come from.
+                if m.authorization_servers_is_empty()
+                    && let Some(slot) = [&self.user, &self.service].into_iter().flatten().next()
+                {
+                    for issuer in slot.verifier.issuers() {
+                        if !issuer.name().contains(crate::verify::TENANT_PLACEHOLDER) {
+                            m = m.add_authorization_server(issuer.name());
+                        }
+                    }
+                }
+                Some((Arc::<str>::from(m.url()?), m))
+            }
             None => None,
         };
         if let Some(prefix) = super::skip::too_broad(&self.skips) {

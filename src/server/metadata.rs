@@ -49,10 +49,15 @@ impl ResourceMetadata {
     }
 
     /// An authorization server (its issuer identifier) that issues tokens
-    /// for this resource.
+    /// for this resource. Without any, the layer names the issuers of its
+    /// user slot (else its service slot).
     pub fn add_authorization_server(mut self, issuer: impl Into<String>) -> Self {
         self.authorization_servers.push(issuer.into());
         self
+    }
+
+    pub(crate) fn authorization_servers_is_empty(&self) -> bool {
+        self.authorization_servers.is_empty()
     }
 
     /// The scopes (permissions) the resource understands.

@@ -34,12 +34,18 @@ fn err(kind: ProviderErrorKind, message: impl Into<String>) -> ProviderError {
 #[derive(Clone)]
 pub struct TransactionExchange(Arc<Inner>);
 
+/// Reads a request's context from its [`Caller`](crate::Caller).
+type ContextFn = dyn Fn(&crate::Caller) -> Option<serde_json::Map<String, Value>> + Send + Sync;
+
 struct Inner {
     url: String,
     trust_domain: String,
     workload: (Arc<dyn TokenProvider>, TokenRequest),
     allow_http: bool,
     client: reqwest::Client,
+    /// `request_context` (→ `rctx`) and `request_details` (→ `tctx`).
+    context: Option<Arc<ContextFn>>,
+    details: Option<Arc<ContextFn>>,
 }
 
 #[derive(Deserialize)]
@@ -73,7 +79,73 @@ impl TransactionExchange {
             workload: (Arc::new(workload), request),
             allow_http: false,
             client,
+            context: None,
+            details: None,
         }))
+    }
+
+    fn with(self, f: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
+            url: shared.url.clone(),
+            trust_domain: shared.trust_domain.clone(),
+            workload: shared.workload.clone(),
+            allow_http: shared.allow_http,
+            client: shared.client.clone(),
+            context: shared.context.clone(),
+            details: shared.details.clone(),
+        });
+        f(&mut inner);
+        TransactionExchange(Arc::new(inner))
+    }
+
+    /// The `request_context` (draft §11.1, the service's `rctx`) of each
+    /// exchange, read from the request being handled (its
+    /// [`Caller::current`](crate::Caller::current)). By default: `authn`,
+    /// the user token's `acr`, when it has one.
+    #[must_use]
+    pub fn with_request_context(
+        self,
+        context: impl Fn(&crate::Caller) -> Option<serde_json::Map<String, Value>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.with(|inner| inner.context = Some(Arc::new(context)))
+    }
+
+    /// The `request_details` (draft §11.1, the service's `tctx`) of each
+    /// exchange, read from the request being handled.
+    #[must_use]
+    pub fn with_request_details(
+        self,
+        details: impl Fn(&crate::Caller) -> Option<serde_json::Map<String, Value>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.with(|inner| inner.details = Some(Arc::new(details)))
+    }
+
+    /// The context of the request being handled, as the service gets it.
+    fn contexts(&self) -> (Option<String>, Option<String>) {
+        let Some(caller) = crate::Caller::current() else {
+            return (None, None);
+        };
+        let context = match &self.0.context {
+            Some(f) => f(&caller),
+            None => caller
+                .user()
+                .and_then(|u| u.claim("acr").and_then(Value::as_str))
+                .map(|acr| {
+                    let mut m = serde_json::Map::new();
+                    m.insert("authn".into(), Value::String(acr.to_owned()));
+                    m
+                }),
+        };
+        let details = self.0.details.as_ref().and_then(|f| f(&caller));
+        let text =
+            |m: Option<serde_json::Map<String, Value>>| m.map(|m| Value::Object(m).to_string());
+        (text(context), text(details))
     }
 
     /// Allow a plain `http` token endpoint (loopback tests).
@@ -83,17 +155,7 @@ impl TransactionExchange {
     /// The tokens cross the network in clear text.
     #[must_use]
     pub fn insecure_allow_http(self) -> Self {
-        let inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
-            url: shared.url.clone(),
-            trust_domain: shared.trust_domain.clone(),
-            workload: shared.workload.clone(),
-            allow_http: shared.allow_http,
-            client: shared.client.clone(),
-        });
-        TransactionExchange(Arc::new(Inner {
-            allow_http: true,
-            ..inner
-        }))
+        self.with(|inner| inner.allow_http = true)
     }
 
     /// A replacement for `current` (a Transaction Token this workload
@@ -107,7 +169,9 @@ impl TransactionExchange {
     /// [`ProviderErrorKind::InvalidResponse`] for a replacement that breaks
     /// those rules.
     pub async fn replace(&self, current: &str, scope: &str) -> Result<String, ProviderError> {
-        let token = self.request(current, TOKEN_TYPE, scope).await?;
+        let token = self
+            .request(current, TOKEN_TYPE, scope, (None, None))
+            .await?;
         check_replacement(current, &token)?;
         Ok(token)
     }
@@ -117,6 +181,7 @@ impl TransactionExchange {
         subject: &str,
         subject_type: &str,
         scope: &str,
+        (context, details): (Option<String>, Option<String>),
     ) -> Result<String, ProviderError> {
         let inner = &*self.0;
         let url = reqwest::Url::parse(&inner.url)
@@ -137,9 +202,18 @@ impl TransactionExchange {
             ("subject_token", subject),
             ("subject_token_type", subject_type),
         ];
-        let body: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
+        let body = {
+            // Not held across an await: the serializer is not `Send`.
+            let mut body = url::form_urlencoded::Serializer::new(String::new());
+            body.extend_pairs(form);
+            if let Some(context) = &context {
+                body.append_pair("request_context", context);
+            }
+            if let Some(details) = &details {
+                body.append_pair("request_details", details);
+            }
+            body.finish()
+        };
         let mut res = inner
             .client
             .post(url.clone())
@@ -245,6 +319,9 @@ pub(crate) fn check_replacement(current: &str, replacement: &str) -> Result<(), 
 impl TokenProvider for TransactionExchange {
     fn token(&self, request: TokenRequest) -> TokenFuture {
         let this = self.clone();
+        // Read now, in the request's task.
+        let contexts = self.contexts();
+        let caller = crate::Caller::current();
         Box::pin(async move {
             let subject = request.subject_token.clone().ok_or_else(|| {
                 err(
@@ -258,7 +335,15 @@ impl TokenProvider for TransactionExchange {
                     "a Transaction Token needs a scope (its purpose)",
                 )
             })?;
-            let token = this.request(&subject, ACCESS_TOKEN, &scope).await?;
+            let token = this
+                .request(&subject, ACCESS_TOKEN, &scope, contexts)
+                .await?;
+            // The audit trail names the transaction at the edge too.
+            let txn = claims_of(&token)
+                .and_then(|c| c.get("txn").and_then(Value::as_str).map(str::to_owned));
+            if let (Some(caller), Some(txn)) = (&caller, txn) {
+                caller.audit_transaction_started(&txn);
+            }
             let lifetime = claims_of(&token)
                 .and_then(|c| c.get("exp").and_then(Value::as_u64))
                 .map_or(Duration::from_secs(60), |exp| {
