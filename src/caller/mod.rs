@@ -267,6 +267,7 @@ impl Caller {
 
     /// Record that this caller's request started the transaction `txn`
     /// (at the edge, where the Transaction Token was obtained).
+    #[cfg_attr(not(feature = "oauth"), allow(dead_code))]
     pub(crate) fn audit_transaction_started(&self, txn: &str) {
         if !audit::enabled() {
             return;

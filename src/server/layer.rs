@@ -202,7 +202,7 @@ impl MandateBuilder {
                     && let Some(slot) = [&self.user, &self.service].into_iter().flatten().next()
                 {
                     for issuer in slot.verifier.issuers() {
-                        if !issuer.name().contains(crate::verify::TENANT_PLACEHOLDER) {
+                        if !issuer.is_template() {
                             m = m.add_authorization_server(issuer.name());
                         }
                     }

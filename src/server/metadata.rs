@@ -3,7 +3,6 @@
 //! `/.well-known/oauth-protected-resource` and named in every challenge.
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -129,7 +128,7 @@ impl ResourceMetadata {
     /// [`url`](Self::url), outside the `route_layer` (it needs no token).
     #[cfg(feature = "axum")]
     pub fn route<S: Clone + Send + Sync + 'static>(&self) -> axum::routing::MethodRouter<S> {
-        let body: Arc<str> = self.document().to_string().into();
+        let body: std::sync::Arc<str> = self.document().to_string().into();
         axum::routing::get(move || {
             let body = body.clone();
             async move {
