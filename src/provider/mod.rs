@@ -38,6 +38,8 @@ pub use job::{AsService, OnBehalfOf};
 #[cfg(all(feature = "oauth", feature = "fuzzing"))]
 pub(crate) use oauth::parse_token_response;
 #[cfg(feature = "oauth")]
+pub(crate) use oauth::rejected;
+#[cfg(feature = "oauth")]
 pub use oauth::{
     ClientAuth, ClientCredentials, ClientCredentialsBuilder, TokenExchange, TokenExchangeBuilder,
 };

@@ -285,19 +285,7 @@ pub(crate) fn parse_token_response(
         ));
     }
     if !(200..300).contains(&status) {
-        let code = serde_json::from_slice::<ErrorResponse>(body)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| "unknown error".into());
-        // Only the OAuth error code: an error description may echo input.
-        let code: String = code
-            .chars()
-            .filter(char::is_ascii_graphic)
-            .take(64)
-            .collect();
-        return Err(err(
-            ProviderErrorKind::Rejected,
-            format!("token endpoint answered {status}: {code}"),
-        ));
+        return Err(rejected("token endpoint", status, body));
     }
     let parsed: TokenResponse = serde_json::from_slice(body)
         .map_err(|_| err(ProviderErrorKind::InvalidResponse, "not a token response"))?;
@@ -314,6 +302,23 @@ pub(crate) fn parse_token_response(
         AccessToken::new(parsed.access_token, lifetime),
         parsed.token_type,
     ))
+}
+
+/// A refusal by `who` (RFC 6749 §5.2), naming only its OAuth error code:
+/// an error description may echo input.
+pub(crate) fn rejected(who: &str, status: impl fmt::Display, body: &[u8]) -> ProviderError {
+    let code = serde_json::from_slice::<ErrorResponse>(body)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| "unknown error".into());
+    let code: String = code
+        .chars()
+        .filter(char::is_ascii_graphic)
+        .take(64)
+        .collect();
+    err(
+        ProviderErrorKind::Rejected,
+        format!("{who} answered {status}: {code}"),
+    )
 }
 
 /// RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic.

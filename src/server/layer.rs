@@ -202,7 +202,7 @@ impl MandateBuilder {
                     && let Some(slot) = [&self.user, &self.service].into_iter().flatten().next()
                 {
                     for issuer in slot.verifier.issuers() {
-                        if !issuer.is_template() {
+                        if !issuer.name().contains(crate::verify::rules::TENANT) {
                             m = m.add_authorization_server(issuer.name());
                         }
                     }

@@ -248,19 +248,7 @@ impl TransactionExchange {
             ));
         }
         if !status.is_success() {
-            let code = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| "unknown error".into());
-            let code: String = code
-                .chars()
-                .filter(char::is_ascii_graphic)
-                .take(64)
-                .collect();
-            return Err(err(
-                ProviderErrorKind::Rejected,
-                format!("the service answered {status}: {code}"),
-            ));
+            return Err(crate::provider::rejected("the service", status, &bytes));
         }
         let answer: Answer = serde_json::from_slice(&bytes)
             .map_err(|_| err(ProviderErrorKind::InvalidResponse, "not a token response"))?;

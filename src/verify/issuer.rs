@@ -115,11 +115,6 @@ impl Issuer {
         }
     }
 
-    /// Whether the identifier is a tenant template (`{tid}`).
-    pub(crate) fn is_template(&self) -> bool {
-        self.template.is_some()
-    }
-
     /// The issuer identifier.
     pub fn name(&self) -> &str {
         &self.name
