@@ -185,34 +185,7 @@ impl Dpop {
     /// Check the setting once, when the layer is built; `revocation` is
     /// the layer's, whose store records the proofs by default.
     pub(crate) fn prepare(&mut self, revocation: Option<&Revocation>) -> Result<(), ConfigError> {
-        let invalid = |m: String| ConfigError::InvalidBinding(m);
-        if self.algs.is_empty() {
-            return Err(invalid("DPoP needs at least one proof algorithm".into()));
-        }
-        if let Some(alg) = self.algs.iter().find(|a| a.is_hmac()) {
-            return Err(invalid(format!(
-                "{} cannot sign DPoP proofs: a proof's key is public",
-                alg.as_str()
-            )));
-        }
-        if self.origins.is_empty() && self.external.is_none() {
-            return Err(invalid(
-                "DPoP needs the origin clients reach the service at (with_origin), \
-                 or with_external_uri"
-                    .into(),
-            ));
-        }
-        let mut origins = Vec::new();
-        for origin in &self.origins {
-            let normal = NormalizedUri::parse(origin)
-                .filter(|u| u.as_str().ends_with("/") && u.as_str().matches('/').count() == 3)
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "DPoP origin {origin:?} is not scheme://host[:port] (http or https, no path)"
-                    ))
-                })?;
-            origins.push(normal.as_str().trim_end_matches('/').to_owned());
-        }
+        let origins = self.checked_origins()?;
         let shared = revocation.map(Revocation::store);
         let store = match (&self.store, shared) {
             (Some(store), _) => store.clone(),
@@ -248,6 +221,40 @@ impl Dpop {
             keys: proof::ProofKeys::new(PROOF_KEYS),
         }));
         Ok(())
+    }
+
+    /// The algorithms and origins, checked; the origins normalised.
+    /// (A configuration file checks them at the key that set them.)
+    pub(crate) fn checked_origins(&self) -> Result<Vec<String>, ConfigError> {
+        let invalid = |m: String| ConfigError::InvalidBinding(m);
+        if self.algs.is_empty() {
+            return Err(invalid("DPoP needs at least one proof algorithm".into()));
+        }
+        if let Some(alg) = self.algs.iter().find(|a| a.is_hmac()) {
+            return Err(invalid(format!(
+                "{} cannot sign DPoP proofs: a proof's key is public",
+                alg.as_str()
+            )));
+        }
+        if self.origins.is_empty() && self.external.is_none() {
+            return Err(invalid(
+                "DPoP needs the origin clients reach the service at (with_origin), \
+                 or with_external_uri"
+                    .into(),
+            ));
+        }
+        let mut origins = Vec::new();
+        for origin in &self.origins {
+            let normal = NormalizedUri::parse(origin)
+                .filter(|u| u.as_str().ends_with("/") && u.as_str().matches('/').count() == 3)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "DPoP origin {origin:?} is not scheme://host[:port] (http or https, no path)"
+                    ))
+                })?;
+            origins.push(normal.as_str().trim_end_matches('/').to_owned());
+        }
+        Ok(origins)
     }
 
     fn prepared(&self) -> &Prepared {

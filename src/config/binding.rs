@@ -81,6 +81,8 @@ impl DpopKeys<'_> {
         for origin in self.origins {
             dpop = dpop.with_origin(origin);
         }
+        dpop.checked_origins()
+            .map_err(super::at(format!("{path}.dpop_origins")))?;
         if let Some(max_age) = self.max_age {
             dpop = dpop.with_max_age(max_age);
         }
@@ -89,6 +91,8 @@ impl DpopKeys<'_> {
         }
         if !self.algorithms.is_empty() {
             dpop = dpop.with_algorithms(self.algorithms.iter().copied());
+            dpop.checked_origins()
+                .map_err(super::at(format!("{path}.dpop_algorithms")))?;
         }
         let secret = match (self.nonce_secret_env, self.nonce_secret_file) {
             (None, None) => None,

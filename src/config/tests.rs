@@ -229,11 +229,13 @@ fn dpop_and_certificate_settings_build_or_name_their_key() {
         "dpop = \"allowed\"\ndpop_origins = [\"https://images.example\"]\ndpop_algorithms = [\"HS256\"]",
     ))
     .unwrap_err();
+    assert!(e.starts_with("user.dpop_algorithms: "), "{e}");
     assert!(e.contains("HS256 cannot sign DPoP proofs"), "{e}");
     let e = build(&slot(
         "dpop = \"allowed\"\ndpop_origins = [\"https://images.example/api\"]",
     ))
     .unwrap_err();
+    assert!(e.starts_with("user.dpop_origins: "), "{e}");
     assert!(e.contains("is not scheme://host[:port]"), "{e}");
     let e = build(&slot(
         "dpop = \"allowed\"\ndpop_origins = [\"https://i.example\"]\ndpop_nonce_secret_env = \"MANDATE_TEST_UNSET_SECRET\"",
