@@ -172,13 +172,9 @@ impl Dpop {
     /// Record proofs' `jti`s in `store` (instead of the layer's revocation
     /// store, or its own memory store).
     pub fn with_replay_store(mut self, store: impl TokenStore) -> Self {
-        let memory = (&store as &dyn std::any::Any)
-            .downcast_ref::<MemoryStore>()
-            .cloned();
-        self.store = Some(ReplayStore {
-            store: Arc::new(store),
-            memory,
-        });
+        // Revocation tells a memory store (answered in place) from others.
+        let (store, memory) = Revocation::new(store).store();
+        self.store = Some(ReplayStore { store, memory });
         self
     }
 

@@ -250,11 +250,10 @@ pub(crate) struct Certificates(#[cfg(feature = "_aws-lc")] pub(crate) Option<Cer
 impl Certificates {
     fn thumbprint(&self, head: &Head<'_>) -> Result<Option<String>, AuthError> {
         #[cfg(feature = "_aws-lc")]
-        return self
-            .0
-            .clone()
-            .unwrap_or_else(CertificateSource::connection)
-            .thumbprint(head);
+        return match &self.0 {
+            Some(source) => source.thumbprint(head),
+            None => CertificateSource::connection().thumbprint(head),
+        };
         #[cfg(not(feature = "_aws-lc"))]
         {
             let _ = head;

@@ -157,12 +157,25 @@ impl Tokens {
         }
     }
 
+    /// Whether a ready token is DPoP-bound: the request's method and URI
+    /// are then needed for its proof (and only then read).
+    pub(super) fn proves(&self) -> bool {
+        #[cfg(feature = "_aws-lc")]
+        return [&self.user, &self.service]
+            .into_iter()
+            .flatten()
+            .any(|t| matches!(t, Token::Ready(Attach { dpop: Some(_), .. })));
+        #[cfg(not(feature = "_aws-lc"))]
+        false
+    }
+
     /// Put the tokens into the request's `headers`, once all are ready; a
-    /// DPoP-bound token with a fresh proof for `method` and `uri`.
+    /// DPoP-bound token with a fresh proof for `head`, the request's
+    /// method and URI (given when [`proves`](Self::proves)).
     pub(super) fn set(
         &self,
         p: &Policy,
-        (method, uri): (&http::Method, &http::Uri),
+        head: Option<(&http::Method, &http::Uri)>,
         headers: &mut http::HeaderMap,
     ) -> Result<(), BoxError> {
         if let Some(Token::Ready(txn)) = &self.transaction
@@ -189,17 +202,11 @@ impl Tokens {
                         "two DPoP-bound tokens for one request, which has one DPoP header".into(),
                     );
                 }
-                dpop(
-                    headers,
-                    header,
-                    &token.value,
-                    key,
-                    (method, uri),
-                    p.overwrite,
-                )?;
+                let head = head.ok_or("a DPoP proof needs the request's method and URI")?;
+                dpop(headers, header, &token.value, key, head, p.overwrite)?;
                 continue;
             }
-            let _ = (method, uri, &mut proofs);
+            let _ = (head, &mut proofs);
             set(headers, header, &token.value, p.overwrite)?;
         }
         Ok(())
@@ -246,16 +253,10 @@ impl Tokens {
             })
     }
 
-    /// Wait for every fetch, then put the tokens into the request.
+    /// Wait for every fetch.
     #[cfg(feature = "reqwest")]
-    pub(super) async fn attach(
-        &mut self,
-        p: &Policy,
-        head: (&http::Method, &http::Uri),
-        headers: &mut http::HeaderMap,
-    ) -> Result<(), BoxError> {
-        std::future::poll_fn(|cx| self.poll(cx)).await?;
-        self.set(p, head, headers)
+    pub(super) async fn fetch(&mut self) -> Result<(), BoxError> {
+        std::future::poll_fn(|cx| self.poll(cx)).await
     }
 }
 
@@ -370,10 +371,11 @@ where
                         let (inner, req) = call
                             .as_mut()
                             .expect("ResponseFuture polled after completion");
-                        let (method, uri) = (req.method().clone(), req.uri().clone());
-                        tokens
-                            .set(policy, (&method, &uri), req.headers_mut())
-                            .map(|()| inner)
+                        let head = tokens
+                            .proves()
+                            .then(|| (req.method().clone(), req.uri().clone()));
+                        let head = head.as_ref().map(|(m, u)| (m, u));
+                        tokens.set(policy, head, req.headers_mut()).map(|()| inner)
                     });
                     match attached {
                         Ok(_) => {

@@ -239,8 +239,11 @@ where
         };
         if tokens.ready() {
             // Forwarded or cached tokens: attached now, no future to wait for.
-            let (method, uri) = (req.method().clone(), req.uri().clone());
-            if let Err(e) = tokens.set(policy, (&method, &uri), req.headers_mut()) {
+            let head = tokens
+                .proves()
+                .then(|| (req.method().clone(), req.uri().clone()));
+            let head = head.as_ref().map(|(m, u)| (m, u));
+            if let Err(e) = tokens.set(policy, head, req.headers_mut()) {
                 return ResponseFuture::failed(e);
             }
             return ResponseFuture::calling(self.inner.call(req));

@@ -157,15 +157,18 @@ impl Middleware for PropagateMiddleware {
             reqwest_middleware::Error::Middleware(anyhow::Error::msg(e.to_string()))
         };
         let mut tokens = Tokens::plan(destination, caller.as_ref()).map_err(failed)?;
+        tokens.fetch().await.map_err(failed)?;
         let method = req.method().clone();
-        let uri: http::Uri = req
-            .url()
-            .as_str()
-            .parse()
-            .map_err(|_| failed("the request URL is not a valid URI".into()))?;
+        // The URL as a URI only for a DPoP proof (and its nonce).
+        let uri: Option<http::Uri> = if tokens.proves() {
+            let uri = req.url().as_str().parse();
+            Some(uri.map_err(|_| failed("the request URL is not a valid URI".into()))?)
+        } else {
+            None
+        };
+        let head = uri.as_ref().map(|u| (&method, u));
         tokens
-            .attach(&self.policy, (&method, &uri), req.headers_mut())
-            .await
+            .set(&self.policy, head, req.headers_mut())
             .map_err(failed)?;
         #[cfg(feature = "_aws-lc")]
         let (dpop, retry) = match tokens.dpop_key() {
@@ -176,7 +179,7 @@ impl Middleware for PropagateMiddleware {
         #[allow(unused_mut)]
         let mut res = next.clone().run(req, extensions).await?;
         #[cfg(feature = "_aws-lc")]
-        if let Some(key) = &dpop {
+        if let (Some(key), Some(uri)) = (&dpop, &uri) {
             // RFC 9449 §9: the resource server's nonce, for the next proofs,
             // and one retry when it refused this one for want of it.
             let nonce = res
@@ -184,7 +187,7 @@ impl Middleware for PropagateMiddleware {
                 .get("dpop-nonce")
                 .and_then(|v| v.to_str().ok());
             if let Some(nonce) = nonce {
-                key.remember_nonce(&uri, nonce);
+                key.remember_nonce(uri, nonce);
             }
             let asked = res.status() == reqwest::StatusCode::UNAUTHORIZED
                 && nonce.is_some()
@@ -195,7 +198,7 @@ impl Middleware for PropagateMiddleware {
                     .is_some_and(|c| c.contains("use_dpop_nonce"));
             if let (true, Some(mut again)) = (asked, retry) {
                 tokens
-                    .reprove(&self.policy, (&method, &uri), again.headers_mut())
+                    .reprove(&self.policy, (&method, uri), again.headers_mut())
                     .map_err(failed)?;
                 res = next.run(again, extensions).await?;
                 if let Some(nonce) = res
@@ -203,7 +206,7 @@ impl Middleware for PropagateMiddleware {
                     .get("dpop-nonce")
                     .and_then(|v| v.to_str().ok())
                 {
-                    key.remember_nonce(&uri, nonce);
+                    key.remember_nonce(uri, nonce);
                 }
             }
         }
