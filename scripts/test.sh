@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every test of tower-mandate on a fresh machine: installs what the tests
-# need (a Python venv with PyJWT and jwcrypto, oidc-provider from npm,
-# Debian's redis-server), then runs formatting, lints, each feature
+# need (a Python venv with PyJWT and jwcrypto, oidc-provider and the Cerbos
+# PDP from npm, Debian's redis-server), then runs formatting, lints, each feature
 # alone, docs, the MSRV check, all tests, and compiles the benches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,10 @@ fi
 if [ ! -d tests/support/idp/node_modules/oidc-provider ]; then
   (cd tests/support/idp && npm install --no-audit --no-fund --silent)
 fi
+# A real AuthZEN policy decision point: the Cerbos server binary, from npm.
+if [ ! -x tests/support/cerbos/node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64 ]; then
+  (cd tests/support/cerbos && npm install --no-audit --no-fund --silent)
+fi
 
 step "rustfmt"
 cargo fmt --all -- --check
@@ -38,7 +42,7 @@ step "clippy"
 cargo clippy --all-targets --all-features -- -D warnings
 
 step "every feature alone"
-for features in "" axum aws-lc-rs rust-crypto test-util jwks oauth reqwest tonic tonic-tls cedar redis config metrics; do
+for features in "" axum aws-lc-rs rust-crypto test-util jwks oauth reqwest tonic tonic-tls cedar authzen redis config metrics "authzen,config"; do
   echo "--no-default-features ${features:+--features $features}"
   cargo check --quiet --lib --no-default-features ${features:+--features "$features"}
 done

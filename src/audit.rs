@@ -21,6 +21,7 @@
 //! | `txn` | the Transaction Token's `txn` (one id across the call chain), or empty |
 //! | `dpop_jkt` | the thumbprint of the DPoP key the caller proved (RFC 9449), or empty |
 //! | `x5t_s256` | the thumbprint of the client certificate a token is bound to (RFC 8705), or empty |
+//! | `policy_context` | what an external decision point said ([`AuthZen`](crate::policy)): per subject, its decision and decision context, as compact JSON; or empty |
 //!
 //! Token text never appears. Route the target to durable storage with your
 //! subscriber, e.g. `tower_mandate::audit=info`.
@@ -112,6 +113,7 @@ pub(crate) fn decision(
     reason: &str,
     permission: &str,
     resource: Option<&str>,
+    policy_context: &str,
 ) {
     tracing::info!(
         target: TARGET,
@@ -131,6 +133,7 @@ pub(crate) fn decision(
         txn = who.txn,
         dpop_jkt = who.dpop_jkt,
         x5t_s256 = who.x5t_s256,
+        policy_context,
         "authorization decision"
     );
 }

@@ -178,6 +178,9 @@ pub enum AuthErrorKind {
     /// (RFC 9470 §3): 401 `insufficient_user_authentication` with
     /// `acr_values` and `max_age`.
     InsufficientUserAuthentication,
+    /// The policy decision point could not be asked, timed out, or gave no
+    /// usable answer: 503 with `Retry-After`; the request is denied.
+    PolicyUnavailable,
 }
 
 impl AuthErrorKind {
@@ -191,14 +194,16 @@ impl AuthErrorKind {
             | AuthErrorKind::InsufficientUserAuthentication => http::StatusCode::UNAUTHORIZED,
             AuthErrorKind::InvalidRequest => http::StatusCode::BAD_REQUEST,
             AuthErrorKind::InsufficientScope => http::StatusCode::FORBIDDEN,
-            AuthErrorKind::KeysUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+            AuthErrorKind::KeysUnavailable | AuthErrorKind::PolicyUnavailable => {
+                http::StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
     /// The gRPC status code for this kind: UNAUTHENTICATED (16) for missing
     /// or bad tokens, PERMISSION_DENIED (7) for a missing permission,
     /// INVALID_ARGUMENT (3) for malformed credentials, UNAVAILABLE (14)
-    /// when keys cannot be had.
+    /// when keys or a policy decision cannot be had.
     ///
     /// ```
     /// use tower_mandate::AuthErrorKind;
@@ -214,14 +219,16 @@ impl AuthErrorKind {
             | AuthErrorKind::InsufficientUserAuthentication => 16,
             AuthErrorKind::InsufficientScope => 7,
             AuthErrorKind::InvalidRequest => 3,
-            AuthErrorKind::KeysUnavailable => 14,
+            AuthErrorKind::KeysUnavailable | AuthErrorKind::PolicyUnavailable => 14,
         }
     }
 
     /// The RFC 6750 error code, when the kind has one.
     pub fn error_code(self) -> Option<&'static str> {
         match self {
-            AuthErrorKind::MissingCredentials | AuthErrorKind::KeysUnavailable => None,
+            AuthErrorKind::MissingCredentials
+            | AuthErrorKind::KeysUnavailable
+            | AuthErrorKind::PolicyUnavailable => None,
             AuthErrorKind::InvalidToken => Some("invalid_token"),
             AuthErrorKind::InvalidRequest => Some("invalid_request"),
             AuthErrorKind::InsufficientScope => Some("insufficient_scope"),
@@ -361,6 +368,19 @@ impl AuthError {
         }
     }
 
+    /// The policy decision point failed; the client may retry after `secs`
+    /// seconds.
+    #[cfg_attr(not(feature = "authzen"), allow(dead_code))]
+    pub(crate) fn policy_unavailable(retry_after: u64) -> Self {
+        AuthError {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(
+                AuthErrorKind::PolicyUnavailable,
+                "policy decision point unavailable",
+            )
+        }
+    }
+
     pub(crate) fn invalid_token(reason: &'static str) -> Self {
         Self::new(AuthErrorKind::InvalidToken, reason)
     }
@@ -406,7 +426,8 @@ impl AuthError {
         self.scope.as_deref()
     }
 
-    /// For [`AuthErrorKind::KeysUnavailable`]: seconds after which a retry
+    /// For [`AuthErrorKind::KeysUnavailable`] and
+    /// [`AuthErrorKind::PolicyUnavailable`]: seconds after which a retry
     /// may succeed (the `Retry-After` header).
     pub fn retry_after(&self) -> Option<u64> {
         self.retry_after
@@ -427,7 +448,10 @@ impl AuthError {
     /// when it requires DPoP; when it takes both, with a `Bearer`
     /// challenge and a `DPoP` one (§7.2).
     pub fn www_authenticate(&self) -> Option<String> {
-        if self.kind == AuthErrorKind::KeysUnavailable {
+        if matches!(
+            self.kind,
+            AuthErrorKind::KeysUnavailable | AuthErrorKind::PolicyUnavailable
+        ) {
             return None;
         }
         let (scheme, algs) = match &self.challenge {

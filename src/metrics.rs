@@ -30,7 +30,9 @@ impl Outcome {
             }
             AuthErrorKind::InvalidRequest => Outcome::BadRequest,
             AuthErrorKind::InsufficientScope => Outcome::Forbidden,
-            AuthErrorKind::KeysUnavailable => Outcome::Unavailable,
+            AuthErrorKind::KeysUnavailable | AuthErrorKind::PolicyUnavailable => {
+                Outcome::Unavailable
+            }
         }
     }
 

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use tower_mandate::policy::{AuthZen, Resource};
 use tower_mandate::testing::TestIssuer;
 use tower_mandate::{
     AuthError, Caller, Issuer, MandateLayer, Principal, PrincipalId, Require, Slot, Verifier,
@@ -45,6 +46,31 @@ struct Image {
 struct Store {
     images: Arc<Mutex<HashMap<String, Image>>>,
     next: Arc<AtomicU64>,
+    /// The external decision point of `[policy]`, which then replaces the
+    /// built-in ownership rules.
+    policy: Option<AuthZen>,
+}
+
+impl Store {
+    /// The ownership rule for `action` (`read`, `create`, `delete`) on the
+    /// image `id` of `owner`: the decision point's when there is one, else
+    /// the built-in rule (the caller owns it or holds `P`'s `:any`).
+    async fn check<P: Permission>(
+        &self,
+        caller: &Caller,
+        action: &str,
+        id: &str,
+        owner: &PrincipalId,
+    ) -> Result<(), AuthError> {
+        match &self.policy {
+            Some(pdp) => {
+                let image = Resource::new("image", id).with_owner(owner);
+                pdp.authorize(caller, action, &image).await.require(action)
+            }
+            None if action == "create" => Ok(()),
+            None => caller.require_owner_of::<P>(id, owner),
+        }
+    }
 }
 
 /// The routes of image_store behind `layer`; `/healthz`, `/readyz` (503
@@ -54,6 +80,17 @@ struct Store {
 pub(crate) fn router(
     layer: MandateLayer,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Router {
+    router_with_policy(layer, metrics, None)
+}
+
+/// [`router`], with the image routes asking `policy` (actions `read`,
+/// `create`, `delete` on resources of type `image`) instead of the
+/// built-in ownership rules.
+pub(crate) fn router_with_policy(
+    layer: MandateLayer,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    policy: Option<AuthZen>,
 ) -> Router {
     let readiness = layer.clone();
     let mut router = Router::new()
@@ -84,7 +121,10 @@ pub(crate) fn router(
             }),
         );
     }
-    router.with_state(Store::default())
+    router.with_state(Store {
+        policy,
+        ..Store::default()
+    })
 }
 
 fn principal_json(p: Option<&Principal>) -> Value {
@@ -121,6 +161,9 @@ async fn create(
         (None, None) => return Err(AuthError::insufficient_scope(ImagesWrite::NAME)),
     };
     let id = format!("img-{}", store.next.fetch_add(1, Ordering::Relaxed) + 1);
+    store
+        .check::<ImagesWrite>(caller.caller(), "create", &id, &owner)
+        .await?;
     let answer = json!({"id": id, "owner": owner.subject()});
     let image = Image {
         owner,
@@ -142,7 +185,9 @@ async fn read(
     let Some(image) = find(&store, &id) else {
         return Ok(StatusCode::NOT_FOUND.into_response());
     };
-    caller.require_owner_of::<ImagesRead>(&id, &image.owner)?;
+    store
+        .check::<ImagesRead>(caller.caller(), "read", &id, &image.owner)
+        .await?;
     Ok(Json(json!({"id": id, "owner": image.owner.subject(), "size": image.size})).into_response())
 }
 
@@ -155,7 +200,9 @@ async fn remove(
         return Ok(StatusCode::NOT_FOUND.into_response());
     };
     // Checked before the mutation.
-    caller.require_owner_of::<ImagesDelete>(&id, &image.owner)?;
+    store
+        .check::<ImagesDelete>(caller.caller(), "delete", &id, &image.owner)
+        .await?;
     store.images.lock().unwrap().remove(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -330,6 +377,10 @@ pub(crate) fn exit_with(path: &str, e: &dyn std::fmt::Display) -> ! {
     std::process::exit(2)
 }
 
+/// The layer, the embedded issuers (when the environment names none) and
+/// the decision point of `[policy]`.
+pub(crate) type Configured = (MandateLayer, Option<Embedded>, Option<AuthZen>);
+
 /// The layer from `MANDATE_CONFIG` when it is set, else from the
 /// environment (see [`layer_from_env`]). A slot that takes DPoP and names
 /// no `dpop_origins` checks proofs against the address the store listens
@@ -337,10 +388,22 @@ pub(crate) fn exit_with(path: &str, e: &dyn std::fmt::Display) -> ! {
 pub(crate) fn layer_from_config_or_env(
     settings: &Settings,
     bound: std::net::SocketAddr,
-) -> Result<(MandateLayer, Option<Embedded>), Box<dyn std::error::Error>> {
+) -> Result<Configured, Box<dyn std::error::Error>> {
     let Some(mut config) = config_file() else {
-        return layer_from_env(settings);
+        let (layer, embedded) = layer_from_env(settings)?;
+        return Ok((layer, embedded, None));
     };
+    // A decision point on this machine may be plain http.
+    if let Some(policy) = config.policy.as_mut()
+        && is_loopback(&policy.authzen_url)
+    {
+        policy.insecure_allow_http = true;
+    }
+    let path = env("MANDATE_CONFIG").unwrap_or_default();
+    let policy = config
+        .providers()
+        .and_then(|providers| config.authzen(&providers))
+        .unwrap_or_else(|e| exit_with(&path, &e));
     for slot in [config.user.as_mut(), config.service.as_mut()]
         .into_iter()
         .flatten()
@@ -350,8 +413,8 @@ pub(crate) fn layer_from_config_or_env(
         }
     }
     match config.layer() {
-        Ok(layer) => Ok((layer, None)),
-        Err(e) => exit_with(&env("MANDATE_CONFIG").unwrap_or_default(), &e),
+        Ok(layer) => Ok((layer, None, policy)),
+        Err(e) => exit_with(&path, &e),
     }
 }
 

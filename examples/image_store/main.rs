@@ -8,8 +8,11 @@
 //! `SERVICE_ISSUER`, `SERVICE_AUDIENCE`, `SERVICE_JWKS_FILE`, `ALGORITHMS`,
 //! `LEEWAY_SECS` (see README.md), or `MANDATE_CONFIG`, a TOML file of
 //! `tower_mandate::config::MandateConfig`, which then replaces the slot
-//! variables. Without either it runs with embedded issuers and prints ready
-//! tokens.
+//! variables; its `[policy]` table (`authzen_url`, `timeout`) makes the
+//! image routes ask an AuthZEN decision point (actions `read`, `create`,
+//! `delete` on resources of type `image`) instead of the built-in
+//! ownership rules. Without either it runs with embedded issuers and
+//! prints ready tokens.
 
 mod app;
 
@@ -63,12 +66,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
     let listener = tokio::net::TcpListener::bind(&settings.bind).await?;
     let bound = listener.local_addr()?;
-    let (layer, embedded) = app::layer_from_config_or_env(&settings, bound)?;
+    let (layer, embedded, policy) = app::layer_from_config_or_env(&settings, bound)?;
     let bind = bound.to_string();
     if let Some(e) = &embedded {
         print_tokens(&bind, e);
     }
     println!("image_store listening on http://{bind}");
-    axum::serve(listener, app::router(layer, Some(metrics))).await?;
+    axum::serve(
+        listener,
+        app::router_with_policy(layer, Some(metrics), policy),
+    )
+    .await?;
     Ok(())
 }

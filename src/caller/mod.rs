@@ -286,6 +286,19 @@ impl Caller {
         permission: &str,
         resource: Option<&str>,
     ) {
+        self.audit_policy(allowed, reason, permission, resource, "");
+    }
+
+    /// [`Caller::audit`] with what a policy decision point said about it
+    /// (its decision contexts, as compact JSON).
+    pub(crate) fn audit_policy(
+        &self,
+        allowed: bool,
+        reason: &str,
+        permission: &str,
+        resource: Option<&str>,
+        policy_context: &str,
+    ) {
         if !audit::enabled() {
             return;
         }
@@ -319,7 +332,7 @@ impl Caller {
             dpop_jkt: self.dpop_jkt().unwrap_or(""),
             x5t_s256: self.certificate_thumbprint().unwrap_or(""),
         };
-        audit::decision(&who, allowed, reason, permission, resource);
+        audit::decision(&who, allowed, reason, permission, resource, policy_context);
     }
 }
 

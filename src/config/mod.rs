@@ -42,6 +42,8 @@
 
 mod binding;
 mod issuer;
+#[cfg(feature = "authzen")]
+mod policy;
 mod propagate;
 mod slots;
 mod transaction;
@@ -54,6 +56,8 @@ use serde::Deserialize;
 
 pub use binding::{CertificateSourceKind, ClientCertificatesConfig, DpopMode};
 pub use issuer::{IssuerConfig, Preset, Tenants};
+#[cfg(feature = "authzen")]
+pub use policy::PolicyConfig;
 pub use propagate::{
     ClientAuthKind, DestinationConfig, PropagateConfig, ProviderConfig, ProviderKind, Providers,
     TokenRequestConfig, UserTokenMode,
@@ -95,12 +99,16 @@ pub struct MandateConfig {
     /// Where client certificates come from, for certificate-bound tokens.
     #[serde(default)]
     pub client_certificates: Option<ClientCertificatesConfig>,
+    /// An external policy decision point (feature `authzen`).
+    #[cfg(feature = "authzen")]
+    #[serde(default)]
+    pub policy: Option<PolicyConfig>,
     /// See [`MandateBuilder::insecure_allow_interchangeable_slots`].
     #[serde(default)]
     pub insecure_allow_interchangeable_slots: bool,
     /// The application's HTTP client, for key sources and token endpoints
     /// (not from the file: see [`MandateConfig::with_http_client`]).
-    #[cfg(any(feature = "jwks", feature = "oauth"))]
+    #[cfg(any(feature = "jwks", feature = "oauth", feature = "authzen"))]
     #[serde(skip)]
     http_client: Option<Client>,
 }
@@ -187,7 +195,7 @@ impl MandateConfig {
     /// private CA, a proxy): `client` makes a `reqwest::ClientBuilder` for
     /// each key source and provider, which the crate builds under its rules
     /// (see [`JwksBuilder::with_client`](crate::keys::JwksBuilder::with_client)).
-    #[cfg(any(feature = "jwks", feature = "oauth"))]
+    #[cfg(any(feature = "jwks", feature = "oauth", feature = "authzen"))]
     pub fn with_http_client(
         mut self,
         client: impl Fn() -> reqwest::ClientBuilder + Send + Sync + 'static,
@@ -196,12 +204,12 @@ impl MandateConfig {
         self
     }
 
-    #[cfg(any(feature = "jwks", feature = "oauth"))]
+    #[cfg(any(feature = "jwks", feature = "oauth", feature = "authzen"))]
     fn client(&self) -> Option<&Client> {
         self.http_client.as_ref()
     }
 
-    #[cfg(not(any(feature = "jwks", feature = "oauth")))]
+    #[cfg(not(any(feature = "jwks", feature = "oauth", feature = "authzen")))]
     fn client(&self) -> Option<&Client> {
         None
     }
@@ -276,6 +284,23 @@ impl MandateConfig {
         self.layer_builder()?.build()
     }
 
+    /// The AuthZEN decision point of `[policy]`, when the table names one;
+    /// its token, when `token_provider` names one, from `providers`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::At`] naming the key: a bad URL, an unknown provider.
+    #[cfg(feature = "authzen")]
+    pub fn authzen(
+        &self,
+        providers: &Providers,
+    ) -> Result<Option<crate::policy::AuthZen>, ConfigError> {
+        self.policy
+            .as_ref()
+            .map(|p| p.build("policy", providers, self.client()))
+            .transpose()
+    }
+
     /// The token providers, built (secrets read) once.
     ///
     /// # Errors
@@ -324,23 +349,23 @@ pub(super) fn invalid(path: impl Into<String>, message: impl Into<String>) -> Co
     }
 }
 
-/// The HTTP client type, where neither `jwks` nor `oauth` has one.
-#[cfg(not(any(feature = "jwks", feature = "oauth")))]
+/// The HTTP client type, where none of `jwks`, `oauth`, `authzen` has one.
+#[cfg(not(any(feature = "jwks", feature = "oauth", feature = "authzen")))]
 pub(crate) enum Client {}
 
 /// Makes the application's HTTP client builders.
-#[cfg(any(feature = "jwks", feature = "oauth"))]
+#[cfg(any(feature = "jwks", feature = "oauth", feature = "authzen"))]
 #[derive(Clone)]
 pub(crate) struct Client(std::sync::Arc<dyn Fn() -> reqwest::ClientBuilder + Send + Sync>);
 
-#[cfg(any(feature = "jwks", feature = "oauth"))]
+#[cfg(any(feature = "jwks", feature = "oauth", feature = "authzen"))]
 impl Client {
     pub(crate) fn builder(&self) -> reqwest::ClientBuilder {
         (self.0)()
     }
 }
 
-#[cfg(any(feature = "jwks", feature = "oauth"))]
+#[cfg(any(feature = "jwks", feature = "oauth", feature = "authzen"))]
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Client")

@@ -268,3 +268,50 @@ fn dpop_and_certificate_settings_build_or_name_their_key() {
         "{e}"
     );
 }
+
+#[cfg(feature = "authzen")]
+#[test]
+fn the_policy_table_builds_a_decision_point_or_names_its_key() {
+    let providers = Providers::default();
+    let config = MandateConfig::from_toml(
+        "[policy]\nauthzen_url = \"https://pdp.internal\"\ntimeout = \"2s\"\n\
+         semantic = \"execute_all\"\ncache_ttl = \"5s\"\n[policy.context]\n\"cerbos.includeMeta\" = true\n",
+    )
+    .unwrap();
+    let pdp = config.authzen(&providers).unwrap().unwrap();
+    assert!(format!("{pdp:?}").contains("ExecuteAll"), "{pdp:?}");
+    assert!(
+        MandateConfig::from_toml("")
+            .unwrap()
+            .authzen(&providers)
+            .unwrap()
+            .is_none()
+    );
+    for (text, expected) in [
+        (
+            "[policy]\nauthzen_url = \"http://pdp.internal\"",
+            "policy.authzen_url: ",
+        ),
+        (
+            "[policy]\nauthzen_url = \"https://p\"\ntimeout = \"0s\"",
+            "policy.timeout: ",
+        ),
+        (
+            "[policy]\nauthzen_url = \"https://p\"\ntoken_provider = \"nope\"",
+            "policy.token_provider: ",
+        ),
+        (
+            "[policy]\nauthzen_url = \"https://p\"\ncache_capacity = 5",
+            "policy.cache_capacity: ",
+        ),
+        (
+            "[policy]\nauthzen_url = \"https://p\"\nsemantic = \"permit_on_first_permit\"",
+            "policy.semantic: ",
+        ),
+        ("[policy]\nurl = \"https://p\"", "policy.url: "),
+    ] {
+        let result = MandateConfig::from_toml(text).and_then(|c| c.authzen(&providers).map(|_| ()));
+        let e = result.unwrap_err().to_string();
+        assert!(e.starts_with(expected), "{text}: {e}");
+    }
+}

@@ -10,10 +10,23 @@
 //!   action, a resource the handler supplies, and the calling service and
 //!   actor chain as context. Every evaluation is one audit event naming the
 //!   policies that decided.
+//! - **An external decision point** (feature `authzen`): [`AuthZen`] asks a
+//!   policy decision point that speaks the OpenID AuthZEN Authorization
+//!   API 1.0 (Cerbos, OPA/Topaz, OpenFGA, Keycloak, …), with every
+//!   principal of the request a subject of one batch request. The call is
+//!   Cedar's, awaited: a handler swaps one for the other.
 
+#[cfg(feature = "authzen")]
+mod authzen;
 #[cfg(feature = "cedar")]
 mod cedar;
+#[cfg(any(feature = "cedar", feature = "authzen"))]
+mod decision;
 mod ownership;
 
+#[cfg(feature = "authzen")]
+pub use authzen::{AuthZen, AuthZenBuilder, Semantic};
 #[cfg(feature = "cedar")]
-pub use cedar::{CedarPolicy, PolicyDecision, Resource};
+pub use cedar::CedarPolicy;
+#[cfg(any(feature = "cedar", feature = "authzen"))]
+pub use decision::{PolicyDecision, Resource, SubjectDecision, SubjectRole};

@@ -90,7 +90,9 @@ impl MakeRejection for DefaultRejection {
             return grpc_rejection(error);
         }
         let code = error.kind().error_code().unwrap_or(match error.kind() {
-            crate::AuthErrorKind::KeysUnavailable => "temporarily_unavailable",
+            crate::AuthErrorKind::KeysUnavailable | crate::AuthErrorKind::PolicyUnavailable => {
+                "temporarily_unavailable"
+            }
             _ => "unauthorized",
         });
         let body = serde_json::json!({

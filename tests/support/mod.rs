@@ -250,6 +250,16 @@ impl Example {
         Example { child, lines, base }
     }
 
+    /// The first printed line containing `text`.
+    pub fn printed_containing(&self, text: &str) -> Option<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(text))
+            .cloned()
+    }
+
     /// The rest of the first printed line starting with `prefix`.
     pub fn printed(&self, prefix: &str) -> Option<String> {
         self.lines
@@ -573,5 +583,83 @@ impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A real Cerbos policy decision point (the server binary from npm's
+/// `@cerbos/cerbos-linux-x64`, installed by scripts/test.sh), serving
+/// AuthZEN on its HTTP port with the policies of tests/support/cerbos;
+/// stopped on drop.
+pub struct Cerbos {
+    child: Child,
+    pub url: String,
+    _dir: PathBuf,
+}
+
+#[allow(dead_code)]
+impl Cerbos {
+    pub fn start() -> Cerbos {
+        Self::start_on(free_port())
+    }
+
+    /// On this HTTP port (a decision point that comes up after the service).
+    pub fn start_on(http: u16) -> Cerbos {
+        let support = manifest_dir().join("tests/support/cerbos");
+        let binary = support.join("node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64");
+        assert!(
+            binary.exists(),
+            "the Cerbos PDP is not installed: run scripts/test.sh (it runs npm install in {})",
+            support.display()
+        );
+        let dir = temp_dir(&format!("cerbos-{http}"));
+        let grpc = free_port();
+        let config = format!(
+            "server:\n  httpListenAddr: \"127.0.0.1:{http}\"\n  grpcListenAddr: \"127.0.0.1:{grpc}\"\n\
+             storage:\n  driver: disk\n  disk:\n    directory: {}\n    watchForChanges: false\n\
+             telemetry:\n  disabled: true\n",
+            support.join("policies").display()
+        );
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new(&binary)
+            .arg("server")
+            .arg(format!("--config={}", path.display()))
+            .arg("--debug-listen-addr=127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cerbos");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", http)) {
+                use std::io::{Read, Write};
+                let _ =
+                    stream.write_all(b"GET /_cerbos/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "cerbos did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Cerbos {
+            child,
+            url: format!("http://127.0.0.1:{http}"),
+            _dir: dir,
+        }
+    }
+
+    /// Stop it now (the decision point goes down under a running service).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Cerbos {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
