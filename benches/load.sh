@@ -59,6 +59,10 @@ for _ in $(seq "$ROUNDS"); do
   run "JWKS keys, endpoint hanging, uncached" /jwks "${U[@]}"
   curl -s -X POST "$base/jwks-mode/down" > /dev/null
   run "JWKS keys, endpoint failing, uncached" /jwks "${U[@]}"
+  if [ -n "$authzen_url" ]; then
+    run "one RS256 token, cached, AuthZEN decision from Cerbos" /authzen "${U[@]}"
+    run "one RS256 token, cached, AuthZEN decision cached" /authzen-cached "${U[@]}"
+  fi
 done
 
 python3 - "$work/results" "$DURATION" "$CONNECTIONS" "$ROUNDS" <<'PY'

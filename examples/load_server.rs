@@ -16,6 +16,8 @@
 //! | `/dpop` | user slot taking DPoP (RFC 9449), cache on; `$LOAD_DIR/dpop.token` is bound to the server's own key |
 //! | `POST /dpop/proofs/{n}` | writes `n` fresh ES256 proofs for `GET /dpop`, one per line, to `$LOAD_DIR/dpop.proofs` |
 //! | `POST /metrics/{on,off}` | metrics to a Prometheus recorder, or to none (off, the default) |
+//! | `/authzen` | `/one`, then the AuthZEN decision point at `$AUTHZEN_URL` (a Cerbos started by load.sh) asked whether the user reads her image |
+//! | `/authzen-cached` | the same with the decision cache on |
 //!
 //! The JWKS endpoint is served by this process too, on another port, with
 //! `Cache-Control: max-age=1` so that keys are refreshed every second;
@@ -36,8 +38,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jsonwebtoken::{DecodingKey, Validation};
+use tower_mandate::policy::{AuthZen, Resource};
 use tower_mandate::testing::TestIssuer;
-use tower_mandate::{Issuer, MandateLayer, Slot, Verifier, keys::JwksSource};
+use tower_mandate::{Caller, Issuer, MandateLayer, Slot, Verifier, keys::JwksSource};
 
 const AUD: &str = "image-store";
 
@@ -58,6 +61,19 @@ async fn naive(State(naive): State<Naive>, req: Request, next: Next) -> Response
     {
         Some(Ok(_)) => next.run(req).await,
         _ => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+/// Whether the decision point lets the caller read her own image.
+async fn ask(pdp: AuthZen, caller: Caller) -> StatusCode {
+    let Some(owner) = caller.user().map(|u| u.id()) else {
+        return StatusCode::UNAUTHORIZED;
+    };
+    let image = Resource::new("Image", "img-1").with_owner(&owner);
+    let decision = pdp.authorize(&caller, "images:read", &image).await;
+    match decision.require("images:read") {
+        Ok(()) => StatusCode::OK,
+        Err(e) => e.status(),
     }
 }
 
@@ -421,6 +437,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }),
     );
+    // An external decision point, when load.sh started one.
+    let app = match std::env::var("AUTHZEN_URL") {
+        Ok(url) if !url.is_empty() => {
+            let asked = AuthZen::builder(&url).insecure_allow_http().build()?;
+            let cached = AuthZen::builder(&url)
+                .insecure_allow_http()
+                .with_cache(Duration::from_secs(600), 10_000)
+                .build()?;
+            app.route(
+                "/authzen",
+                get(move |caller: Caller| ask(asked.clone(), caller))
+                    .route_layer(MandateLayer::new(user.clone())),
+            )
+            .route(
+                "/authzen-cached",
+                get(move |caller: Caller| ask(cached.clone(), caller))
+                    .route_layer(MandateLayer::new(user.clone())),
+            )
+        }
+        _ => app,
+    };
     println!("listening on {origin}");
     axum::serve(listener, app).await?;
     Ok(())

@@ -113,7 +113,7 @@ async fn a_failing_decision_point_denies_with_503() {
         )
         .into_boxed_str(),
     );
-    let cases: [(&str, u16, &'static str, u64); 9] = [
+    let cases: [(&str, u16, &'static str, u64); 10] = [
         ("not JSON", 200, "<html>oops</html>", 0),
         (
             "no decision",
@@ -148,6 +148,12 @@ async fn a_failing_decision_point_denies_with_503() {
         ),
         ("an answer too large", 200, big, 0),
         (
+            "an error echoing lines",
+            400,
+            "bad\ndecision=\"allow\" injected",
+            0,
+        ),
+        (
             "slower than the timeout",
             200,
             r#"{"evaluations":[{"decision":true},{"decision":true}]}"#,
@@ -167,6 +173,10 @@ async fn a_failing_decision_point_denies_with_503() {
         assert_eq!(error.status(), 503, "{name}");
         assert!(error.retry_after().is_some_and(|s| s >= 1), "{name}");
         assert_eq!(count.load(Ordering::SeqCst), 1, "{name}: asked once");
+        assert!(
+            d.errors().iter().all(|e| !e.contains('\n')),
+            "{name}: {d:?}"
+        );
     }
     // Nothing listening at all.
     let port = support::free_port();
@@ -215,6 +225,10 @@ async fn plain_http_and_bad_identifiers_are_refused_when_building() {
             .is_err()
     );
     assert!(AuthZen::builder("not a url").build().is_err());
+    let e = AuthZen::builder("https://pep:s3cret@pdp.example")
+        .build()
+        .unwrap_err();
+    assert!(!e.to_string().contains("s3cret"), "{e}");
     assert!(AuthZen::builder("https://pdp.example").build().is_ok());
 }
 
@@ -594,6 +608,59 @@ fn strip_ansi(line: &str) -> String {
         } else {
             out.push(c);
         }
+    }
+    out
+}
+
+#[tokio::test]
+async fn decisions_behind_a_hanging_discovery_fail_together() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        for _ in 0..64 {
+            match listener.accept().await {
+                Ok((stream, _)) => open.push(stream),
+                Err(_) => break,
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(open);
+    });
+    let pdp = AuthZen::builder(&url)
+        .insecure_allow_http()
+        .with_discovery()
+        .with_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let w = World::new();
+    let alice = w.user("alice");
+    let started = std::time::Instant::now();
+    let decisions = futures_like_join((0..20).map(|_| {
+        let (pdp, alice) = (pdp.clone(), alice.clone());
+        tokio::spawn(async move { pdp.authorize(&alice, "images:read", &image("alice")).await })
+    }))
+    .await;
+    assert!(
+        decisions.iter().all(|d| d.is_unavailable()),
+        "{decisions:?}"
+    );
+    // One discovery timed out; the others did not each wait their turn.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    held.abort();
+}
+
+async fn futures_like_join<T: Send + 'static>(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await.unwrap());
     }
     out
 }

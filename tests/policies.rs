@@ -150,6 +150,30 @@ fn cases() -> Vec<Case> {
         Some(w.users.token("thumb").scope(ALL)),
         Some(w.services.token("thumb").scope("images:write")),
     );
+    // A token naming its own subject as actor (`act` without `iss`: the
+    // token's issuer), alone and through a service holding tags:write
+    // (regression, SECURITY.md: the actor was folded into the user).
+    let self_actor = || {
+        w.users
+            .token("alice")
+            .scope(ALL)
+            .claim("act", json!({"sub": "alice"}))
+    };
+    let self_actor_alone = w.caller(Some(self_actor()), None);
+    let self_actor_through_service = w.caller(
+        Some(self_actor()),
+        Some(w.services.token("thumbnailer").scope("tags:write")),
+    );
+    // The owner through the archiver, which lacks images:read; an admin
+    // through a service holding only images:write.
+    let owner_through_archiver = w.caller(
+        Some(w.users.token("alice").scope(ALL)),
+        Some(w.services.token("archiver").scope("images:write")),
+    );
+    let admin_through_weak_service = w.caller(
+        Some(w.users.token("root").claim("roles", json!(["image-admin"]))),
+        Some(w.services.token("thumbnailer").scope("images:write")),
+    );
     let owned = |id: &str, owner: &str| {
         Resource::new("Image", id).with_owner(&PrincipalId::new("https://users", owner))
     };
@@ -321,6 +345,38 @@ fn cases() -> Vec<Case> {
             weak_service,
             "images:read",
             alices(),
+            false,
+            "",
+        ),
+        case(
+            "the token names its own subject as actor",
+            self_actor_alone,
+            "tags:write",
+            alices(),
+            false,
+            "",
+        ),
+        case(
+            "the token names its own subject as actor, through a service",
+            self_actor_through_service,
+            "tags:write",
+            alices(),
+            false,
+            "",
+        ),
+        case(
+            "the owner through the archiver, which lacks images:read",
+            owner_through_archiver,
+            "images:read",
+            alices(),
+            false,
+            "",
+        ),
+        case(
+            "an admin through a service lacking images:delete",
+            admin_through_weak_service,
+            "images:delete",
+            bobs(),
             false,
             "",
         ),

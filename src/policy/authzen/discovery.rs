@@ -53,7 +53,8 @@ struct Metadata {
 
 /// The endpoints the metadata `body` names, once it is checked: its
 /// `policy_decision_point` is the identifier it was fetched for (§9.2.3,
-/// against mix-up), and every endpoint is https unless `allow_http`.
+/// against mix-up), and every endpoint is https unless `allow_http`, on
+/// the identifier's origin (the service's token goes there).
 pub(super) fn parse_metadata(
     base: &reqwest::Url,
     body: &[u8],
@@ -73,6 +74,13 @@ pub(super) fn parse_metadata(
         let url =
             reqwest::Url::parse(value).map_err(|e| format!("metadata {name} {value:?}: {e}"))?;
         check_scheme(&url, allow_http).map_err(|e| format!("metadata {name}: {e}"))?;
+        // The service's token goes to these endpoints: only to the
+        // decision point that was configured.
+        if url.origin() != base.origin() {
+            return Err(format!(
+                "metadata {name} {value:?} is not on the decision point's origin"
+            ));
+        }
         Ok::<_, String>(url)
     };
     Ok(Endpoints {
@@ -149,6 +157,13 @@ mod tests {
             "access_evaluation_endpoint":"http://pdp.example/e"}"#;
         assert!(parse_metadata(&base, plain, false).is_err());
         assert!(parse_metadata(&base, b"{}", false).is_err());
+        let elsewhere = br#"{"policy_decision_point":"https://pdp.example",
+            "access_evaluation_endpoint":"https://collector.example/e"}"#;
+        assert!(
+            parse_metadata(&base, elsewhere, false)
+                .unwrap_err()
+                .contains("origin")
+        );
         assert!(parse_metadata(&base, b"<html>", false).is_err());
     }
 }

@@ -1,26 +1,25 @@
 //! An external policy decision point that speaks the OpenID AuthZEN
 //! Authorization API 1.0 (feature `authzen`).
 
+mod answer;
+mod builder;
+mod client;
 mod discovery;
 mod wire;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use super::decision::{PolicyDecision, Resource, SubjectDecision, SubjectRole};
+use super::decision::{PolicyDecision, Resource};
 use crate::provider::{TokenProvider, TokenRequest};
-use crate::{Caller, ConfigError, audit};
+use crate::{Caller, audit};
+use answer::{DecisionCache, answer, audit_context, decided, role_name};
+pub use builder::AuthZenBuilder;
 use discovery::Endpoints;
-
-/// The largest answer read from a decision point.
-const MAX_ANSWER: usize = 64 * 1024;
-/// After a failed discovery, the next one waits this long (and a client
-/// is told to retry after it).
-const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// How the decision point evaluates the batch of a request's subjects
 /// (§7.1.2.1 `evaluations_semantic`). Either way a decision is allowed
@@ -92,18 +91,31 @@ impl Semantic {
 /// `Retry-After`. Every decision is one audit event whose
 /// `policy_context` holds each subject's answer and decision context.
 ///
-/// ```no_run
-/// # async fn f(caller: tower_mandate::Caller) -> Result<(), Box<dyn std::error::Error>> {
+/// ```
+/// # #[cfg(feature = "test-util")]
+/// # tokio::runtime::Runtime::new()?.block_on(async {
 /// use std::time::Duration;
 /// use tower_mandate::policy::{AuthZen, Resource};
+/// # use tower_mandate::{Caller, Issuer, Verifier, testing::TestIssuer};
+/// # let idp = TestIssuer::es256("https://id.example").with_audience("a");
+/// # let v = Verifier::new([Issuer::new("https://id.example", "a").with_keys(idp.key_set())])?;
+/// # let caller = Caller::new(Some(v.verify(&idp.token("alice").scope("images:read").sign())?), None);
 ///
-/// let pdp = AuthZen::builder("https://pdp.internal")
-///     .with_timeout(Duration::from_secs(2))
+/// // Nothing listens here: the decision fails closed.
+/// let pdp = AuthZen::builder("http://127.0.0.1:9")
+///     .insecure_allow_http()
+///     .with_timeout(Duration::from_millis(500))
 ///     .build()?;
-/// let owner = tower_mandate::PrincipalId::new("https://id.example", "alice");
+/// let owner = caller.user().unwrap().id();
 /// let image = Resource::new("image", "img-1").with_owner(&owner);
-/// pdp.authorize(&caller, "read", &image).await.require("read")?;
-/// # Ok(()) }
+/// let decision = pdp.authorize(&caller, "read", &image).await;
+/// assert!(!decision.is_allowed() && decision.is_unavailable());
+/// let refusal = decision.require("read").unwrap_err();
+/// assert_eq!(refusal.status(), 503);
+/// assert!(refusal.retry_after().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
 pub struct AuthZen(Arc<Inner>);
@@ -120,193 +132,6 @@ struct Inner {
     context: Map<String, Value>,
     cache: Option<DecisionCache>,
     retry_after: u64,
-}
-
-/// Builds an [`AuthZen`].
-#[must_use]
-pub struct AuthZenBuilder {
-    url: String,
-    timeout: Duration,
-    semantic: Semantic,
-    discovery: bool,
-    allow_http: bool,
-    client: Option<reqwest::ClientBuilder>,
-    token: Option<(Arc<dyn TokenProvider>, TokenRequest)>,
-    context: Map<String, Value>,
-    cache: Option<(Duration, usize)>,
-}
-
-impl AuthZen {
-    /// A decision point whose identifier (base URL) is `url`; its
-    /// endpoints are at the default paths unless
-    /// [`with_discovery`](AuthZenBuilder::with_discovery).
-    pub fn builder(url: impl Into<String>) -> AuthZenBuilder {
-        AuthZenBuilder {
-            url: url.into(),
-            timeout: Duration::from_secs(2),
-            semantic: Semantic::default(),
-            discovery: false,
-            allow_http: false,
-            client: None,
-            token: None,
-            context: Map::new(),
-            cache: None,
-        }
-    }
-}
-
-impl fmt::Debug for AuthZenBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthZenBuilder")
-            .field("url", &self.url)
-            .field("timeout", &self.timeout)
-            .field("semantic", &self.semantic)
-            .field("discovery", &self.discovery)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AuthZenBuilder {
-    /// How long one request to the decision point may take, connection
-    /// included (default 2 s); past it the decision fails with 503.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The evaluations semantic (default [`Semantic::DenyOnFirstDeny`]).
-    pub fn with_semantic(mut self, semantic: Semantic) -> Self {
-        self.semantic = semantic;
-        self
-    }
-
-    /// Read the endpoints from the decision point's metadata at
-    /// `/.well-known/authzen-configuration` (§9), on the first decision
-    /// rather than when building, so that the service may start before
-    /// the decision point. The metadata's `policy_decision_point` must be
-    /// this identifier (§9.2.3); a failed discovery fails decisions with
-    /// 503 and is tried again after 2 s.
-    pub fn with_discovery(mut self) -> Self {
-        self.discovery = true;
-        self
-    }
-
-    /// Send requests with the application's own HTTP client (a private
-    /// CA, a proxy, a client certificate). The crate builds it with no
-    /// redirects (the bearer token would follow them) and its timeout,
-    /// whatever the builder says.
-    pub fn with_client(mut self, client: reqwest::ClientBuilder) -> Self {
-        self.client = Some(client);
-        self
-    }
-
-    /// Authenticate to the decision point with this service's own token
-    /// from `provider` (for `request`): `Authorization: Bearer …` on every
-    /// request. A token that cannot be had fails the decision with 503.
-    pub fn with_token(mut self, provider: impl TokenProvider, request: TokenRequest) -> Self {
-        self.token = Some((Arc::new(provider), request));
-        self
-    }
-
-    /// Add a member to every request's `context`: for example Cerbos's
-    /// `"cerbos.includeMeta": true`, which makes it return the matched
-    /// policies and rule outputs (then in [`PolicyDecision::policies`]).
-    pub fn with_context(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.context.insert(name.into(), value.into());
-        self
-    }
-
-    /// Keep decisions for `ttl`, at most `capacity` of them (off by
-    /// default). The key is the whole request as sent — every subject with
-    /// its issuer, permissions and roles, the action, the resource and its
-    /// properties, the context — so a decision is never reused for another
-    /// user, another service or another owner. Failures are not kept. A
-    /// policy change at the decision point takes up to `ttl` to apply.
-    pub fn with_cache(mut self, ttl: Duration, capacity: usize) -> Self {
-        self.cache = (!ttl.is_zero() && capacity > 0).then_some((ttl, capacity));
-        self
-    }
-
-    /// Accept a plain-http decision point (and plain-http endpoints in
-    /// its metadata). The bearer token and every decision then cross the
-    /// network unprotected: for loopback and tests only.
-    pub fn insecure_allow_http(mut self) -> Self {
-        self.allow_http = true;
-        self
-    }
-
-    /// The decision point.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::InvalidUrl`] for a URL that does not parse, has a
-    /// query or fragment, or is plain http without
-    /// [`insecure_allow_http`](Self::insecure_allow_http); and when the
-    /// HTTP client cannot be built.
-    pub fn build(self) -> Result<AuthZen, ConfigError> {
-        let invalid = |reason: String| ConfigError::InvalidUrl {
-            url: self.url.clone(),
-            reason,
-        };
-        let base = reqwest::Url::parse(&self.url).map_err(|e| invalid(e.to_string()))?;
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(invalid(
-                "a decision point identifier has no query or fragment".into(),
-            ));
-        }
-        discovery::check_scheme(&base, self.allow_http).map_err(invalid)?;
-        let endpoints = OnceCell::new();
-        if !self.discovery {
-            let _ = endpoints.set(discovery::defaults(&base).map_err(invalid)?);
-        }
-        let client = self
-            .client
-            .unwrap_or_default()
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout.min(Duration::from_secs(2)))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| invalid(format!("the HTTP client: {e}")))?;
-        Ok(AuthZen(Arc::new(Inner {
-            base,
-            endpoints,
-            failed_at: Mutex::new(None),
-            allow_http: self.allow_http,
-            client,
-            semantic: self.semantic,
-            token: self.token,
-            context: self.context,
-            cache: self
-                .cache
-                .map(|(ttl, capacity)| DecisionCache::new(ttl, capacity)),
-            retry_after: self.timeout.as_secs().clamp(1, 30),
-        })))
-    }
-}
-
-/// Decisions by the request that was sent.
-struct DecisionCache {
-    ttl: Duration,
-    entries: quick_cache::sync::Cache<String, (Instant, PolicyDecision)>,
-}
-
-impl DecisionCache {
-    fn new(ttl: Duration, capacity: usize) -> Self {
-        DecisionCache {
-            ttl,
-            entries: quick_cache::sync::Cache::new(capacity),
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<PolicyDecision> {
-        let (at, decision) = self.entries.get(key)?;
-        if at.elapsed() < self.ttl {
-            Some(decision)
-        } else {
-            self.entries.remove(key);
-            None
-        }
-    }
 }
 
 /// How a decision came about, for the audit event.
@@ -484,252 +309,6 @@ impl AuthZen {
         };
         (decision, Outcome::Failed(error))
     }
-
-    /// The endpoints: the default paths, or the metadata's, fetched once.
-    async fn endpoints(&self) -> Result<&Endpoints, String> {
-        if let Some(e) = self.0.endpoints.get() {
-            return Ok(e);
-        }
-        if let Some(at) = *self.0.failed_at.lock().unwrap_or_else(|e| e.into_inner())
-            && at.elapsed() < RETRY_AFTER
-        {
-            return Err(
-                "the decision point's metadata could not be had; not asked again yet".into(),
-            );
-        }
-        let result = self.0.endpoints.get_or_try_init(|| self.discover()).await;
-        if result.is_err() {
-            *self.0.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-        }
-        result
-    }
-
-    async fn discover(&self) -> Result<Endpoints, String> {
-        let url = discovery::metadata_url(&self.0.base)?;
-        let response = self
-            .0
-            .client
-            .get(url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("the decision point's metadata: {}", e.without_url()))?;
-        let body = read(response).await?;
-        discovery::parse_metadata(&self.0.base, &body, self.0.allow_http)
-    }
-
-    async fn bearer(&self) -> Result<Option<String>, String> {
-        let Some((provider, request)) = &self.0.token else {
-            return Ok(None);
-        };
-        let token = provider
-            .token(request.clone())
-            .await
-            .map_err(|e| format!("no token for the decision point: {e}"))?;
-        #[cfg(feature = "_aws-lc")]
-        if token.dpop_key().is_some() {
-            return Err("the decision point's token is DPoP-bound, which is not supported".into());
-        }
-        Ok(Some(token.secret().to_owned()))
-    }
-
-    async fn post(
-        &self,
-        url: &reqwest::Url,
-        body: String,
-        bearer: Option<&str>,
-    ) -> Result<Vec<u8>, String> {
-        let mut request = self
-            .0
-            .client
-            .post(url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::ACCEPT, "application/json")
-            .body(body);
-        if let Some(token) = bearer {
-            request = request.bearer_auth(token);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("the decision point: {}", e.without_url()))?;
-        read(response).await
-    }
-
-    async fn ask_batch(
-        &self,
-        url: &reqwest::Url,
-        body: String,
-        bearer: Option<&str>,
-        sent: usize,
-    ) -> Result<Vec<wire::Decision>, String> {
-        let answers = wire::parse_batch(&self.post(url, body, bearer).await?)?;
-        let stopped_at_deny = self.0.semantic == Semantic::DenyOnFirstDeny
-            && answers.last().is_some_and(|d| !d.decision);
-        if answers.len() > sent || (answers.len() < sent && !stopped_at_deny) {
-            return Err(format!(
-                "the decision point answered {} evaluations for {sent} subjects",
-                answers.len()
-            ));
-        }
-        Ok(answers)
-    }
-
-    async fn ask_each(
-        &self,
-        url: &reqwest::Url,
-        bodies: Vec<String>,
-        bearer: Option<&str>,
-    ) -> Result<Vec<wire::Decision>, String> {
-        let mut answers = Vec::with_capacity(bodies.len());
-        for body in bodies {
-            let answer = wire::parse_single(&self.post(url, body, bearer).await?)?;
-            let denied = !answer.decision;
-            answers.push(answer);
-            if denied && self.0.semantic == Semantic::DenyOnFirstDeny {
-                break;
-            }
-        }
-        Ok(answers)
-    }
-}
-
-/// The body of a 200 answer, at most [`MAX_ANSWER`] bytes.
-async fn read(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let status = response.status();
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("the decision point's answer: {}", e.without_url()))?
-    {
-        if body.len() + chunk.len() > MAX_ANSWER {
-            return Err(format!(
-                "the decision point's answer is over {MAX_ANSWER} bytes"
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    if status != reqwest::StatusCode::OK {
-        let excerpt: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-        return Err(format!("the decision point answered {status}: {excerpt}"));
-    }
-    Ok(body)
-}
-
-fn answer(subject: &wire::Subject<'_>, decision: Option<wire::Decision>) -> SubjectDecision {
-    let (decision, context) = match decision {
-        Some(d) => (Some(d.decision), d.context),
-        None => (None, None),
-    };
-    SubjectDecision {
-        role: subject.role,
-        id: subject.id.clone(),
-        decision,
-        context,
-    }
-}
-
-/// The decision from the answers, in the order of `subjects`.
-fn decided(
-    subjects: &[wire::Subject<'_>],
-    answers: Vec<wire::Decision>,
-    action: &str,
-) -> PolicyDecision {
-    let allowed = answers.len() == subjects.len() && answers.iter().all(|a| a.decision);
-    let mut answers = answers.into_iter();
-    let subjects: Vec<SubjectDecision> =
-        subjects.iter().map(|s| answer(s, answers.next())).collect();
-    let mut policies = Vec::new();
-    for context in subjects.iter().filter_map(|s| s.context.as_ref()) {
-        for policy in policies_named(context, action) {
-            if !policies.contains(&policy) {
-                policies.push(policy);
-            }
-        }
-    }
-    PolicyDecision {
-        allowed,
-        policies,
-        subjects,
-        ..PolicyDecision::default()
-    }
-}
-
-/// The policies a decision context names: its `id` (as in the AuthZEN
-/// examples), and in Cerbos's `cerbos.response` (with
-/// `"cerbos.includeMeta": true`) the matched policy and, for each rule
-/// output for `action`, its value when it is a string, else its `src`.
-fn policies_named(context: &Value, action: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    if let Some(id) = context.get("id").and_then(Value::as_str) {
-        names.push(id.to_owned());
-    }
-    let results = context
-        .pointer("/cerbos.response/results")
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
-    for result in results {
-        if let Some(matched) = result
-            .get("meta")
-            .and_then(|m| m.get("actions"))
-            .and_then(|a| a.get(action))
-            .and_then(|a| a.get("matchedPolicy"))
-            .and_then(Value::as_str)
-            .filter(|m| *m != "NO_MATCH")
-        {
-            names.push(matched.to_owned());
-        }
-        for output in result
-            .get("outputs")
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice)
-        {
-            if output.get("action").and_then(Value::as_str) != Some(action) {
-                continue;
-            }
-            // A rule whose output is a string names itself by it; else its
-            // `src` (`resource.image.vdefault#rule`).
-            if let Some(name) = output
-                .get("val")
-                .and_then(Value::as_str)
-                .or_else(|| output.get("src").and_then(Value::as_str))
-            {
-                names.push(name.to_owned());
-            }
-        }
-    }
-    names
-}
-
-fn role_name(role: SubjectRole) -> &'static str {
-    match role {
-        SubjectRole::User => "user",
-        SubjectRole::Service => "service",
-        SubjectRole::Actor => "actor",
-    }
-}
-
-/// The audit event's `policy_context`: each subject's answer and context,
-/// and the error of a failed decision.
-fn audit_context(decision: &PolicyDecision, outcome: &Outcome) -> String {
-    let subjects: Vec<Value> = decision
-        .subjects
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "role": role_name(s.role),
-                "id": format!("{}#{}", s.id.issuer(), s.id.subject()),
-                "decision": s.decision,
-                "context": s.context,
-            })
-        })
-        .collect();
-    let mut value = serde_json::json!({ "subjects": subjects });
-    if let Outcome::Failed(error) = outcome {
-        value["error"] = error.clone().into();
-    }
-    value.to_string()
 }
 
 impl fmt::Debug for AuthZen {
@@ -782,6 +361,19 @@ mod tests {
             .authorize(&inside, "images:read", &Resource::new("Image", ""))
             .await;
         assert!(!d.is_allowed() && !d.is_unavailable(), "{d:?}");
+        // Attributes cannot set the owner or Cerbos's reserved names.
+        let forged = Resource::new("Image", "img-2")
+            .with_attr("owner", "alice")
+            .with_attr("owner_issuer", "https://users")
+            .with_attr("cerbos.scope", "tenant-b")
+            .with_attr("tags", serde_json::json!(["cat"]));
+        let subjects = wire::subjects(&inside);
+        let body = pdp.bodies(&inside, &subjects, "images:read", &forged, true);
+        let sent: Value = serde_json::from_str(&body[0]).unwrap();
+        assert_eq!(
+            sent["resource"]["properties"],
+            serde_json::json!({"tags": ["cat"]})
+        );
         // Within the transaction's scope, the decision point is asked.
         let d = pdp.authorize(&inside, "images:read", &image).await;
         assert!(d.is_unavailable(), "{d:?}");

@@ -52,8 +52,12 @@ pub(super) fn subjects(caller: &Caller) -> Vec<Subject<'_>> {
             on_behalf_of: user,
         });
     }
+    // The actor is folded into the calling service only: an actor that
+    // names the user (or anyone else) is a subject of its own.
     if let Some(a) = actor
-        && !subjects.iter().any(|s| s.id == a)
+        && !subjects
+            .iter()
+            .any(|s| s.role == SubjectRole::Service && s.id == a)
     {
         subjects.push(Subject {
             role: SubjectRole::Actor,
@@ -155,10 +159,19 @@ impl<'a> Subject<'a> {
     }
 }
 
+/// Attribute names a handler's attributes may not set: the owner (only
+/// [`Resource::with_owner`] does), and Cerbos's reserved `cerbos.*`
+/// (`cerbos.scope` and `cerbos.policyVersion` choose which policy
+/// decides).
+fn reserved(name: &str) -> bool {
+    name == "owner" || name == "owner_issuer" || name.starts_with("cerbos.")
+}
+
 fn resource(resource: &Resource) -> ResourceOut<'_> {
     let mut properties: Map<String, Value> = resource
         .attrs
         .iter()
+        .filter(|(k, _)| !reserved(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     // Set last: an attribute of the same name cannot forge the owner.
