@@ -16,9 +16,11 @@ cerbos_bin=tests/support/cerbos/node_modules/@cerbos/cerbos-linux-x64/cerbos-lin
 cerbos=""
 authzen_url=""
 if [ -x "$cerbos_bin" ]; then
-  cerbos_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  printf 'server:\n  httpListenAddr: "127.0.0.1:%s"\n  grpcListenAddr: "127.0.0.1:0"\nstorage:\n  driver: disk\n  disk:\n    directory: %s\n    watchForChanges: false\ntelemetry:\n  disabled: true\n' \
-    "$cerbos_port" "$PWD/tests/support/cerbos/policies" > "$work/cerbos.yaml"
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  cerbos_port=$(free_port)
+  # Its HTTP gateway calls its gRPC port: a real one, not 0.
+  printf 'server:\n  httpListenAddr: "127.0.0.1:%s"\n  grpcListenAddr: "127.0.0.1:%s"\nstorage:\n  driver: disk\n  disk:\n    directory: %s\n    watchForChanges: false\ntelemetry:\n  disabled: true\n' \
+    "$cerbos_port" "$(free_port)" "$PWD/tests/support/cerbos/policies" > "$work/cerbos.yaml"
   taskset -c 1 "$cerbos_bin" server --config="$work/cerbos.yaml" > "$work/cerbos.log" 2>&1 &
   cerbos=$!
   authzen_url="http://127.0.0.1:$cerbos_port"
