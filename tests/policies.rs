@@ -261,6 +261,22 @@ fn cases() -> Vec<Case> {
             "",
         ),
         case(
+            "tagger reads any",
+            w.caller(None, Some(w.services.token("tagger").scope("images:read"))),
+            "images:read",
+            bobs(),
+            true,
+            "tagger-reads-any",
+        ),
+        case(
+            "tagger, alone, writes no tags",
+            w.caller(None, Some(w.services.token("tagger").scope("tags:write"))),
+            "tags:write",
+            bobs(),
+            false,
+            "",
+        ),
+        case(
             "archiver reads any",
             archiver(),
             "images:read",

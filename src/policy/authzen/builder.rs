@@ -100,7 +100,7 @@ impl AuthZenBuilder {
 
     /// Add a member to every request's `context`: for example Cerbos's
     /// `"cerbos.includeMeta": true`, which makes it return the matched
-    /// policies and rule outputs (then in [`PolicyDecision::policies`]).
+    /// policies and rule outputs (then in [`PolicyDecision::policies`](crate::policy::PolicyDecision::policies)).
     pub fn with_context(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
         self.context.insert(name.into(), value.into());
         self
