@@ -119,6 +119,8 @@
 
 pub mod audit;
 pub mod binding;
+#[cfg(any(feature = "jwks", feature = "oauth", feature = "authzen"))]
+mod body;
 mod bounded;
 mod caller;
 mod clock;

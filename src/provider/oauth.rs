@@ -214,17 +214,14 @@ impl Endpoint {
         {
             *kept.lock().unwrap_or_else(|p| p.into_inner()) = Some(nonce.to_owned());
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(network)? {
-            if body.len() + chunk.len() > MAX_RESPONSE {
-                return Err(err(
-                    ProviderErrorKind::InvalidResponse,
-                    "response too large",
-                ));
-            }
-            body.extend_from_slice(&chunk);
+        match crate::body::read(&mut res, MAX_RESPONSE).await {
+            Ok(body) => Ok((status, body)),
+            Err(crate::body::BodyError::Network(e)) => Err(network(e)),
+            Err(crate::body::BodyError::TooLarge) => Err(err(
+                ProviderErrorKind::InvalidResponse,
+                "response too large",
+            )),
         }
-        Ok((status, body))
     }
 
     /// The token as the server typed it: DPoP-bound when this client asked

@@ -227,20 +227,16 @@ impl TransactionExchange {
             .await
             .map_err(|e| err(ProviderErrorKind::Network, e.without_url().to_string()))?;
         let status = res.status();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = res
-            .chunk()
+        let bytes = crate::body::read(&mut res, MAX_RESPONSE)
             .await
-            .map_err(|e| err(ProviderErrorKind::Network, e.without_url().to_string()))?
-        {
-            if bytes.len() + chunk.len() > MAX_RESPONSE {
-                return Err(err(
-                    ProviderErrorKind::InvalidResponse,
-                    "response too large",
-                ));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+            .map_err(|e| match e {
+                crate::body::BodyError::Network(e) => {
+                    err(ProviderErrorKind::Network, e.to_string())
+                }
+                crate::body::BodyError::TooLarge => {
+                    err(ProviderErrorKind::InvalidResponse, "response too large")
+                }
+            })?;
         if status.is_server_error() {
             return Err(err(
                 ProviderErrorKind::Unavailable,

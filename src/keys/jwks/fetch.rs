@@ -86,20 +86,12 @@ async fn get(
     }
     let headers = res.headers().clone();
     let max = shared.settings.max_size;
-    if res.content_length().is_some_and(|len| len > max as u64) {
-        return Err(FetchError::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res
-        .chunk()
+    let body = crate::body::read(&mut res, max)
         .await
-        .map_err(|e| FetchError::Http(e.without_url().to_string()))?
-    {
-        if body.len() + chunk.len() > max {
-            return Err(FetchError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
+        .map_err(|e| match e {
+            crate::body::BodyError::Network(e) => FetchError::Http(e.to_string()),
+            crate::body::BodyError::TooLarge => FetchError::TooLarge,
+        })?;
     Ok((status, headers, body))
 }
 

@@ -133,19 +133,14 @@ impl AuthZen {
 /// The body of a 200 answer, at most [`MAX_ANSWER`] bytes.
 async fn read(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
     let status = response.status();
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+    let body = crate::body::read(&mut response, MAX_ANSWER)
         .await
-        .map_err(|e| format!("the decision point's answer: {}", e.without_url()))?
-    {
-        if body.len() + chunk.len() > MAX_ANSWER {
-            return Err(format!(
-                "the decision point's answer is over {MAX_ANSWER} bytes"
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
+        .map_err(|e| match e {
+            crate::body::BodyError::Network(e) => format!("the decision point's answer: {e}"),
+            crate::body::BodyError::TooLarge => {
+                format!("the decision point's answer is over {MAX_ANSWER} bytes")
+            }
+        })?;
     if status != reqwest::StatusCode::OK {
         // Printable ASCII only, briefly: the text may echo what was sent,
         // and it goes into logs.
