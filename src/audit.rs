@@ -21,6 +21,7 @@
 //! | `txn` | the Transaction Token's `txn` (one id across the call chain), or empty |
 //! | `dpop_jkt` | the thumbprint of the DPoP key the caller proved (RFC 9449), or empty |
 //! | `x5t_s256` | the thumbprint of the client certificate a token is bound to (RFC 8705), or empty |
+//! | `request_id` | the request's `X-Request-Id` ([`Caller::request_id`](crate::Caller::request_id)); for a job, the request that captured it; or empty |
 //! | `policy_context` | what an external decision point said ([`AuthZen`](crate::policy)): per subject, its decision and decision context, as compact JSON; or empty |
 //!
 //! Token text never appears. Route the target to durable storage with your
@@ -48,6 +49,8 @@ pub(crate) struct Who<'a> {
     pub(crate) txn: &'a str,
     pub(crate) dpop_jkt: &'a str,
     pub(crate) x5t_s256: &'a str,
+    /// The request's id, or empty.
+    pub(crate) request_id: &'a str,
 }
 
 /// The request a decision is made in: its method and route.
@@ -76,6 +79,25 @@ impl Origin {
         }))
     }
 }
+
+/// The longest request id kept.
+const MAX_REQUEST_ID: usize = 128;
+
+/// `id` when it is usable as a request id in audit events: 1 to 128
+/// characters of `A–Z a–z 0–9 - _ . : / + = @` (a UUID, a ULID, a trace id,
+/// base64). Anything else — spaces, quotes, control characters that could
+/// forge a field of a log line — is not kept.
+pub fn request_id(id: &str) -> Option<&str> {
+    let usable = !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b));
+    usable.then_some(id)
+}
+
+/// The header a request id travels in.
+pub const REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// The `jti`, else the first 8 bytes of the token's SHA-256, hex.
 pub(crate) fn token_id(jti: Option<&str>, token: &str) -> String {
@@ -133,6 +155,7 @@ pub(crate) fn decision(
         txn = who.txn,
         dpop_jkt = who.dpop_jkt,
         x5t_s256 = who.x5t_s256,
+        request_id = who.request_id,
         policy_context,
         "authorization decision"
     );

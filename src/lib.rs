@@ -127,6 +127,8 @@ mod clock;
 #[cfg(feature = "config")]
 pub mod config;
 mod error;
+#[cfg(all(feature = "oauth", feature = "_aws-lc"))]
+pub mod job;
 pub mod keys;
 mod metrics;
 #[cfg(feature = "_aws-lc")]

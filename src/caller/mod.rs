@@ -57,6 +57,8 @@ pub struct Caller {
     /// The request this caller made, for audit events (set by the layer
     /// while audit events are collected).
     origin: Option<Arc<audit::Origin>>,
+    /// The request's id (`X-Request-Id`), when it carried a usable one.
+    request_id: Option<Arc<str>>,
 }
 
 /// The caller of a request that skipped authentication: nobody.
@@ -67,6 +69,7 @@ pub(crate) static NOBODY: Caller = Caller {
     transaction: None,
     started_txn: None,
     origin: None,
+    request_id: None,
 };
 
 impl Caller {
@@ -78,6 +81,7 @@ impl Caller {
             transaction: None,
             started_txn: None,
             origin: None,
+            request_id: None,
         }
     }
 
@@ -265,6 +269,23 @@ impl Caller {
         self
     }
 
+    /// This caller, in the request identified by `id` (see
+    /// [`Caller::request_id`]); an id that is not [usable](crate::audit::request_id)
+    /// is ignored.
+    pub fn with_request_id(mut self, id: &str) -> Self {
+        self.request_id = audit::request_id(id).map(Arc::from);
+        self
+    }
+
+    /// The id of the request this caller made: its `X-Request-Id` header
+    /// (set at the edge, e.g. by tower-http's `SetRequestIdLayer`), when it
+    /// is 1 to 128 characters of `A–Z a–z 0–9 - _ . : / + = @`. Audit events
+    /// carry it as `request_id`, and a [job](crate::job::Delegation)
+    /// captured in this request carries it to every service the job calls.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
     /// Record that this caller's request started the transaction `txn`
     /// (at the edge, where the Transaction Token was obtained).
     #[cfg_attr(not(feature = "oauth"), allow(dead_code))]
@@ -331,6 +352,7 @@ impl Caller {
                 .unwrap_or_default(),
             dpop_jkt: self.dpop_jkt().unwrap_or(""),
             x5t_s256: self.certificate_thumbprint().unwrap_or(""),
+            request_id: self.request_id.as_deref().unwrap_or(""),
         };
         audit::decision(&who, allowed, reason, permission, resource, policy_context);
     }

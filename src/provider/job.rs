@@ -1,4 +1,8 @@
 //! Jobs: work done later on a user's behalf, or by the service alone.
+//!
+//! [`OnBehalfOf`] keeps the user's access token for a job that runs within
+//! its lifetime; [`AsService`] runs with no user. For a durable, queueable
+//! delegation see [`job`](crate::job).
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,8 +18,10 @@ use crate::Caller;
 /// is the user, and the `act` claim records this service — instead of
 /// replaying the user's token or using a broad service token. Use a
 /// [`TokenExchange`](crate::provider::TokenExchange) as the provider. The
-/// captured token must still be valid when the job runs: for long delays,
-/// capture a longer-lived token issued for that purpose.
+/// captured token must still be valid when the job runs, and `OnBehalfOf`
+/// lives in memory only: for a job that waits on a queue, or may outlive
+/// the process, use a [`Delegation`](crate::job::Delegation), whose
+/// sealed handle survives both.
 ///
 /// See `examples/jobs.rs` for a runnable job against a token exchange
 /// endpoint.

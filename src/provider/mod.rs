@@ -14,6 +14,9 @@
 //! - [`TokenExchange`] (feature `oauth`): RFC 8693; the user's token as
 //!   `subject_token`, optionally this service's own token as `actor_token`.
 
+//!
+//! Work done later on a user's behalf, with a durable handle: [`job`](crate::job).
+
 // With no provider compiled in (no `oauth`, no signing backend) the shared
 // cache has no user.
 #![cfg_attr(not(any(feature = "oauth", feature = "_aws-lc")), allow(dead_code))]
@@ -35,6 +38,8 @@ use std::time::{Duration, Instant};
 pub(crate) use cache::ProviderCache;
 pub use job::{AsService, OnBehalfOf};
 
+#[cfg(all(feature = "oauth", feature = "_aws-lc"))]
+pub(crate) use oauth::Endpoint;
 #[cfg(all(feature = "oauth", feature = "fuzzing"))]
 pub(crate) use oauth::parse_token_response;
 #[cfg(feature = "oauth")]

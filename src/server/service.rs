@@ -261,7 +261,7 @@ impl Config {
         } else {
             "authenticated"
         };
-        let caller = caller.with_origin(audit::Origin::of(req));
+        let caller = with_request(caller, req);
         record_caller(&Span::current(), &caller);
         caller.audit(true, reason, "authenticate", None);
         req.extensions_mut().insert(caller.clone());
@@ -286,10 +286,7 @@ impl Config {
                 record_caller(&span, caller);
             }
         }
-        let caller = caller
-            .cloned()
-            .unwrap_or_default()
-            .with_origin(audit::Origin::of(req));
+        let caller = with_request(caller.cloned().unwrap_or_default(), req);
         caller.audit(false, error.reason(), "authenticate", None);
         tracing::debug!(
             target: "tower_mandate::server",
@@ -357,6 +354,20 @@ pub(super) fn request_span() -> Span {
 
 /// Who is calling, on the request's span (subjects and issuers: never a
 /// token).
+/// `caller` in the request `req`: its origin (when audit events are
+/// collected) and its `X-Request-Id`.
+fn with_request<B>(caller: Caller, req: &Request<B>) -> Caller {
+    let caller = caller.with_origin(audit::Origin::of(req));
+    match req
+        .headers()
+        .get(audit::REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(id) => caller.with_request_id(id),
+        None => caller,
+    }
+}
+
 fn record_caller(span: &Span, caller: &Caller) {
     if span.is_disabled() {
         return;

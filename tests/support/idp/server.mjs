@@ -20,6 +20,18 @@
 // {"error":"use_dpop_nonce"} with the nonce in the DPoP-Nonce header.
 // Without it, no nonces are issued or accepted.
 //
+// Jobs (tower-mandate's Delegation): the client `tagger` may ask the token
+// exchange for a refresh token (requested_token_type
+// urn:ietf:params:oauth:token-type:refresh_token): the answer is one of
+// oidc-provider's own refresh tokens, on a grant for the user, which the
+// provider's refresh_token grant then redeems; access tokens of that grant
+// carry act = {sub: <client>}. The JWT-bearer grant (RFC 7523) takes an
+// assertion signed by a key of IDP_ASSERTION_JWKS (a JWKS document) with
+// iss = the client, sub = the user, aud = the issuer or its token endpoint,
+// at most 5 minutes long, each jti once; the token names the client as
+// actor. /__user_token takes &ttl=<seconds> (default 600). GET /__stats
+// counts token endpoint requests by grant_type.
+//
 // Usage: node server.mjs   (PORT=0 picks a free port; IDP_DPOP_NONCE=1 for
 // DPoP nonces; IDP_DEBUG=1 logs server errors)
 import crypto from 'node:crypto';
@@ -73,6 +85,21 @@ export const CLIENTS = [
     scope: 'images:read images:read:any',
   },
   {
+    // A job runner: exchanges users' tokens for refresh tokens, or asserts
+    // users with its own key (RFC 7523).
+    client_id: 'tagger',
+    client_secret: 'tagger-secret-0123456789abcdef0123456789abcdef',
+    grant_types: [
+      'client_credentials', 'refresh_token',
+      'urn:ietf:params:oauth:grant-type:token-exchange',
+      'urn:ietf:params:oauth:grant-type:jwt-bearer',
+    ],
+    redirect_uris: [],
+    response_types: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: 'images:read images:write',
+  },
+  {
     // Issues access tokens shaped as Keycloak's (see extraTokenClaims).
     client_id: 'kc-shaped',
     client_secret: 'kc-shaped-secret-0123456789abcdef0123456789ab',
@@ -107,20 +134,29 @@ function keycloakClaims(clientId) {
 }
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+const REFRESH_TOKEN = 'urn:ietf:params:oauth:token-type:refresh_token';
+// The grant type recorded on job grants: their access tokens name the actor.
+const JOB_GTY = 'token_exchange';
+const assertionKeys = process.env.IDP_ASSERTION_JWKS
+  ? jose.createLocalJWKSet(JSON.parse(process.env.IDP_ASSERTION_JWKS))
+  : null;
+const seenAssertions = new Set();
+const stats = {};
 
 function publicKeys() {
   return keys.map(({ kty, n, e, kid, alg, use }) => ({ kty, n, e, kid, alg, use }));
 }
 
-async function signAccessToken(claims) {
+async function signAccessToken(claims, ttl = 600) {
   const [key] = keys;
   const privateKey = await jose.importJWK(key, 'RS256');
   return new jose.SignJWT({ jti: crypto.randomUUID(), ...claims })
     .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: key.kid })
     .setIssuer(issuer)
     .setIssuedAt()
-    .setExpirationTime('10m')
+    .setExpirationTime(Math.floor(Date.now() / 1000) + ttl)
     .sign(privateKey);
 }
 
@@ -143,6 +179,7 @@ async function tokenExchange(ctx) {
   } catch {
     return fail('invalid_grant');
   }
+  if (params.requested_token_type === REFRESH_TOKEN) return jobRefreshToken(ctx, subject);
   let actor = client.clientId;
   if (params.actor_token) {
     try {
@@ -167,13 +204,97 @@ async function tokenExchange(ctx) {
   };
 }
 
+// A refresh token for a job: a grant for the user, narrowed to the scopes
+// asked (within the subject token's and the client's), redeemed later by
+// oidc-provider's own refresh_token grant.
+async function jobRefreshToken(ctx, subject) {
+  const { params, client } = ctx.oidc;
+  const fail = (error) => {
+    ctx.status = 400;
+    ctx.body = { error };
+  };
+  if (!client.grantTypeAllowed('refresh_token')) return fail('unauthorized_client');
+  const held = new Set(String(subject.scope || '').split(' ').filter(Boolean));
+  const asked = String(params.scope || subject.scope || '').split(' ').filter(Boolean);
+  if (asked.length === 0 || asked.some((s) => !held.has(s))) return fail('invalid_scope');
+  const resource = params.resource || 'urn:image-store';
+  const { Grant, RefreshToken } = ctx.oidc.provider;
+  const grant = new Grant({ accountId: subject.sub, clientId: client.clientId });
+  grant.addResourceScope(resource, asked.join(' '));
+  const grantId = await grant.save();
+  const refresh = new RefreshToken({
+    accountId: subject.sub,
+    client,
+    grantId,
+    gty: JOB_GTY,
+    scope: asked.join(' '),
+    resource,
+    expiresWithSession: false,
+  });
+  const value = await refresh.save();
+  ctx.body = {
+    access_token: value,
+    issued_token_type: REFRESH_TOKEN,
+    token_type: 'N_A',
+    expires_in: refresh.expiration,
+  };
+}
+
+// RFC 7523 §2.1: the client asserts a user with its own key.
+async function jwtBearer(ctx) {
+  const { params, client } = ctx.oidc;
+  const fail = (error) => {
+    ctx.status = 400;
+    ctx.body = { error };
+  };
+  if (!assertionKeys) return fail('unauthorized_client');
+  let claims;
+  try {
+    ({ payload: claims } = await jose.jwtVerify(params.assertion, assertionKeys, {
+      issuer: client.clientId,
+      audience: [issuer, `${issuer}/token`],
+      requiredClaims: ['sub', 'exp', 'jti'],
+      maxTokenAge: '5m',
+    }));
+  } catch {
+    return fail('invalid_grant');
+  }
+  if (claims.exp - Math.floor(Date.now() / 1000) > 300) return fail('invalid_grant');
+  if (seenAssertions.has(claims.jti)) return fail('invalid_grant');
+  seenAssertions.add(claims.jti);
+  const allowed = new Set(client.scope.split(' '));
+  const asked = String(params.scope || '').split(' ').filter(Boolean);
+  if (asked.some((s) => !allowed.has(s))) return fail('invalid_scope');
+  const token = await signAccessToken({
+    sub: claims.sub,
+    aud: params.audience || 'image-store',
+    scope: asked.join(' '),
+    client_id: client.clientId,
+    act: { sub: client.clientId },
+  });
+  ctx.body = { access_token: token, token_type: 'Bearer', expires_in: 600 };
+}
+
 function makeProvider() {
   const p = new Provider(issuer, {
     clients: CLIENTS,
-    extraTokenClaims: async (_ctx, token) =>
-      token.clientId === 'kc-shaped' ? keycloakClaims(token.clientId) : undefined,
+    extraTokenClaims: async (_ctx, token) => {
+      if (token.clientId === 'kc-shaped') return keycloakClaims(token.clientId);
+      // Access tokens of a job's grant: the client acts for the user.
+      if (String(token.gty || '').split(' ').includes(JOB_GTY)) return { act: { sub: token.clientId } };
+      return undefined;
+    },
+    // Set, so that oidc-provider prints no advice about them on first use.
+    ttl: {
+      AccessToken: 600,
+      ClientCredentials: 600,
+      Grant: 14 * 24 * 3600,
+      RefreshToken: 14 * 24 * 3600,
+    },
+    findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
     jwks: { keys },
-    scopes: ['images:read', 'images:write', 'images:delete', 'images:read:any'],
+    // offline_access turns on the refresh_token grant (for jobs' refresh tokens).
+    scopes: ['images:read', 'images:write', 'images:delete', 'images:read:any', 'offline_access'],
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -200,10 +321,24 @@ function makeProvider() {
     'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type',
     'audience', 'resource', 'scope', 'requested_token_type',
   ]);
+  // Count token endpoint requests by grant type, once the provider read them.
+  p.use(async (ctx, next) => {
+    await next();
+    if (ctx.method === 'POST' && ctx.path === '/token') {
+      const grant = ctx.oidc?.params?.grant_type || '';
+      stats[grant] = (stats[grant] || 0) + 1;
+    }
+  });
+  p.registerGrantType(JWT_BEARER, jwtBearer, ['assertion', 'audience', 'resource', 'scope']);
   return p;
 }
 
 const server = http.createServer((req, res) => {
+  if (req.method === 'GET' && req.url === '/__stats') {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(stats));
+    return;
+  }
   if (req.method === 'POST' && req.url === '/__rotate') {
     newKey().then((key) => {
       keys = [key, ...keys];
@@ -223,7 +358,7 @@ const server = http.createServer((req, res) => {
       // How the user logged in (RFC 9470 step-up tests): &acr=…&auth_age=<seconds ago>.
       ...(q.get('acr') ? { acr: q.get('acr') } : {}),
       ...(q.get('auth_age') ? { auth_time: Math.floor(Date.now() / 1000) - Number(q.get('auth_age')) } : {}),
-    }).then((token) => {
+    }, Number(q.get('ttl') || 600)).then((token) => {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ access_token: token }));
     });
@@ -231,6 +366,10 @@ const server = http.createServer((req, res) => {
   }
   provider.callback()(req, res);
 });
+
+// The test harness reads the ready line only: anything printed later must
+// not crash the provider when the pipe is gone.
+process.stdout.on('error', () => {});
 
 keys = [await newKey()];
 server.listen(port, '127.0.0.1', () => {

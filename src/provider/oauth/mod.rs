@@ -6,7 +6,16 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use serde::Deserialize;
+mod response;
+
+#[cfg(feature = "fuzzing")]
+pub(crate) use response::parse_token_response;
+#[cfg(not(feature = "fuzzing"))]
+use response::parse_token_response;
+#[cfg(feature = "_aws-lc")]
+use response::ErrorResponse;
+use response::Extra;
+pub(crate) use response::{Issued, rejected};
 
 use super::{
     AccessToken, ProviderCache, ProviderError, ProviderErrorKind, TokenFuture, TokenProvider,
@@ -43,11 +52,11 @@ impl fmt::Debug for ClientAuth {
 }
 
 /// A token endpoint and the client's credentials for it.
-struct Endpoint {
+pub(crate) struct Endpoint {
     url: String,
     client_id: String,
     auth: ClientAuth,
-    allow_http: bool,
+    pub(crate) allow_http: bool,
     timeout: Duration,
     client: OnceLock<Result<reqwest::Client, String>>,
     /// The key of DPoP-bound tokens (RFC 9449 §5), and the authorization
@@ -56,23 +65,9 @@ struct Endpoint {
     dpop: Option<(crate::binding::DpopKey, std::sync::Mutex<Option<String>>)>,
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<u64>,
-    #[serde(default)]
-    token_type: Option<String>,
-}
-
 /// The longest `DPoP-Nonce` kept.
 #[cfg(feature = "_aws-lc")]
 const MAX_NONCE: usize = 512;
-
-#[derive(Deserialize)]
-struct ErrorResponse {
-    error: String,
-}
 
 fn err(kind: ProviderErrorKind, message: impl Into<String>) -> ProviderError {
     ProviderError::new(kind, message)
@@ -85,7 +80,7 @@ fn network(e: reqwest::Error) -> ProviderError {
 }
 
 impl Endpoint {
-    fn new(url: String, client_id: String, auth: ClientAuth) -> Self {
+    pub(crate) fn new(url: String, client_id: String, auth: ClientAuth) -> Self {
         Endpoint {
             url,
             client_id,
@@ -96,6 +91,25 @@ impl Endpoint {
             #[cfg(feature = "_aws-lc")]
             dpop: None,
         }
+    }
+
+    /// The client id.
+    #[cfg_attr(not(feature = "_aws-lc"), allow(dead_code))]
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The token endpoint's URL.
+    #[cfg_attr(not(feature = "_aws-lc"), allow(dead_code))]
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Use the application's client, built under the crate's rules.
+    #[cfg_attr(not(feature = "_aws-lc"), allow(dead_code))]
+    pub(crate) fn set_client(&mut self, builder: reqwest::ClientBuilder) {
+        let client = self.own_client(builder);
+        self.client = OnceLock::from(client);
     }
 
     /// The application's client, built under the crate's rules.
@@ -109,6 +123,11 @@ impl Endpoint {
     }
 
     async fn request(&self, form: Vec<(&str, String)>) -> Result<AccessToken, ProviderError> {
+        self.issue(form).await.map(|issued| issued.token)
+    }
+
+    /// One grant at the endpoint, with everything a job keeps of the answer.
+    pub(crate) async fn issue(&self, form: Vec<(&str, String)>) -> Result<Issued, ProviderError> {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|e| err(ProviderErrorKind::InvalidRequest, format!("token URL: {e}")))?;
         if url.scheme() != "https" && !(url.scheme() == "http" && self.allow_http) {
@@ -149,7 +168,15 @@ impl Endpoint {
                 client_id = %self.client_id,
                 "obtained a token"
             );
-            return self.bind(token, token_type.as_deref());
+            let extra: Extra = serde_json::from_slice(&body)
+                .map_err(|_| err(ProviderErrorKind::InvalidResponse, "not a token response"))?;
+            return Ok(Issued {
+                token: self.bind(token, token_type.as_deref())?,
+                refresh_token: extra.refresh_token.filter(|t| !t.is_empty()),
+                issued_token_type: extra.issued_token_type,
+                expires_in: extra.expires_in,
+                refresh_expires_in: extra.refresh_expires_in,
+            });
         }
     }
 
@@ -267,55 +294,6 @@ impl Endpoint {
             "jti": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jti),
         }))
     }
-}
-
-/// Read a token endpoint's answer (RFC 6749 §5.1, §5.2): the token and
-/// its `token_type`.
-pub(crate) fn parse_token_response(
-    status: u16,
-    body: &[u8],
-) -> Result<(AccessToken, Option<String>), ProviderError> {
-    if (500..600).contains(&status) {
-        return Err(err(
-            ProviderErrorKind::Unavailable,
-            format!("token endpoint answered {status}"),
-        ));
-    }
-    if !(200..300).contains(&status) {
-        return Err(rejected("token endpoint", status, body));
-    }
-    let parsed: TokenResponse = serde_json::from_slice(body)
-        .map_err(|_| err(ProviderErrorKind::InvalidResponse, "not a token response"))?;
-    if parsed.access_token.is_empty() {
-        return Err(err(
-            ProviderErrorKind::InvalidResponse,
-            "empty access_token",
-        ));
-    }
-    let lifetime = parsed.expires_in.map_or(DEFAULT_LIFETIME, |secs| {
-        Duration::from_secs(secs.min(365 * 24 * 3600))
-    });
-    Ok((
-        AccessToken::new(parsed.access_token, lifetime),
-        parsed.token_type,
-    ))
-}
-
-/// A refusal by `who` (RFC 6749 §5.2), naming only its OAuth error code:
-/// an error description may echo input.
-pub(crate) fn rejected(who: &str, status: impl fmt::Display, body: &[u8]) -> ProviderError {
-    let code = serde_json::from_slice::<ErrorResponse>(body)
-        .map(|e| e.error)
-        .unwrap_or_else(|_| "unknown error".into());
-    let code: String = code
-        .chars()
-        .filter(char::is_ascii_graphic)
-        .take(64)
-        .collect();
-    err(
-        ProviderErrorKind::Rejected,
-        format!("{who} answered {status}: {code}"),
-    )
 }
 
 /// RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic.

@@ -1,0 +1,624 @@
+//! Jobs that act for a user later (#16), against the real identity
+//! provider of the suite (panva's oidc-provider with the token exchange for
+//! refresh tokens and the JWT-bearer grant), a real redis-server list as
+//! the queue and as the revocation store, and the `image_store` example as
+//! the service the job calls.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use redis::AsyncCommands as _;
+use serde_json::Value;
+use tower_mandate::job::{Delegation, Grant, JobErrorKind, JobHandle, SealingKeys};
+use tower_mandate::keys::{Algorithm, JwksSource};
+use tower_mandate::mint::SigningKey;
+use tower_mandate::provider::{ClientAuth, TokenRequest};
+use tower_mandate::revocation::RedisStore;
+use tower_mandate::testing::TestIssuer;
+use tower_mandate::{Caller, Issuer, MandateLayer, Verifier};
+
+const TAGGER_SECRET: &str = "tagger-secret-0123456789abcdef0123456789abcdef";
+const KEY_NOW: [u8; 32] = [0x42; 32];
+const KEY_BEFORE: [u8; 32] = [0x17; 32];
+const PURPOSE: &str = "tag-image";
+
+fn tagger_auth() -> ClientAuth {
+    ClientAuth::SecretBasic(TAGGER_SECRET.into())
+}
+
+fn keys() -> SealingKeys {
+    SealingKeys::new("k2", &KEY_NOW).unwrap()
+}
+
+fn refresh_delegation(idp: &support::Idp, store: Option<RedisStore>) -> Delegation {
+    let builder = Delegation::builder(
+        Grant::refresh_token(format!("{}/token", idp.issuer), "tagger", tagger_auth()),
+        keys(),
+    )
+    .insecure_allow_http(); // loopback only
+    match store {
+        Some(store) => builder.with_revocation(store),
+        None => builder,
+    }
+    .build()
+}
+
+fn job_request() -> TokenRequest {
+    TokenRequest::default()
+        .with_resource("urn:image-store")
+        .with_scope("images:read images:write")
+}
+
+/// Every event of this test binary, every target and level: one global
+/// subscriber (scoped ones race on callsite interest when tests run in
+/// parallel). Tests look for their own request ids and users.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn global() -> &'static Logs {
+        static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = Logs::default();
+            let sink = logs.clone();
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+                .with_writer(move || sink.clone())
+                .with_ansi(false)
+                .init();
+            logs
+        })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The upload service: verifies the user's token, captures a job for the
+/// tagging worker and queues its handle, and answers at once.
+struct Uploads {
+    jobs: Delegation,
+    redis: redis::Client,
+}
+
+async fn upload(State(up): State<Arc<Uploads>>, caller: Caller) -> (StatusCode, String) {
+    let handle = match up
+        .jobs
+        .capture(&caller, PURPOSE, job_request(), Duration::from_secs(3600))
+        .await
+    {
+        Ok(handle) => handle,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let mut conn = up.redis.get_multiplexed_async_connection().await.unwrap();
+    let text = serde_json::to_string(&handle).unwrap();
+    let _: () = conn.rpush("jobs:tag", text).await.unwrap();
+    (StatusCode::ACCEPTED, "queued".into())
+}
+
+async fn uploads_service(idp: &support::Idp, up: Uploads) -> support::Server {
+    let keys = JwksSource::discovery(idp.issuer.clone())
+        .insecure_allow_http()
+        .build()
+        .unwrap();
+    let users = Verifier::new([Issuer::new(idp.issuer.clone(), "image-store")
+        .require_typ("at+jwt")
+        .with_jwks(keys)])
+    .unwrap();
+    support::Server::start(
+        axum::Router::new()
+            .route("/upload", post(upload))
+            .route_layer(MandateLayer::new(users))
+            .with_state(Arc::new(up)),
+    )
+    .await
+}
+
+async fn image_store(idp: &support::Idp) -> support::Example {
+    support::Example::spawn(
+        "image_store",
+        &[
+            ("USER_ISSUER", &idp.issuer),
+            ("USER_JWKS_URL", &format!("{}/jwks", idp.issuer)),
+            ("LEEWAY_SECS", "0"),
+            ("RUST_LOG", "warn,tower_mandate::audit=info"),
+            ("NO_COLOR", "1"),
+        ],
+    )
+    .await
+}
+
+async fn user_token(idp: &support::Idp, sub: &str, ttl: u64) -> String {
+    let json: Value = support::http_client()
+        .get(format!("{}/__user_token", idp.issuer))
+        .query(&[
+            ("sub", sub),
+            ("scope", "images:read images:write"),
+            ("ttl", &ttl.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    json["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn stats(idp: &support::Idp, grant: &str) -> u64 {
+    let json: Value = support::http_client()
+        .get(format!("{}/__stats", idp.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    json[grant].as_u64().unwrap_or(0)
+}
+
+async fn pop(redis: &redis::Client) -> JobHandle {
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let (_, text): (String, String) = conn.blpop("jobs:tag", 10.0).await.unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn a_queued_job_runs_after_the_users_token_expired() {
+    let idp = support::Idp::start();
+    let redis_server = support::Redis::start();
+    let redis = redis::Client::open(redis_server.url.as_str()).unwrap();
+    let store = image_store(&idp).await;
+    let uploads = uploads_service(
+        &idp,
+        Uploads {
+            jobs: refresh_delegation(&idp, None),
+            redis: redis.clone(),
+        },
+    )
+    .await;
+    let http = support::http_client();
+
+    // alice uploads with a token that lives 2 s; the upload answers at once.
+    let alice = user_token(&idp, "alice", 2).await;
+    let res = http
+        .post(uploads.url("/upload"))
+        .bearer_auth(&alice)
+        .header("x-request-id", "req-7f3a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+
+    // The handle waits on the queue until alice's token has expired.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, _) = store.call(&http, "GET", "/me", Some(&alice), None).await;
+    assert_eq!(status, 401, "alice's own token has expired by now");
+
+    // The worker: a fresh delegation (as in another process), the same keys.
+    let refreshes = stats(&idp, "refresh_token").await;
+    let handle = pop(&redis).await;
+    assert_eq!(handle.purpose(), PURPOSE);
+    let job = refresh_delegation(&idp, None)
+        .open(&handle, PURPOSE)
+        .unwrap();
+    assert_eq!(job.user().subject(), "alice");
+    assert_eq!(job.request_id(), "req-7f3a");
+    let token = job.token().await.unwrap();
+    assert_eq!(stats(&idp, "refresh_token").await, refreshes + 1);
+
+    // image_store sees alice as the user and the tagger as the actor.
+    let res = http
+        .get(format!("{}/me", store.base))
+        .headers(token.headers())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let me: Value = res.json().await.unwrap();
+    assert_eq!(me["user"]["sub"], "alice");
+    assert_eq!(me["actors"], serde_json::json!(["tagger"]));
+    assert_eq!(
+        me["user"]["permissions"],
+        serde_json::json!(["images:read", "images:write"])
+    );
+    let created = http
+        .post(format!("{}/images", store.base))
+        .headers(token.headers())
+        .body("tagged bytes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["owner"], "alice");
+
+    // Its audit trail ties the call to the capturing request.
+    let line = store
+        .printed_containing("route=\"/images\"")
+        .unwrap_or_else(|| {
+            panic!(
+                "no audit event of the upload: {:?}",
+                store.printed_containing("audit")
+            )
+        });
+    for field in [
+        "request_id=\"req-7f3a\"",
+        "user=\"alice\"",
+        "#tagger\"",
+        "actors=\"tagger\"",
+    ] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_users_job_is_refused_before_any_call() {
+    let idp = support::Idp::start();
+    let redis_server = support::Redis::start();
+    let revocations = RedisStore::new(&redis_server.url).unwrap();
+    let jobs = refresh_delegation(&idp, Some(RedisStore::new(&redis_server.url).unwrap()));
+    let users = user_verifier(&idp);
+    let bob_token = user_token(&idp, "bob", 600).await;
+    let bob = Caller::new(Some(users.verify_async(&bob_token).await.unwrap()), None)
+        .with_request_id("req-bob-1");
+    let handle = jobs
+        .capture(&bob, PURPOSE, job_request(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+
+    // bob is revoked after the capture (every token issued until now).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    revocations
+        .revoke_subject(&idp.issuer, "bob", now + 1)
+        .await
+        .unwrap();
+
+    let logs = Logs::global();
+    let before = stats(&idp, "refresh_token").await;
+    let job = jobs.open(&handle, PURPOSE).unwrap();
+    let err = job.token().await.unwrap_err();
+    assert_eq!(err.kind(), JobErrorKind::Revoked, "{err}");
+    assert_eq!(
+        stats(&idp, "refresh_token").await,
+        before,
+        "the authorization server was called for a revoked user"
+    );
+    let denied = logs.lines_with("user revoked since the job was captured");
+    assert_eq!(denied.len(), 1, "{}", logs.text());
+    for field in [
+        "decision=\"deny\"",
+        "user=\"bob\"",
+        "request_id=\"req-bob-1\"",
+        "actor=\"http://127.0.0.1",
+    ] {
+        assert!(denied[0].contains(field), "{field} in {}", denied[0]);
+    }
+
+    // Another user, not revoked, still runs.
+    let carol_token = user_token(&idp, "carol", 600).await;
+    let carol = Caller::new(Some(users.verify_async(&carol_token).await.unwrap()), None);
+    let handle = jobs
+        .capture(&carol, PURPOSE, job_request(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    jobs.open(&handle, PURPOSE).unwrap().token().await.unwrap();
+
+    // A store that cannot answer refuses the job (fail closed).
+    drop(redis_server);
+    let err = jobs
+        .open(&handle, PURPOSE)
+        .unwrap()
+        .token()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), JobErrorKind::StoreUnavailable, "{err}");
+}
+
+fn user_verifier(idp: &support::Idp) -> Verifier {
+    let keys = JwksSource::discovery(idp.issuer.clone())
+        .insecure_allow_http()
+        .build()
+        .unwrap();
+    Verifier::new([Issuer::new(idp.issuer.clone(), "image-store").with_jwks(keys)]).unwrap()
+}
+
+#[tokio::test]
+async fn jwt_bearer_job_acts_for_the_user_of_its_issuer_only() {
+    let key = SigningKey::generate(Algorithm::ES256, "tagger-1");
+    let idp = support::Idp::start_with(&[("IDP_ASSERTION_JWKS", &key.jwks())]);
+    let store = image_store(&idp).await;
+    let jobs = Delegation::builder(
+        Grant::jwt_bearer(
+            format!("{}/token", idp.issuer),
+            "tagger",
+            tagger_auth(),
+            idp.issuer.clone(),
+            key,
+        ),
+        keys(),
+    )
+    .insecure_allow_http()
+    .build();
+    let users = user_verifier(&idp);
+    let alice = Caller::new(
+        Some(
+            users
+                .verify_async(&user_token(&idp, "alice", 2).await)
+                .await
+                .unwrap(),
+        ),
+        None,
+    );
+    let before = stats(&idp, "urn:ietf:params:oauth:grant-type:jwt-bearer").await;
+    let handle = jobs
+        .capture(
+            &alice,
+            PURPOSE,
+            TokenRequest::for_audience("image-store").with_scope("images:read"),
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let text = serde_json::to_string(&handle).unwrap();
+    let job = jobs
+        .open(&serde_json::from_str(&text).unwrap(), PURPOSE)
+        .unwrap();
+    let token = job.token().await.unwrap();
+    assert_eq!(
+        stats(&idp, "urn:ietf:params:oauth:grant-type:jwt-bearer").await,
+        before + 1,
+        "nothing asked at capture, one grant when run"
+    );
+    let me: Value = support::http_client()
+        .get(format!("{}/me", store.base))
+        .headers(token.headers())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["sub"], "alice");
+    assert_eq!(me["actors"], serde_json::json!(["tagger"]));
+    assert_eq!(
+        me["user"]["permissions"],
+        serde_json::json!(["images:read"])
+    );
+
+    // A user named alice at another issuer is another person: refused.
+    let other = TestIssuer::es256("https://partner.example").with_audience("image-store");
+    let partner = Verifier::new([
+        Issuer::new("https://partner.example", "image-store").with_keys(other.key_set())
+    ])
+    .unwrap();
+    let impostor = Caller::new(
+        Some(partner.verify(&other.token("alice").sign()).unwrap()),
+        None,
+    );
+    let err = jobs
+        .capture(&impostor, PURPOSE, job_request(), Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), JobErrorKind::NoUser, "{err}");
+}
+
+/// A jwt-bearer delegation for users of `issuer`, sealed under `keys`
+/// (the route needs no server at capture).
+fn offline(issuer: &TestIssuer, keys: SealingKeys) -> Delegation {
+    Delegation::builder(
+        Grant::jwt_bearer(
+            "https://id.example/token",
+            "tagger",
+            tagger_auth(),
+            issuer.issuer(),
+            SigningKey::generate(Algorithm::ES256, "t"),
+        ),
+        keys,
+    )
+    .build()
+}
+
+#[tokio::test]
+async fn edited_retired_and_moved_handles_are_refused() {
+    let idp = TestIssuer::es256("https://id.example").with_audience("image-store");
+    let users =
+        Verifier::new([Issuer::new(idp.issuer(), "image-store").with_keys(idp.key_set())]).unwrap();
+    let alice = Caller::new(
+        Some(users.verify(&idp.token("alice").sign()).unwrap()),
+        None,
+    );
+    let old = SealingKeys::new("k1", &KEY_BEFORE).unwrap();
+    let handle = offline(&idp, old)
+        .capture(&alice, PURPOSE, job_request(), Duration::from_secs(600))
+        .await
+        .unwrap();
+
+    // Rotation: k2 seals, k1 still opens.
+    let rotated = offline(&idp, keys().with_previous("k1", &KEY_BEFORE).unwrap());
+    let job = rotated.open(&handle, PURPOSE).unwrap();
+    assert_eq!(job.user().subject(), "alice");
+    let resealed = job.reseal();
+    assert_eq!(resealed.key_id(), "k2");
+
+    // Retired: k1 dropped.
+    let retired = offline(&idp, keys());
+    let err = retired.open(&handle, PURPOSE).unwrap_err();
+    assert_eq!(err.kind(), JobErrorKind::UnknownKey, "{err}");
+    retired.open(&resealed, PURPOSE).unwrap();
+
+    // Another key under the same id.
+    let impostor = offline(&idp, SealingKeys::new("k2", &[0x99; 32]).unwrap());
+    assert_eq!(
+        impostor.open(&resealed, PURPOSE).unwrap_err().kind(),
+        JobErrorKind::Tampered
+    );
+
+    // Every byte of the serialized handle matters.
+    let text = serde_json::to_string(&resealed).unwrap();
+    let mut refused = 0;
+    for i in 0..text.len() {
+        let mut bytes = text.clone().into_bytes();
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let Ok(edited) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        let Ok(edited) = serde_json::from_str::<JobHandle>(edited) else {
+            refused += 1; // no longer a handle at all
+            continue;
+        };
+        if edited == resealed {
+            refused += 1; // the edit changed nothing (an A stays an A)
+            continue;
+        }
+        let purpose = edited.purpose().to_owned();
+        assert!(
+            retired.open(&edited, &purpose).is_err(),
+            "byte {i} edited and the handle still opens: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        refused += 1;
+    }
+    assert_eq!(refused, text.len());
+
+    // Moved to another purpose: the purpose is authenticated.
+    let moved = text.replace("\"tag-image\"", "\"delete-image\"");
+    let moved: JobHandle = serde_json::from_str(&moved).unwrap();
+    assert_eq!(
+        retired.open(&moved, "delete-image").unwrap_err().kind(),
+        JobErrorKind::Tampered
+    );
+    // An authentic handle opened for another purpose.
+    assert_eq!(
+        retired.open(&resealed, "delete-image").unwrap_err().kind(),
+        JobErrorKind::WrongPurpose
+    );
+    // A later expiry is an edit too.
+    let later = text.replace(
+        &format!("\"exp\":{}", resealed.expires_at()),
+        &format!("\"exp\":{}", resealed.expires_at() + 86_400),
+    );
+    assert_ne!(later, text);
+    let later: JobHandle = serde_json::from_str(&later).unwrap();
+    assert_eq!(
+        retired.open(&later, PURPOSE).unwrap_err().kind(),
+        JobErrorKind::Tampered
+    );
+    // A handle of a future version, and garbage, are refused cleanly.
+    let future: JobHandle = serde_json::from_str(&text.replace("\"v\":1", "\"v\":2")).unwrap();
+    assert_eq!(
+        retired.open(&future, PURPOSE).unwrap_err().kind(),
+        JobErrorKind::Malformed
+    );
+    assert!(serde_json::from_str::<JobHandle>("{\"v\":1}").is_err());
+
+    // Expired: a handle whose lifetime has passed.
+    let short = offline(&idp, keys())
+        .capture(&alice, PURPOSE, job_request(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        retired.open(&short, PURPOSE).unwrap_err().kind(),
+        JobErrorKind::Expired
+    );
+}
+
+#[tokio::test]
+async fn a_request_without_a_user_or_audience_captures_nothing() {
+    let idp = TestIssuer::es256("https://id.example").with_audience("image-store");
+    let jobs = offline(&idp, keys());
+    let nobody = Caller::new(None, None);
+    let err = jobs
+        .capture(&nobody, PURPOSE, job_request(), Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), JobErrorKind::NoUser);
+    let users =
+        Verifier::new([Issuer::new(idp.issuer(), "image-store").with_keys(idp.key_set())]).unwrap();
+    let alice = Caller::new(
+        Some(users.verify(&idp.token("alice").sign()).unwrap()),
+        None,
+    );
+    for (purpose, request) in [
+        ("tag image", job_request()),
+        ("", job_request()),
+        (PURPOSE, TokenRequest::default().with_scope("images:read")),
+    ] {
+        let err = jobs
+            .capture(&alice, purpose, request, Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            JobErrorKind::InvalidRequest,
+            "{purpose:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_job_handle_never_appears_in_a_log() {
+    let idp = support::Idp::start();
+    let logs = Logs::global();
+    let jobs = refresh_delegation(&idp, None);
+    let users = user_verifier(&idp);
+    let user = user_token(&idp, "alice", 600).await;
+    let alice = Caller::new(Some(users.verify_async(&user).await.unwrap()), None);
+    let handle = jobs
+        .capture(&alice, PURPOSE, job_request(), Duration::from_secs(600))
+        .await
+        .unwrap();
+    let job = jobs.open(&handle, PURPOSE).unwrap();
+    let token = job.token().await.unwrap();
+    let text = serde_json::to_string(&handle).unwrap();
+    let sealed: Value = serde_json::from_str(&text).unwrap();
+    let debug = format!("{handle:?} {job:?} {token:?} {jobs:?} {:?}", keys());
+    tracing::info!(handle = ?handle, job = ?job, token = ?token, "debug of the job's types");
+    let secrets = [
+        sealed["sealed"].as_str().unwrap(),
+        sealed["nonce"].as_str().unwrap(),
+        token.access_token().unwrap().secret(),
+        user.as_str(),
+    ];
+    let logged = logs.text();
+    assert!(
+        logs.lines_with("job token obtained")
+            .iter()
+            .any(|l| l.contains(&format!("request_id=\"{}\"", job.request_id()))),
+        "no audit event of the job"
+    );
+    for secret in secrets {
+        assert!(!logged.contains(secret), "a secret in the logs");
+        assert!(!debug.contains(secret), "a secret in Debug: {debug}");
+    }
+    assert!(debug.contains("<redacted>"), "{debug}");
+}
