@@ -160,3 +160,20 @@ pub(crate) fn decision(
         "authorization decision"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::request_id;
+
+    #[test]
+    fn request_ids_that_could_forge_a_log_field_are_not_kept() {
+        for good in ["req-1", "0191d1c2-7f3a-7c1e-9b1a-2f3c4d5e6f70", "a/b+c=d@e:f.g_h"] {
+            assert_eq!(request_id(good), Some(good));
+        }
+        let long = "a".repeat(129);
+        for bad in ["", "a b", "a\"b", "a\nb", "a=b c=d", "é", long.as_str()] {
+            assert_eq!(request_id(bad), None, "{bad:?}");
+        }
+        assert_eq!(request_id(&"a".repeat(128)).map(str::len), Some(128));
+    }
+}

@@ -37,7 +37,12 @@ fn keys() -> SealingKeys {
 
 fn refresh_delegation(idp: &support::Idp, store: Option<RedisStore>) -> Delegation {
     let builder = Delegation::builder(
-        Grant::refresh_token(format!("{}/token", idp.issuer), "tagger", tagger_auth()),
+        Grant::refresh_token(
+            format!("{}/token", idp.issuer),
+            "tagger",
+            tagger_auth(),
+            idp.issuer.clone(),
+        ),
         keys(),
     )
     .insecure_allow_http(); // loopback only
@@ -449,11 +454,16 @@ fn offline(issuer: &TestIssuer, keys: SealingKeys) -> Delegation {
 
 #[tokio::test]
 async fn edited_retired_and_moved_handles_are_refused() {
+    let logs = Logs::global();
     let idp = TestIssuer::es256("https://id.example").with_audience("image-store");
     let users =
         Verifier::new([Issuer::new(idp.issuer(), "image-store").with_keys(idp.key_set())]).unwrap();
     let alice = Caller::new(
-        Some(users.verify(&idp.token("alice").sign()).unwrap()),
+        Some(
+            users
+                .verify(&idp.token("alice").scope("images:read images:write").sign())
+                .unwrap(),
+        ),
         None,
     );
     let old = SealingKeys::new("k1", &KEY_BEFORE).unwrap();
@@ -479,6 +489,17 @@ async fn edited_retired_and_moved_handles_are_refused() {
     let impostor = offline(&idp, SealingKeys::new("k2", &[0x99; 32]).unwrap());
     assert_eq!(
         impostor.open(&resealed, PURPOSE).unwrap_err().kind(),
+        JobErrorKind::Tampered
+    );
+
+    // Another delegation with the same keys (another issuer, endpoint or
+    // client): the handle is bound to the one that sealed it.
+    let partner = TestIssuer::es256("https://partner.example");
+    assert_eq!(
+        offline(&partner, keys())
+            .open(&resealed, PURPOSE)
+            .unwrap_err()
+            .kind(),
         JobErrorKind::Tampered
     );
 
@@ -508,6 +529,11 @@ async fn edited_retired_and_moved_handles_are_refused() {
         refused += 1;
     }
     assert_eq!(refused, text.len());
+
+    // Each refusal is an audit event, without the handle's text.
+    let refusals = logs.lines_with("job handle does not authenticate");
+    assert!(!refusals.is_empty());
+    assert!(refusals.iter().all(|l| !l.contains(&text[40..60])));
 
     // Moved to another purpose: the purpose is authenticated.
     let moved = text.replace("\"tag-image\"", "\"delete-image\"");
@@ -565,7 +591,11 @@ async fn a_request_without_a_user_or_audience_captures_nothing() {
     let users =
         Verifier::new([Issuer::new(idp.issuer(), "image-store").with_keys(idp.key_set())]).unwrap();
     let alice = Caller::new(
-        Some(users.verify(&idp.token("alice").sign()).unwrap()),
+        Some(
+            users
+                .verify(&idp.token("alice").scope("images:read images:write").sign())
+                .unwrap(),
+        ),
         None,
     );
     for (purpose, request) in [
@@ -621,4 +651,334 @@ async fn a_job_handle_never_appears_in_a_log() {
         assert!(!debug.contains(secret), "a secret in Debug: {debug}");
     }
     assert!(debug.contains("<redacted>"), "{debug}");
+}
+
+#[tokio::test]
+async fn a_jwt_bearer_capture_asserts_only_what_the_user_holds() {
+    let idp = TestIssuer::es256("https://id.example").with_audience("image-store");
+    let users =
+        Verifier::new([Issuer::new(idp.issuer(), "image-store").with_keys(idp.key_set())]).unwrap();
+    let jobs = offline(&idp, keys());
+    let reader = Caller::new(
+        Some(
+            users
+                .verify(&idp.token("alice").scope("images:read").sign())
+                .unwrap(),
+        ),
+        None,
+    );
+    let delegated = Caller::new(
+        Some(
+            users
+                .verify(
+                    &idp.token("alice")
+                        .scope("images:read images:write")
+                        .actor("gateway")
+                        .sign(),
+                )
+                .unwrap(),
+        ),
+        None,
+    );
+    for (caller, request, why) in [
+        (&reader, job_request(), "images:write is not alice's"),
+        (
+            &reader,
+            TokenRequest::for_audience("image-store"),
+            "no scope named",
+        ),
+        (&delegated, job_request(), "a delegated token"),
+    ] {
+        let err = jobs
+            .capture(caller, PURPOSE, request, Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), JobErrorKind::InvalidRequest, "{why}: {err}");
+    }
+    jobs.capture(
+        &reader,
+        PURPOSE,
+        TokenRequest::for_audience("image-store").with_scope("images:read"),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn one_job_or_the_captured_token_can_be_revoked() {
+    use tower_mandate::revocation::MemoryStore;
+    let idp = support::Idp::start();
+    let users = user_verifier(&idp);
+    let store = MemoryStore::new();
+    let jobs = Delegation::builder(
+        Grant::refresh_token(
+            format!("{}/token", idp.issuer),
+            "tagger",
+            tagger_auth(),
+            idp.issuer.clone(),
+        ),
+        keys(),
+    )
+    .insecure_allow_http()
+    .with_revocation(store.clone())
+    .build();
+    let token = user_token(&idp, "dave", 600).await;
+    let dave = Caller::new(Some(users.verify_async(&token).await.unwrap()), None);
+    let capture = || jobs.capture(&dave, PURPOSE, job_request(), Duration::from_secs(600));
+    let (first, second, third) = (
+        capture().await.unwrap(),
+        capture().await.unwrap(),
+        capture().await.unwrap(),
+    );
+
+    // One job, by the id its audit events carry as token_id.
+    let job = jobs.open(&first, PURPOSE).unwrap();
+    store
+        .revoke_token(&idp.issuer, &job.id(), first.expires_at())
+        .unwrap();
+    assert_eq!(job.token().await.unwrap_err().kind(), JobErrorKind::Revoked);
+    jobs.open(&second, PURPOSE).unwrap().token().await.unwrap();
+
+    // The captured token, by its jti: every job captured with it.
+    let jti = users
+        .verify_async(&token)
+        .await
+        .unwrap()
+        .token_id()
+        .unwrap()
+        .to_owned();
+    store
+        .revoke_token(&idp.issuer, &jti, first.expires_at())
+        .unwrap();
+    for handle in [&second, &third] {
+        let err = jobs
+            .open(handle, PURPOSE)
+            .unwrap()
+            .token()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), JobErrorKind::Revoked);
+    }
+}
+
+#[tokio::test]
+async fn the_authorization_servers_lifetime_and_rotation_are_kept() {
+    let idp =
+        support::Idp::start_with(&[("IDP_JOB_REFRESH_TTL", "60"), ("IDP_ROTATE_REFRESH", "1")]);
+    let users = user_verifier(&idp);
+    let jobs = refresh_delegation(&idp, None);
+    let token = user_token(&idp, "erin", 600).await;
+    let erin = Caller::new(Some(users.verify_async(&token).await.unwrap()), None);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let handle = jobs
+        .capture(&erin, PURPOSE, job_request(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(
+        handle.expires_at() <= now + 61,
+        "the handle outlives the refresh token: {} > {}",
+        handle.expires_at(),
+        now + 60
+    );
+
+    // Each refresh rotates: the job keeps the new refresh token.
+    let job = jobs.open(&handle, PURPOSE).unwrap();
+    job.token().await.unwrap();
+    job.token().await.unwrap();
+    // Concurrent runs of one job take turns (a rotated token is used once).
+    let (a, b) = tokio::join!(job.token(), job.token());
+    a.unwrap();
+    b.unwrap();
+    // Resealed, the rotated token goes back on the queue and works.
+    let resealed = job.reseal();
+    jobs.open(&resealed, PURPOSE)
+        .unwrap()
+        .token()
+        .await
+        .unwrap();
+    // The original handle's refresh token was used: refused (and oidc-provider
+    // revokes the grant on reuse).
+    let err = jobs
+        .open(&handle, PURPOSE)
+        .unwrap()
+        .token()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), JobErrorKind::Token, "{err}");
+}
+
+/// The transaction route: the crate's own Transaction Token Service, a
+/// tagging service behind the layer's Transaction Token slot that captures
+/// a job, and the job's Txn-Token afterwards.
+#[tokio::test]
+async fn a_job_inside_a_transaction_carries_a_narrowed_replacement() {
+    use tower_mandate::keys::KeySet;
+    use tower_mandate::provider::{AccessToken, TokenFuture, TokenProvider};
+    use tower_mandate::revocation::MemoryStore;
+    use tower_mandate::transaction::{TokenService, TransactionExchange, TransactionSlot};
+    use tower_mandate::{PrincipalId, Slot};
+
+    const DOMAIN: &str = "images.example";
+    #[derive(Clone)]
+    struct Own(String);
+    impl TokenProvider for Own {
+        fn token(&self, _: TokenRequest) -> TokenFuture {
+            let token = AccessToken::new(self.0.clone(), Duration::from_secs(300));
+            Box::pin(async move { Ok(token) })
+        }
+    }
+    let users = TestIssuer::rs256("https://id.example").with_audience("gateway");
+    let services = TestIssuer::es256("https://mesh.example").with_audience("tts");
+    let tts = TokenService::builder(
+        DOMAIN,
+        SigningKey::generate(Algorithm::ES256, "tts-1"),
+        Verifier::new([Issuer::new(users.issuer(), "gateway").with_keys(users.key_set())]).unwrap(),
+        Verifier::new([Issuer::new(services.issuer(), "tts").with_keys(services.key_set())])
+            .unwrap(),
+    )
+    .allow(
+        PrincipalId::new(services.issuer(), "gateway"),
+        ["images:read", "images:write"],
+    )
+    .allow(
+        PrincipalId::new(services.issuer(), "tagger"),
+        ["images:read"],
+    )
+    .build()
+    .unwrap();
+    let tts_keys = KeySet::from_jwks(&tts.jwks()).unwrap();
+    let tts_server = support::Server::start(tts.router()).await;
+    let exchange = |workload: &str| {
+        TransactionExchange::new(
+            tts_server.url("/token"),
+            DOMAIN,
+            Own(services.token(workload).audience("tts").sign()),
+            TokenRequest::default(),
+        )
+        .insecure_allow_http()
+    };
+    // The edge: alice's token for a transaction of purpose images:read images:write.
+    let txn_token = exchange("gateway")
+        .token(
+            TokenRequest::default()
+                .with_scope("images:read images:write")
+                .with_subject_token(
+                    users
+                        .token("alice")
+                        .scope("images:read images:write")
+                        .sign(),
+                ),
+        )
+        .await
+        .unwrap();
+    let store = MemoryStore::new();
+    let jobs = Delegation::builder(Grant::transaction(exchange("tagger")), keys())
+        .with_revocation(store.clone())
+        .build();
+
+    // The tagging service captures a job inside the transaction.
+    let layer = MandateLayer::builder()
+        .service(Slot::required(
+            Verifier::new(
+                [Issuer::new(services.issuer(), "tagging").with_keys(services.key_set())],
+            )
+            .unwrap(),
+        ))
+        .transaction(TransactionSlot::required(DOMAIN).with_keys(tts_keys.clone()))
+        .build()
+        .unwrap();
+    let capture_jobs = jobs.clone();
+    let tagging = support::Server::start(
+        axum::Router::new()
+            .route(
+                "/later",
+                post(move |caller: Caller| {
+                    let jobs = capture_jobs.clone();
+                    async move {
+                        let request = TokenRequest::for_audience(DOMAIN).with_scope("images:read");
+                        match jobs
+                            .capture(&caller, PURPOSE, request, Duration::from_secs(600))
+                            .await
+                        {
+                            Ok(h) => (StatusCode::OK, serde_json::to_string(&h).unwrap()),
+                            Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),
+                        }
+                    }
+                }),
+            )
+            .route_layer(layer),
+    )
+    .await;
+    let res = support::http_client()
+        .post(tagging.url("/later"))
+        .header("txn-token", txn_token.secret())
+        .header(
+            "service-authorization",
+            format!(
+                "Bearer {}",
+                services.token("gateway").audience("tagging").sign()
+            ),
+        )
+        .header("x-request-id", "req-txn-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let handle: JobHandle = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+
+    // Later: the job's Txn-Token is the replacement: same txn and sub,
+    // the job's scope only.
+    let job = jobs.open(&handle, PURPOSE).unwrap();
+    let token = job.token().await.unwrap();
+    assert!(token.access_token().is_none());
+    let replacement = token.transaction_token().unwrap();
+    assert_ne!(replacement, txn_token.secret());
+    let payload: Value = {
+        use base64::Engine as _;
+        let part = replacement.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let original: Value = {
+        use base64::Engine as _;
+        let part = txn_token.secret().split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(payload["txn"], original["txn"]);
+    assert_eq!(job.txn().as_deref(), original["txn"].as_str());
+    assert_eq!(payload["sub"], "https://id.example#alice");
+    assert_eq!(payload["scope"], "images:read");
+    assert_eq!(job.request_id(), "req-txn-1");
+    let headers = token.headers();
+    assert_eq!(headers["txn-token"], replacement);
+    assert_eq!(headers["x-request-id"], "req-txn-1");
+    assert!(headers.get("authorization").is_none());
+    assert!(handle.expires_at() <= payload["exp"].as_u64().unwrap());
+
+    // The transaction's subject revoked: the job is refused.
+    // As the layer checks Transaction Tokens: by the principal of the transaction.
+    assert_eq!(job.user().issuer(), format!("urn:txn-token-service:{DOMAIN}"));
+    store.revoke_subject(job.user().issuer(), "https://id.example#alice", u64::MAX);
+    assert_eq!(
+        jobs.open(&handle, PURPOSE)
+            .unwrap()
+            .token()
+            .await
+            .unwrap_err()
+            .kind(),
+        JobErrorKind::Revoked
+    );
 }

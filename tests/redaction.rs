@@ -12,6 +12,54 @@ use tower_mandate::{
     keys::{Algorithm, JwksSource, KeySet},
 };
 
+/// A job's handle, the job opened from it and its sealing keys: `Debug`
+/// shows the purpose, audience, expiry and key ids, never the sealed text.
+#[tokio::test]
+async fn debug_never_prints_a_job_handle() {
+    use tower_mandate::job::{Delegation, Grant, SealingKeys};
+    let idp = TestIssuer::es256("https://id.example").with_audience("a");
+    let verifier =
+        Verifier::new([Issuer::new("https://id.example", "a").with_keys(idp.key_set())]).unwrap();
+    let caller = Caller::new(
+        Some(verifier.verify(&idp.token("alice").scope("x").sign()).unwrap()),
+        None,
+    );
+    let keys = SealingKeys::new("k1", &[0x5a; 32]).unwrap();
+    let jobs = Delegation::builder(
+        Grant::jwt_bearer(
+            "https://id.example/token",
+            "worker",
+            ClientAuth::SecretBasic("hunter2-client-secret".into()),
+            "https://id.example",
+            SigningKey::generate(Algorithm::ES256, "w"),
+        ),
+        keys.clone(),
+    )
+    .build();
+    let handle = jobs
+        .capture(
+            &caller,
+            "p",
+            TokenRequest::for_audience("b").with_scope("x"),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::to_value(&handle).unwrap();
+    let job = jobs.open(&handle, "p").unwrap();
+    let text = format!("{handle:?} {job:?} {jobs:?} {keys:?}");
+    for secret in [
+        json["sealed"].as_str().unwrap(),
+        json["nonce"].as_str().unwrap(),
+        "hunter2",
+        "WlpaWlpa",
+        "90, 90",
+    ] {
+        assert!(!text.contains(secret), "{secret:?} in {text}");
+    }
+    assert!(text.contains("<redacted>"), "{text}");
+}
+
 #[test]
 fn debug_never_prints_secrets() {
     let idp = TestIssuer::rs256("https://id.example").with_audience("a");

@@ -8,8 +8,11 @@
 
 #[path = "../image_store/app.rs"]
 mod app;
+mod jobs;
 #[path = "../grpc_store/service.rs"]
 mod service;
+#[path = "../jobs/sts.rs"]
+mod sts;
 mod transaction;
 
 use std::net::SocketAddr;
@@ -343,6 +346,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
          (draft-ietf-oauth-transaction-tokens-10)"
     );
     demo.failures += transaction::story(&e.users, &e.services, &alice).await?;
+
+    println!("\njobs: the upload answers at once, the tagging runs later on alice's behalf");
+    demo.failures += jobs::story(&e.users, &format!("http://{addr}"), &alice, || {
+        audit.lines()
+    })
+    .await?;
 
     println!("\nkeys: the users' identity provider goes down and rotates its key");
     let keep = e.users.token("alice").scope(all).sign();

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower_mandate::policy::{AuthZen, Resource};
@@ -40,6 +40,8 @@ struct Image {
     /// Issuer and subject: a `sub` is unique only within its issuer.
     owner: PrincipalId,
     size: usize,
+    /// Tags, added later (the demo's tagging job).
+    tags: Vec<String>,
 }
 
 #[derive(Clone, Default)]
@@ -97,6 +99,7 @@ pub(crate) fn router_with_policy(
         .route("/me", get(me))
         .route("/images", post(create))
         .route("/images/{id}", get(read).delete(remove))
+        .route("/images/{id}/tags", put(tag))
         .route_layer(layer)
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -168,6 +171,7 @@ async fn create(
     let image = Image {
         owner,
         size: body.len(),
+        tags: Vec::new(),
     };
     store.images.lock().unwrap().insert(id.clone(), image);
     Ok((StatusCode::CREATED, Json(answer)).into_response())
@@ -188,7 +192,46 @@ async fn read(
     store
         .check::<ImagesRead>(caller.caller(), "read", &id, &image.owner)
         .await?;
-    Ok(Json(json!({"id": id, "owner": image.owner.subject(), "size": image.size})).into_response())
+    let mut answer = json!({"id": id, "owner": image.owner.subject(), "size": image.size});
+    if !image.tags.is_empty() {
+        answer["tags"] = json!(image.tags);
+    }
+    Ok(Json(answer).into_response())
+}
+
+/// The most tags an image keeps, and the longest tag.
+const MAX_TAGS: usize = 32;
+const MAX_TAG: usize = 64;
+
+/// `PUT /images/{id}/tags` with a JSON array of strings: replaces the
+/// image's tags. The owner (or a holder of `images:write:any`) may, with
+/// `images:write` held by every principal — for the demo's tagging job, the
+/// user the job acts for and the job's delegated token.
+async fn tag(
+    State(store): State<Store>,
+    caller: Require<ImagesWrite>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AuthError> {
+    let Some(image) = find(&store, &id) else {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    };
+    store
+        .check::<ImagesWrite>(caller.caller(), "tag", &id, &image.owner)
+        .await?;
+    let tags = match serde_json::from_slice::<Vec<String>>(&body) {
+        Ok(tags) if tags.len() <= MAX_TAGS && tags.iter().all(|t| t.len() <= MAX_TAG) => tags,
+        _ => {
+            let why = format!("a JSON array of at most {MAX_TAGS} strings of {MAX_TAG} bytes");
+            return Ok((StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response());
+        }
+    };
+    let mut images = store.images.lock().unwrap();
+    let Some(image) = images.get_mut(&id) else {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    };
+    image.tags = tags;
+    Ok(Json(json!({"id": id, "tags": image.tags})).into_response())
 }
 
 async fn remove(

@@ -12,6 +12,7 @@ use super::handle::{JobError, JobErrorKind, JobHandle, Payload};
 use super::run::Job;
 use super::seal::SealingKeys;
 use crate::Caller;
+use crate::audit;
 use crate::clock::unix_now;
 use crate::provider::{ProviderError, ProviderErrorKind, TokenRequest};
 use crate::revocation::TokenStore;
@@ -37,6 +38,7 @@ const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 ///         "https://id.example.com/oauth/token",
 ///         "tagger",
 ///         ClientAuth::SecretBasic(std::env::var("CLIENT_SECRET")?),
+///         "https://id.example.com", // the issuer of the users it acts for
 ///     ),
 ///     keys,
 /// )
@@ -144,17 +146,14 @@ pub(super) fn random_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The `exp` of a JWT, read without verifying it (a token this service was
-/// just given by its Transaction Token Service).
-fn unverified_exp(token: &str) -> Option<u64> {
+/// The claims of a JWT, read without verifying it (a token this service
+/// was just given by its Transaction Token Service).
+fn unverified_claims(token: &str) -> Option<serde_json::Value> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
-    serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()?
-        .get("exp")?
-        .as_u64()
+    serde_json::from_slice(&bytes).ok()
 }
 
 pub(super) fn request_form(form: &mut Vec<(&str, String)>, payload: &Payload, aud: &str) {
@@ -210,8 +209,13 @@ impl Delegation {
         };
         let now = unix_now();
         let mut exp = now.saturating_add(lifetime.min(inner.max_lifetime).as_secs());
+        let transaction = caller.transaction();
         let user = match &inner.route {
-            Route::Transaction(_) => caller.transaction().map(|t| t.principal()),
+            // The user, when the request names one; else the transaction's subject.
+            Route::Transaction(_) if transaction.is_some() => {
+                caller.user().or(transaction.map(|t| t.principal()))
+            }
+            Route::Transaction(_) => None,
             _ => caller.user(),
         };
         let Some(user) = user else {
@@ -225,6 +229,14 @@ impl Delegation {
                 },
             ));
         };
+        if let Some(issuer) = inner.route.issuer()
+            && user.issuer() != issuer
+        {
+            return Err(JobError::new(
+                JobErrorKind::NoUser,
+                "the user is not of the issuer this grant acts for",
+            ));
+        }
         let mut payload = Payload {
             grant: inner.route.name().to_owned(),
             credential: None,
@@ -239,11 +251,13 @@ impl Delegation {
             resource: request.resource.clone(),
             send_audience: request.audience.is_some(),
             request_id: caller.request_id().map_or_else(random_id, str::to_owned),
-            txn: caller.transaction().map(|t| t.txn().to_owned()),
+            txn: transaction.map(|t| t.txn().to_owned()),
             captured_at: now,
+            job_id: random_id(),
+            txn_subject: None,
         };
         match &inner.route {
-            Route::RefreshToken(endpoint) => {
+            Route::RefreshToken { endpoint, .. } => {
                 let mut form = vec![
                     ("grant_type", TOKEN_EXCHANGE.to_owned()),
                     ("subject_token", user.token().to_owned()),
@@ -273,11 +287,25 @@ impl Delegation {
                 }
                 payload.credential = Some(credential);
             }
-            Route::JwtBearer { issuer, .. } => {
-                if user.issuer() != issuer {
+            Route::JwtBearer { .. } => {
+                // The service alone decides what it will assert: only what
+                // the user's token holds, and never a delegated token's
+                // user (its actor chain would be lost).
+                if !user.actors().is_empty() {
                     return Err(JobError::new(
-                        JobErrorKind::NoUser,
-                        "the user is not of the issuer this grant acts for",
+                        JobErrorKind::InvalidRequest,
+                        "a delegated token (with act) is not captured for a JWT-bearer job",
+                    ));
+                }
+                let scope = payload.scope.as_deref().unwrap_or_default();
+                if scope.split_whitespace().next().is_none()
+                    || !scope
+                        .split_whitespace()
+                        .all(|s| user.permissions().iter().any(|p| p == s))
+                {
+                    return Err(JobError::new(
+                        JobErrorKind::InvalidRequest,
+                        "a JWT-bearer job's scope must be named and held by the user's token",
                     ));
                 }
             }
@@ -288,9 +316,15 @@ impl Delegation {
                         "a job inside a transaction needs a scope",
                     ));
                 };
-                let current = caller.transaction().map(|t| t.token()).unwrap_or_default();
-                let replacement = exchange.replace(current, scope).await?;
-                let Some(until) = unverified_exp(&replacement) else {
+                let Some(current) = transaction else {
+                    return Err(JobError::new(
+                        JobErrorKind::NoUser,
+                        "no Transaction Token on the request",
+                    ));
+                };
+                let replacement = exchange.replace(current.token(), scope).await?;
+                let claims = unverified_claims(&replacement);
+                let Some(until) = claims.as_ref().and_then(|c| c.get("exp")?.as_u64()) else {
                     return Err(ProviderError::new(
                         ProviderErrorKind::InvalidResponse,
                         "a replacement Transaction Token without exp",
@@ -298,10 +332,26 @@ impl Delegation {
                     .into());
                 };
                 exp = exp.min(until);
+                let principal = current.principal();
+                payload.txn_subject = Some((
+                    principal.issuer().to_owned(),
+                    principal.subject().to_owned(),
+                    claims
+                        .as_ref()
+                        .and_then(|c| c.get("jti")?.as_str())
+                        .map(str::to_owned),
+                ));
                 payload.credential = Some(replacement);
             }
         }
-        let handle = JobHandle::seal(&inner.keys, purpose, &aud, exp, &payload);
+        let handle = JobHandle::seal(
+            &inner.keys,
+            &inner.route.binding(),
+            purpose,
+            &aud,
+            exp,
+            &payload,
+        );
         caller.audit(true, "job captured", purpose, None);
         Ok(handle)
     }
@@ -315,21 +365,52 @@ impl Delegation {
     /// [`WrongPurpose`](JobErrorKind::WrongPurpose) or
     /// [`Expired`](JobErrorKind::Expired).
     pub fn open(&self, handle: &JobHandle, purpose: &str) -> Result<Job, JobError> {
-        let payload = handle.open(&self.0.keys, purpose, unix_now())?;
-        if payload.grant != self.0.route.name() {
-            return Err(JobError::new(
-                JobErrorKind::InvalidRequest,
-                "a job handle captured for another grant",
-            ));
-        }
+        let opened = handle
+            .open(&self.0.keys, &self.0.route.binding(), purpose, unix_now())
+            .and_then(|payload| {
+                // A maximum lowered since capture applies to queued handles too.
+                let lived = handle.expires_at().saturating_sub(payload.captured_at);
+                if lived > self.0.max_lifetime.as_secs() {
+                    return Err(JobError::new(
+                        JobErrorKind::Expired,
+                        "a job handle that lives longer than this delegation allows",
+                    ));
+                }
+                Ok(payload)
+            });
+        let payload = match opened {
+            Ok(payload) => payload,
+            Err(e) => {
+                refused(purpose, &e);
+                return Err(e);
+            }
+        };
         Ok(Job {
             delegation: self.clone(),
             purpose: handle.purpose().to_owned(),
             aud: handle.audience().to_owned(),
             exp: handle.expires_at(),
             payload: Mutex::new(payload),
+            running: tokio::sync::Mutex::new(()),
         })
     }
+}
+
+/// The audit event of a handle that does not open (a forgery attempt, a
+/// retired key, a handle past its time): who it names is not known.
+fn refused(purpose: &str, e: &JobError) {
+    if !audit::enabled() {
+        return;
+    }
+    let reason = match e.kind() {
+        JobErrorKind::Tampered => "job handle does not authenticate",
+        JobErrorKind::UnknownKey => "job handle sealed under an unknown key",
+        JobErrorKind::WrongPurpose => "job handle for another purpose",
+        JobErrorKind::Expired => "job handle expired",
+        _ => "job handle malformed",
+    };
+    // The purpose is the worker's, not the handle's: no queue text is logged.
+    audit::decision(&audit::Who::default(), false, reason, purpose, None, "");
 }
 
 impl fmt::Debug for Delegation {

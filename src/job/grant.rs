@@ -11,7 +11,10 @@ use crate::provider::Endpoint;
 pub struct Grant(pub(super) Route);
 
 pub(super) enum Route {
-    RefreshToken(Endpoint),
+    RefreshToken {
+        endpoint: Endpoint,
+        issuer: String,
+    },
     JwtBearer {
         endpoint: Endpoint,
         issuer: String,
@@ -23,7 +26,7 @@ pub(super) enum Route {
 impl Route {
     pub(super) fn name(&self) -> &'static str {
         match self {
-            Route::RefreshToken(_) => "refresh_token",
+            Route::RefreshToken { .. } => "refresh_token",
             Route::JwtBearer { .. } => "jwt_bearer",
             Route::Transaction(_) => "transaction",
         }
@@ -31,8 +34,42 @@ impl Route {
 
     pub(super) fn endpoint(&mut self) -> Option<&mut Endpoint> {
         match self {
-            Route::RefreshToken(endpoint) | Route::JwtBearer { endpoint, .. } => Some(endpoint),
+            Route::RefreshToken { endpoint, .. } | Route::JwtBearer { endpoint, .. } => {
+                Some(endpoint)
+            }
             Route::Transaction(_) => None,
+        }
+    }
+
+    /// The issuer whose users this route acts for (none: the Transaction
+    /// Token Service's trust domain decides).
+    pub(super) fn issuer(&self) -> Option<&str> {
+        match self {
+            Route::RefreshToken { issuer, .. } | Route::JwtBearer { issuer, .. } => Some(issuer),
+            Route::Transaction(_) => None,
+        }
+    }
+
+    /// What a handle is bound to besides its readable fields: the route,
+    /// its endpoint, client and issuer. A handle sealed for one delegation
+    /// does not open in another that shares the keys.
+    pub(super) fn binding(&self) -> String {
+        match self {
+            Route::RefreshToken { endpoint, issuer }
+            | Route::JwtBearer {
+                endpoint, issuer, ..
+            } => {
+                format!(
+                    "{}\n{}\n{}\n{issuer}",
+                    self.name(),
+                    endpoint.url(),
+                    endpoint.client_id()
+                )
+            }
+            Route::Transaction(exchange) => {
+                let (url, domain) = exchange.binding();
+                format!("transaction\n{url}\n{domain}")
+            }
         }
     }
 }
@@ -48,16 +85,19 @@ impl Grant {
     /// Keycloak, Authlete, Ping and Curity offer this exchange; an
     /// answer with the refresh token in `access_token` (RFC 8693's
     /// `issued_token_type`) or in `refresh_token` (Keycloak) is read.
+    ///
+    /// Only users of `issuer` — the authorization server's own — are
+    /// captured: another issuer's token is never sent to it.
     pub fn refresh_token(
         token_url: impl Into<String>,
         client_id: impl Into<String>,
         auth: ClientAuth,
+        issuer: impl Into<String>,
     ) -> Self {
-        Grant(Route::RefreshToken(Endpoint::new(
-            token_url.into(),
-            client_id.into(),
-            auth,
-        )))
+        Grant(Route::RefreshToken {
+            endpoint: Endpoint::new(token_url.into(), client_id.into(), auth),
+            issuer: issuer.into(),
+        })
     }
 
     /// RFC 7523 §2.1. Nothing is asked at capture: the handle seals only
@@ -68,6 +108,11 @@ impl Grant {
     /// the key and allow the client this grant (Okta, Auth0 and Entra call
     /// it impersonation or a trusted-client grant); it records the client
     /// as actor.
+    ///
+    /// Since the service alone decides what it asserts, a capture must name
+    /// its scope, every scope must be a permission the user's token holds,
+    /// and a delegated token (one with `act`) is not captured: the job
+    /// would lose its actor chain.
     ///
     /// Only users of `issuer` — the authorization server's own — are
     /// captured: the same `sub` from another issuer is another person, so

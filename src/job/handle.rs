@@ -16,6 +16,12 @@ const VERSION: u8 = 1;
 /// The largest sealed payload opened (a refresh token or a Transaction
 /// Token and a few names): anything bigger is refused before decryption.
 const MAX_SEALED: usize = 16 * 1024;
+/// The longest readable fields: a key id, a purpose, an audience.
+const MAX_KID: usize = 64;
+const MAX_PURPOSE: usize = 128;
+const MAX_AUD: usize = 1024;
+/// A 96-bit nonce in base64url.
+const NONCE_CHARS: usize = 16;
 
 /// A job's delegation, safe to put on a queue: `serde` (JSON, or any
 /// format), made by [`Delegation::capture`](super::Delegation::capture) and
@@ -70,13 +76,27 @@ pub(super) struct Payload {
     pub(super) txn: Option<String>,
     /// When the handle was sealed (unix seconds).
     pub(super) captured_at: u64,
+    /// This job's own id: the `token_id` of its audit events, revocable
+    /// with `revoke_token(iss, job_id, …)` until the handle expires.
+    pub(super) job_id: String,
+    /// On the transaction route: the Transaction Token's principal (trust
+    /// domain and `sub`) and the replacement's `jti`, also checked against
+    /// the revocation store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) txn_subject: Option<(String, String, Option<String>)>,
 }
 
-/// The authenticated data of a handle: every readable field, each length
+/// The authenticated data of a handle: every readable field and the
+/// delegation's `binding` (route, endpoint, client, issuer), each length
 /// prefixed so that no two handles share it.
-fn aad(kid: &str, purpose: &str, aud: &str, exp: u64) -> Vec<u8> {
+fn aad(binding: &str, kid: &str, purpose: &str, aud: &str, exp: u64) -> Vec<u8> {
     let mut aad = b"tower-mandate job v1".to_vec();
-    for part in [kid.as_bytes(), purpose.as_bytes(), aud.as_bytes()] {
+    for part in [
+        binding.as_bytes(),
+        kid.as_bytes(),
+        purpose.as_bytes(),
+        aud.as_bytes(),
+    ] {
         aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
         aad.extend_from_slice(part);
     }
@@ -87,6 +107,7 @@ fn aad(kid: &str, purpose: &str, aud: &str, exp: u64) -> Vec<u8> {
 impl JobHandle {
     pub(super) fn seal(
         keys: &SealingKeys,
+        binding: &str,
         purpose: &str,
         aud: &str,
         exp: u64,
@@ -94,7 +115,7 @@ impl JobHandle {
     ) -> JobHandle {
         let plaintext = serde_json::to_vec(payload).expect("a job payload serializes");
         let kid = keys.current_kid();
-        let (kid, nonce, sealed) = keys.seal(&aad(kid, purpose, aud, exp), plaintext);
+        let (kid, nonce, sealed) = keys.seal(&aad(binding, kid, purpose, aud, exp), plaintext);
         JobHandle {
             v: VERSION,
             kid: kid.to_owned(),
@@ -106,10 +127,12 @@ impl JobHandle {
         }
     }
 
-    /// Open this handle for `purpose`, at `now` (unix seconds).
+    /// Open this handle, sealed for `binding`, for `purpose`, at `now`
+    /// (unix seconds).
     pub(super) fn open(
         &self,
         keys: &SealingKeys,
+        binding: &str,
         purpose: &str,
         now: u64,
     ) -> Result<Payload, JobError> {
@@ -119,10 +142,15 @@ impl JobHandle {
                 format!("a job handle of version {}, expected {VERSION}", self.v),
             ));
         }
-        if self.sealed.len() > MAX_SEALED * 4 / 3 + 4 {
+        if self.sealed.len() > MAX_SEALED * 4 / 3 + 4
+            || self.kid.len() > MAX_KID
+            || self.purpose.len() > MAX_PURPOSE
+            || self.aud.len() > MAX_AUD
+            || self.nonce.len() != NONCE_CHARS
+        {
             return Err(JobError::new(
                 JobErrorKind::Malformed,
-                "a job handle too large",
+                "a job handle with a field of the wrong size",
             ));
         }
         let (Ok(nonce), Ok(sealed)) = (B64.decode(&self.nonce), B64.decode(&self.sealed)) else {
@@ -131,7 +159,7 @@ impl JobHandle {
                 "a job handle that is not base64url",
             ));
         };
-        let aad = aad(&self.kid, &self.purpose, &self.aud, self.exp);
+        let aad = aad(binding, &self.kid, &self.purpose, &self.aud, self.exp);
         let plaintext = keys.open(&self.kid, &nonce, &aad, sealed).map_err(|e| match e {
             None => JobError::new(
                 JobErrorKind::UnknownKey,
@@ -142,7 +170,7 @@ impl JobHandle {
             ),
             Some(()) => JobError::new(
                 JobErrorKind::Tampered,
-                "a job handle that does not open: edited, or sealed under another key with the same id",
+                "a job handle that does not open: edited, sealed for another delegation, or under another key with the same id",
             ),
         })?;
         // Only an authentic handle gets this far: its purpose and expiry

@@ -22,6 +22,8 @@ pub struct Job {
     pub(super) aud: String,
     pub(super) exp: u64,
     pub(super) payload: Mutex<Payload>,
+    /// One token request at a time: a rotated refresh token is used once.
+    pub(super) running: tokio::sync::Mutex<()>,
 }
 
 /// What a job sends to the services it calls: see [`JobToken::headers`].
@@ -120,6 +122,14 @@ impl Job {
         self.payload().txn.clone()
     }
 
+    /// This job's id: the `token_id` of its audit events. To stop one job,
+    /// revoke it as a token of its user's issuer until the handle expires:
+    /// `store.revoke_token(&job.user().issuer(), &job.id(), handle.expires_at())`;
+    /// to stop every job of a user, `revoke_subject`.
+    pub fn id(&self) -> String {
+        self.payload().job_id.clone()
+    }
+
     /// The job's purpose.
     pub fn purpose(&self) -> &str {
         &self.purpose
@@ -131,6 +141,7 @@ impl Job {
     pub fn reseal(&self) -> JobHandle {
         JobHandle::seal(
             &self.delegation.0.keys,
+            &self.delegation.0.route.binding(),
             &self.purpose,
             &self.aud,
             self.exp,
@@ -146,7 +157,7 @@ impl Job {
         }
         let p = self.payload();
         let actor = match &self.delegation.0.route {
-            Route::RefreshToken(endpoint) | Route::JwtBearer { endpoint, .. } => {
+            Route::RefreshToken { endpoint, .. } | Route::JwtBearer { endpoint, .. } => {
                 format!("{}#{}", p.iss, endpoint.client_id())
             }
             Route::Transaction(_) => String::new(),
@@ -159,7 +170,7 @@ impl Job {
                 .map(|(_, sub)| sub.to_owned())
                 .unwrap_or_default(),
             actor,
-            token_id: p.jti.clone().unwrap_or_default(),
+            token_id: p.job_id.clone(),
             txn: p.txn.as_deref().unwrap_or(""),
             request_id: &p.request_id,
             ..audit::Who::default()
@@ -174,17 +185,32 @@ impl Job {
         };
         let facts = {
             let p = self.payload();
-            let mut facts = TokenFacts::new(p.iss.clone(), p.sub.clone(), self.exp, self.exp);
-            if let Some(jti) = &p.jti {
-                facts = facts.with_jti(jti.clone());
-            }
-            if let Some(iat) = p.iat {
-                facts = facts.with_issued_at(iat);
+            let with = |facts: TokenFacts, jti: Option<&String>| match jti {
+                Some(jti) => facts.with_jti(jti.clone()),
+                None => facts,
+            };
+            let user = TokenFacts::new(p.iss.clone(), p.sub.clone(), self.exp, self.exp);
+            let user = match p.iat {
+                Some(iat) => user.with_issued_at(iat),
+                None => user,
+            };
+            // The captured token, this job (by its id), and on the
+            // transaction route the transaction's subject and replacement.
+            let mut facts = vec![
+                with(user.clone(), p.jti.as_ref()),
+                user.with_jti(p.job_id.clone()),
+            ];
+            if let Some((iss, sub, jti)) = &p.txn_subject {
+                facts.push(with(
+                    TokenFacts::new(iss.clone(), sub.clone(), self.exp, self.exp)
+                        .with_issued_at(p.captured_at),
+                    jti.as_ref(),
+                ));
             }
             facts
         };
-        match store.check(&facts, false).await {
-            Ok(Verdict::Fresh) => Ok(()),
+        match store.check_all(&facts, false).await {
+            Ok(verdicts) if verdicts.iter().all(|v| *v == Verdict::Fresh) => Ok(()),
             Ok(_) => {
                 self.audit(false, "user revoked since the job was captured");
                 Err(JobError::new(
@@ -212,6 +238,7 @@ impl Job {
     /// when the authorization server refuses (e.g. the grant was revoked
     /// there).
     pub async fn token(&self) -> Result<JobToken, JobError> {
+        let _running = self.running.lock().await;
         let now = unix_now();
         if now >= self.exp {
             self.audit(false, "job handle expired");
@@ -235,7 +262,7 @@ impl Job {
                     self.audit(true, "job transaction token released");
                     return Ok(token);
                 }
-                Route::RefreshToken(endpoint) => {
+                Route::RefreshToken { endpoint, .. } => {
                     let mut form = vec![
                         ("grant_type", "refresh_token".to_owned()),
                         ("refresh_token", p.credential.clone().unwrap_or_default()),
@@ -248,7 +275,17 @@ impl Job {
                     }
                     (form, endpoint, request_id)
                 }
-                Route::JwtBearer { endpoint, key, .. } => {
+                Route::JwtBearer {
+                    endpoint,
+                    key,
+                    issuer,
+                } => {
+                    if p.iss != *issuer {
+                        return Err(JobError::new(
+                            JobErrorKind::NoUser,
+                            "the job's user is not of the issuer this grant acts for",
+                        ));
+                    }
                     let assertion = key.sign_claims(&serde_json::json!({
                         "iss": endpoint.client_id(),
                         "sub": p.sub,
@@ -273,7 +310,7 @@ impl Job {
                 return Err(e.into());
             }
         };
-        if let (Route::RefreshToken(_), Some(rotated)) =
+        if let (Route::RefreshToken { .. }, Some(rotated)) =
             (&self.delegation.0.route, issued.refresh_token)
         {
             self.payload().credential = Some(rotated);

@@ -352,8 +352,6 @@ pub(super) fn request_span() -> Span {
     )
 }
 
-/// Who is calling, on the request's span (subjects and issuers: never a
-/// token).
 /// `caller` in the request `req`: its origin (when audit events are
 /// collected) and its `X-Request-Id`.
 fn with_request<B>(caller: Caller, req: &Request<B>) -> Caller {
@@ -368,6 +366,8 @@ fn with_request<B>(caller: Caller, req: &Request<B>) -> Caller {
     }
 }
 
+/// Who is calling, on the request's span (subjects and issuers: never a
+/// token).
 fn record_caller(span: &Span, caller: &Caller) {
     if span.is_disabled() {
         return;

@@ -158,6 +158,13 @@ impl TransactionExchange {
         self.with(|inner| inner.allow_http = true)
     }
 
+    /// The token endpoint and the trust domain (what a job handle of the
+    /// transaction route is bound to).
+    #[cfg(feature = "_aws-lc")]
+    pub(crate) fn binding(&self) -> (&str, &str) {
+        (&self.0.url, &self.0.trust_domain)
+    }
+
     /// A replacement for `current` (a Transaction Token this workload
     /// received) with `scope`, for work done later (§13.15). The service
     /// may only narrow: a replacement that changes `txn`, `sub` or `aud`,

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 mod response;
 
+#[cfg(feature = "_aws-lc")]
+use response::ErrorResponse;
+use response::Extra;
 #[cfg(feature = "fuzzing")]
 pub(crate) use response::parse_token_response;
 #[cfg(not(feature = "fuzzing"))]
 use response::parse_token_response;
-#[cfg(feature = "_aws-lc")]
-use response::ErrorResponse;
-use response::Extra;
 pub(crate) use response::{Issued, rejected};
 
 use super::{

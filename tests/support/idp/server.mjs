@@ -143,6 +143,11 @@ const assertionKeys = process.env.IDP_ASSERTION_JWKS
   ? jose.createLocalJWKSet(JSON.parse(process.env.IDP_ASSERTION_JWKS))
   : null;
 const seenAssertions = new Set();
+// IDP_JOB_REFRESH_TTL=<seconds>: the lifetime of jobs' refresh tokens
+// (default 14 days); IDP_ROTATE_REFRESH=1: every refresh rotates the
+// refresh token (and a reused one revokes its grant, as oidc-provider does).
+const jobRefreshTtl = Number(process.env.IDP_JOB_REFRESH_TTL || 14 * 24 * 3600);
+const rotateRefresh = process.env.IDP_ROTATE_REFRESH === '1';
 const stats = {};
 
 function publicKeys() {
@@ -217,7 +222,9 @@ async function jobRefreshToken(ctx, subject) {
   const held = new Set(String(subject.scope || '').split(' ').filter(Boolean));
   const asked = String(params.scope || subject.scope || '').split(' ').filter(Boolean);
   if (asked.length === 0 || asked.some((s) => !held.has(s))) return fail('invalid_scope');
-  const resource = params.resource || 'urn:image-store';
+  // The job names its audience: nothing is assumed.
+  const { resource } = params;
+  if (!resource) return fail('invalid_target');
   const { Grant, RefreshToken } = ctx.oidc.provider;
   const grant = new Grant({ accountId: subject.sub, clientId: client.clientId });
   grant.addResourceScope(resource, asked.join(' '));
@@ -265,9 +272,11 @@ async function jwtBearer(ctx) {
   const allowed = new Set(client.scope.split(' '));
   const asked = String(params.scope || '').split(' ').filter(Boolean);
   if (asked.some((s) => !allowed.has(s))) return fail('invalid_scope');
+  const aud = params.audience || (params.resource === 'urn:image-store' ? 'image-store' : params.resource);
+  if (!aud) return fail('invalid_target');
   const token = await signAccessToken({
     sub: claims.sub,
-    aud: params.audience || 'image-store',
+    aud,
     scope: asked.join(' '),
     client_id: client.clientId,
     act: { sub: client.clientId },
@@ -289,8 +298,9 @@ function makeProvider() {
       AccessToken: 600,
       ClientCredentials: 600,
       Grant: 14 * 24 * 3600,
-      RefreshToken: 14 * 24 * 3600,
+      RefreshToken: (_ctx, token) => (String(token.gty || '').split(' ').includes(JOB_GTY) ? jobRefreshTtl : 14 * 24 * 3600),
     },
+    ...(rotateRefresh ? { rotateRefreshToken: () => true } : {}),
     findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
     jwks: { keys },
     // offline_access turns on the refresh_token grant (for jobs' refresh tokens).
