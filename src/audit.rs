@@ -167,7 +167,11 @@ mod tests {
 
     #[test]
     fn request_ids_that_could_forge_a_log_field_are_not_kept() {
-        for good in ["req-1", "0191d1c2-7f3a-7c1e-9b1a-2f3c4d5e6f70", "a/b+c=d@e:f.g_h"] {
+        for good in [
+            "req-1",
+            "0191d1c2-7f3a-7c1e-9b1a-2f3c4d5e6f70",
+            "a/b+c=d@e:f.g_h",
+        ] {
             assert_eq!(request_id(good), Some(good));
         }
         let long = "a".repeat(129);

@@ -970,7 +970,10 @@ async fn a_job_inside_a_transaction_carries_a_narrowed_replacement() {
 
     // The transaction's subject revoked: the job is refused.
     // As the layer checks Transaction Tokens: by the principal of the transaction.
-    assert_eq!(job.user().issuer(), format!("urn:txn-token-service:{DOMAIN}"));
+    assert_eq!(
+        job.user().issuer(),
+        format!("urn:txn-token-service:{DOMAIN}")
+    );
     store.revoke_subject(job.user().issuer(), "https://id.example#alice", u64::MAX);
     assert_eq!(
         jobs.open(&handle, PURPOSE)

@@ -21,7 +21,11 @@ async fn debug_never_prints_a_job_handle() {
     let verifier =
         Verifier::new([Issuer::new("https://id.example", "a").with_keys(idp.key_set())]).unwrap();
     let caller = Caller::new(
-        Some(verifier.verify(&idp.token("alice").scope("x").sign()).unwrap()),
+        Some(
+            verifier
+                .verify(&idp.token("alice").scope("x").sign())
+                .unwrap(),
+        ),
         None,
     );
     let keys = SealingKeys::new("k1", &[0x5a; 32]).unwrap();

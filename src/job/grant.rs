@@ -116,7 +116,7 @@ impl Grant {
     ///
     /// Only users of `issuer` — the authorization server's own — are
     /// captured: the same `sub` from another issuer is another person, so
-    /// a job for them is refused ([`JobErrorKind::NoUser`]).
+    /// a job for them is refused ([`JobErrorKind::NoUser`](super::JobErrorKind::NoUser)).
     pub fn jwt_bearer(
         token_url: impl Into<String>,
         client_id: impl Into<String>,

@@ -27,24 +27,39 @@
 //! What a handle protects against, and what it does not:
 //!
 //! - **Reading the queue** gives no credential: the refresh token (or
-//!   Transaction Token) is encrypted, and the JWT-bearer route holds none.
+//!   Transaction Token) is encrypted, the JWT-bearer route holds none, and
+//!   the user and the request id are sealed too.
 //! - **Editing a handle** (another user, a later expiry, one byte
 //!   anywhere) breaks its tag: [`JobErrorKind::Tampered`]. Handles cannot be
 //!   forged without the key, so a queue writer cannot make the service act
 //!   for a user who never made a request.
-//! - **Moving a handle** to another purpose or audience breaks its tag; an
-//!   authentic handle opened for another purpose is
-//!   [`JobErrorKind::WrongPurpose`].
+//! - **Moving a handle** to another purpose or audience, or to another
+//!   delegation that shares the keys (another route, token endpoint,
+//!   client or issuer), breaks its tag; an authentic handle opened for
+//!   another purpose is [`JobErrorKind::WrongPurpose`].
+//! - **Another issuer's user** with the same `sub` is never captured: each
+//!   route acts for one issuer's users ([`JobErrorKind::NoUser`]).
 //! - **Replaying a handle** is possible until it expires: a handle is a
-//!   capability, as a message on the queue is. Bound it with a short
-//!   lifetime, and make the work idempotent. An authorization server that
+//!   capability, as a message on the queue is. Bound it
+//!   ([`DelegationBuilder::with_max_lifetime`], re-checked when a handle
+//!   is opened), and make the work idempotent. An authorization server that
 //!   rotates refresh tokens makes a refresh-token handle single use
 //!   ([`Job::reseal`] keeps the rotated token for a retry).
+//! - **Revocation** (with [`DelegationBuilder::with_revocation`]):
+//!   `revoke_subject` stops every job of the user, `revoke_token` of the
+//!   [job's id](Job::id) one job, and of the captured token's `jti` the jobs
+//!   captured with it; on the transaction route the transaction's subject
+//!   is checked too. A store that cannot answer refuses the job.
 //! - **A retired key** ([`JobErrorKind::UnknownKey`]): handles sealed under
 //!   it no longer open. Rotate by sealing under a new key and keeping the
 //!   old one as previous for the longest job lifetime.
-//! - **The sealing key leaking** exposes every queued refresh token: keep it
-//!   in a secret store, apart from the queue.
+//! - **The sealing key** is as sensitive as the client's credentials:
+//!   with it, every queued refresh token can be read and, on the JWT-bearer
+//!   route, a handle forged for any user of the issuer. Keep it in a
+//!   secret store, apart from the queue.
+//! - **`X-Request-Id`** comes from the request: it correlates, it does not
+//!   authenticate. Strip the client's header at the edge when the id must
+//!   be yours.
 //!
 //! ```
 //! use std::time::Duration;
@@ -57,7 +72,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let idp = TestIssuer::es256("https://id.example").with_audience("uploads");
 //! let users = Verifier::new([Issuer::new(idp.issuer(), "uploads").with_keys(idp.key_set())])?;
-//! let alice = Caller::new(Some(users.verify(&idp.token("alice").sign())?), None)
+//! let alice = Caller::new(Some(users.verify(&idp.token("alice").scope("images:write").sign())?), None)
 //!     .with_request_id("req-1");
 //!
 //! // RFC 7523: nothing is asked at capture; the worker asserts alice later.

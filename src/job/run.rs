@@ -36,7 +36,7 @@ pub struct JobToken {
 
 impl JobToken {
     /// The user's delegated access token (none on the
-    /// [transaction](Grant::transaction) route: send the service's own).
+    /// [transaction](super::Grant::transaction) route: send the service's own).
     pub fn access_token(&self) -> Option<&AccessToken> {
         self.access_token.as_ref()
     }
