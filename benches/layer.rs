@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group};
 use http::{Request, Response};
 use tower::{Layer, Service};
 use tower_mandate::testing::TestIssuer;
@@ -150,4 +150,88 @@ fn dpop(c: &mut Criterion) {
 }
 
 criterion_group!(benches, layer, dpop);
-criterion_main!(benches);
+
+/// `LAYER_PROFILE=<case>:<n>` runs `n` requests of one case and nothing
+/// else, for `valgrind --tool=callgrind` (instructions counted, repeatable
+/// on a noisy machine): `plain`, `cached`, `two_cached`, `refused`.
+fn profile(spec: &str) {
+    let (case, n) = spec.split_once(':').expect("<case>:<n>");
+    let n: usize = n.parse().expect("a count");
+    // ES256: its key generation costs the same instructions every run (an
+    // RSA key's does not), so that runs of different `n` subtract.
+    let users = TestIssuer::es256("https://users.example").with_audience("a");
+    let services = TestIssuer::es256("https://mesh.example").with_audience("a");
+    let verifier = |i: &TestIssuer| {
+        Verifier::new([Issuer::new(i.issuer(), "a").with_keys(i.key_set())]).unwrap()
+    };
+    let bearer = format!(
+        "Bearer {}",
+        users.token("alice").scope("images:read").sign()
+    );
+    let service = format!(
+        "Bearer {}",
+        services.token("relay").scope("images:read").sign()
+    );
+    let one = MandateLayer::new(verifier(&users));
+    let two = MandateLayer::builder()
+        .user(tower_mandate::Slot::optional(verifier(&users)))
+        .service(tower_mandate::Slot::optional(verifier(&services)))
+        .build()
+        .unwrap();
+    let uncached = MandateLayer::new(
+        Verifier::builder([Issuer::new(users.issuer(), "a").with_keys(users.key_set())])
+            .without_cache()
+            .build()
+            .unwrap(),
+    );
+    let mut uncached = uncached.layer(inner());
+    // The raw ES256 check of the same token, to subtract from `uncached`.
+    let raw = {
+        use aws_lc_rs::signature::{self as sig};
+        use base64::Engine as _;
+        let token = bearer.trim_start_matches("Bearer ");
+        let (input, signature) = token.rsplit_once('.').unwrap();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwk = users.current_key().jwk().unwrap();
+        let mut point = vec![4u8];
+        point.extend(b64.decode(jwk["x"].as_str().unwrap()).unwrap());
+        point.extend(b64.decode(jwk["y"].as_str().unwrap()).unwrap());
+        let public = sig::ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point).unwrap();
+        (
+            public,
+            input.as_bytes().to_vec(),
+            b64.decode(signature).unwrap(),
+        )
+    };
+    let (mut plain, mut one, mut two) = (inner(), one.layer(inner()), two.layer(inner()));
+    let user_h = [("authorization", bearer.as_str())];
+    let both_h = [
+        ("authorization", bearer.as_str()),
+        ("service-authorization", service.as_str()),
+    ];
+    if std::env::var_os("LAYER_SIZES").is_some() {
+        let f = one.call(Request::get("/").body(String::new()).unwrap());
+        eprintln!("response future: {} bytes", std::mem::size_of_val(&f));
+    }
+    let mut sum = 0usize;
+    for _ in 0..n {
+        sum += usize::from(match case {
+            "plain" => call(&mut plain, &user_h),
+            "cached" => call(&mut one, &user_h),
+            "two_cached" => call(&mut two, &both_h),
+            "refused" => call(&mut one, &[]),
+            "uncached" => call(&mut uncached, &user_h),
+            "raw_es256" => 200 * u16::from(raw.0.verify_sig(&raw.1, &raw.2).is_ok()),
+            other => panic!("unknown case {other}"),
+        });
+    }
+    println!("{case}: {n} requests, status sum {sum}");
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("LAYER_PROFILE") {
+        return profile(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -50,6 +50,12 @@ for _ in $(seq "$ROUNDS"); do
   run "one RS256 token, cached, metrics on" /one "${U[@]}"
   run "no auth, user token header sent, metrics on" /noauth "${U[@]}"
   curl -s -X POST "$base/metrics/off" > /dev/null
+  curl -s -X POST "$base/spans/on" > /dev/null
+  run "one RS256 token, cached, request span on" /one "${U[@]}"
+  curl -s -X POST "$base/metrics/on" > /dev/null
+  run "one RS256 token, cached, metrics and span on" /one "${U[@]}"
+  curl -s -X POST "$base/metrics/off" > /dev/null
+  curl -s -X POST "$base/spans/off" > /dev/null
   run "one RS256 token, uncached" /one-uncached "${U[@]}"
   run "user + service tokens, cached" /two "${U[@]}" "${S[@]}"
   run "user + service tokens, uncached" /two-uncached "${U[@]}" "${S[@]}"
@@ -101,4 +107,10 @@ if on:
     cost = base / on - base / off
     print(f"\nmetrics on the cached path: {on / off:.3f} of the same route with metrics off; "
           f"they add {cost * 100:+.1f} % of a no-auth request's time")
+for label, key in (("the request span", "one RS256 token, cached, request span on"),
+                   ("metrics and the span", "one RS256 token, cached, metrics and span on")):
+    both = by_name.get(key)
+    if both:
+        off = by_name["one RS256 token, cached"]
+        print(f"{label} on the cached path: {both / off:.3f} of the same route with them off")
 PY

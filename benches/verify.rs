@@ -79,6 +79,34 @@ fn decode_verify(c: &mut Criterion) {
     group.finish();
 }
 
+/// The floor of an uncached RS256 request: aws-lc-rs's RSA-2048 PKCS#1
+/// SHA-256 check alone, on a key parsed once, over a message of a token's
+/// length (what `benches/load.sh` compares the uncached route with).
+fn raw_rsa(c: &mut Criterion) {
+    use aws_lc_rs::signature::{self as sig, KeyPair};
+    let pair = sig::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let public =
+        sig::ParsedPublicKey::new(&sig::RSA_PKCS1_2048_8192_SHA256, pair.public_key().as_ref())
+            .unwrap();
+    let message = vec![b'e'; 600];
+    let mut signature = vec![0; pair.public_modulus_len()];
+    pair.sign(
+        &sig::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        &message,
+        &mut signature,
+    )
+    .unwrap();
+    assert!(public.verify_sig(&message, &signature).is_ok());
+    c.bench_function("aws_lc_raw/RS256_verify", |b| {
+        b.iter(|| {
+            public
+                .verify_sig(black_box(&message), black_box(&signature))
+                .is_ok()
+        })
+    });
+}
+
 fn cache_hit(c: &mut Criterion) {
     let idp = TestIssuer::rs256(ISS).with_audience(AUD);
     let token = idp.token("alice").scope("images:read images:write").sign();
@@ -116,5 +144,5 @@ fn permission_check(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode_verify, cache_hit, permission_check);
+criterion_group!(benches, raw_rsa, decode_verify, cache_hit, permission_check);
 criterion_main!(benches);

@@ -16,6 +16,7 @@
 //! | `/dpop` | user slot taking DPoP (RFC 9449), cache on; `$LOAD_DIR/dpop.token` is bound to the server's own key |
 //! | `POST /dpop/proofs/{n}` | writes `n` fresh ES256 proofs for `GET /dpop`, one per line, to `$LOAD_DIR/dpop.proofs` |
 //! | `POST /metrics/{on,off}` | metrics to a Prometheus recorder, or to none (off, the default) |
+//! | `POST /spans/{on,off}` | the layer's request span recorded by a `tracing` registry, or not made (off, the default) |
 //! | `/authzen` | `/one`, then the AuthZEN decision point at `$AUTHZEN_URL` (a Cerbos started by load.sh) asked whether the user reads her image |
 //! | `/authzen-cached` | the same with the decision cache on |
 //!
@@ -199,8 +200,67 @@ impl metrics::Recorder for Switch {
     }
 }
 
+/// Spans switched on and off while the server runs: a `tracing` registry
+/// (which stores every span it is given) behind a filter that lets the
+/// layer's request span (`tower_mandate::server`, INFO) through while on.
+/// Events stay off either way.
+struct Spans(&'static std::sync::atomic::AtomicBool);
+
+impl<S: tracing::Subscriber> tracing_subscriber::layer::Filter<S> for Spans {
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        meta.is_span() && meta.target() == "tower_mandate::server" && self.0.load(Ordering::Relaxed)
+    }
+
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if meta.is_span() && meta.target() == "tower_mandate::server" {
+            // Asked again on every use: the switch may flip.
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+}
+
+/// A layer that records the span's fields, as an exporter would.
+struct Recording;
+
+impl<S> tracing_subscriber::Layer<S> for Recording
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_record(
+        &self,
+        _: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Count(usize);
+        impl tracing::field::Visit for Count {
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {
+                self.0 += 1;
+            }
+        }
+        values.record(&mut Count(0));
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let spans: &'static std::sync::atomic::AtomicBool =
+        Box::leak(Box::new(std::sync::atomic::AtomicBool::new(false)));
+    {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let subscriber = tracing_subscriber::registry().with(Recording.with_filter(Spans(spans)));
+        tracing::subscriber::set_global_default(subscriber)?;
+    }
     let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
         &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
     );
@@ -365,6 +425,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "/metrics/{mode}",
             post(move |Path(m): Path<String>| async move {
                 switch.on.store(m == "on", Ordering::Relaxed);
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .route(
+            "/spans/{mode}",
+            post(move |Path(m): Path<String>| async move {
+                spans.store(m == "on", Ordering::Relaxed);
                 StatusCode::NO_CONTENT
             }),
         )

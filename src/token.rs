@@ -170,6 +170,20 @@ impl TokenSource {
         uri: &'r Uri,
         dpop: bool,
     ) -> Result<Option<(&'r str, Scheme)>, AuthError> {
+        self.locate(headers, uri, dpop)?
+            .map(|(raw, scheme)| checked(raw).map(|t| (t, scheme)))
+            .transpose()
+    }
+
+    /// The credential's bytes (trimmed) and scheme, not yet checked as a
+    /// `b64token` ([`checked`]): the layer looks them up in the
+    /// verified-token cache first, where only checked tokens are.
+    pub(crate) fn locate<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        uri: &'r Uri,
+        dpop: bool,
+    ) -> Result<Option<(&'r [u8], Scheme)>, AuthError> {
         let (raw, scheme) = match &self.kind {
             Kind::Header { header, scheme } => {
                 match header_value(headers, header, *scheme, dpop)? {
@@ -181,7 +195,7 @@ impl TokenSource {
             Kind::Query(name) => (query(uri, name)?, Scheme::Bearer),
             Kind::Custom(_, extract) => (extract(headers, uri)?.map(str::as_bytes), Scheme::Bearer),
         };
-        raw.map(|raw| checked(raw).map(|t| (t, scheme))).transpose()
+        Ok(raw.map(|raw| (raw.trim_ascii(), scheme)))
     }
 }
 
@@ -312,7 +326,7 @@ fn query<'r>(uri: &'r Uri, name: &str) -> Result<Option<&'r [u8]>, AuthError> {
 }
 
 /// A raw token, checked: RFC 6750 §2.1 `b64token`, else `invalid_token`.
-fn checked(raw: &[u8]) -> Result<&str, AuthError> {
+pub(crate) fn checked(raw: &[u8]) -> Result<&str, AuthError> {
     // RFC 6750 §3.1: a malformed token is `invalid_token` (401).
     let malformed = || AuthError::invalid_token("malformed token");
     let token = raw.trim_ascii();

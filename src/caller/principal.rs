@@ -67,10 +67,16 @@ struct Inner {
     permissions: Permissions,
     /// The roles read through the issuer's permission mapping.
     roles: Vec<Box<str>>,
-    /// The verified payload, as JSON text; parsed only when asked for.
-    payload: String,
+    /// The verified payload as JSON text, when it is not the token's own
+    /// (a verified token's is decoded from `token` when asked for: not
+    /// kept twice in every cached principal).
+    payload: Option<Box<str>>,
     claims: OnceLock<Map<String, Value>>,
     token: Box<str>,
+    /// `jti` and `iat`, read while verifying (without parsing the claims
+    /// again for the revocation store or the audit trail).
+    jti: Option<Box<str>>,
+    issued_at: Option<u64>,
     expires_at: u64,
     /// The last second at which the verifier still accepts the token:
     /// `exp` plus the issuer's leeway.
@@ -87,8 +93,10 @@ pub(crate) struct PrincipalParts {
     pub(crate) issuer: Arc<str>,
     pub(crate) permissions: Permissions,
     pub(crate) roles: Vec<Box<str>>,
-    pub(crate) payload: String,
+    pub(crate) payload: Option<Box<str>>,
     pub(crate) token: Box<str>,
+    pub(crate) jti: Option<Box<str>>,
+    pub(crate) issued_at: Option<u64>,
     pub(crate) expires_at: u64,
     pub(crate) accepted_until: u64,
     pub(crate) not_before: Option<u64>,
@@ -107,6 +115,8 @@ impl Principal {
             payload: p.payload,
             claims: OnceLock::new(),
             token: p.token,
+            jti: p.jti,
+            issued_at: p.issued_at,
             expires_at: p.expires_at,
             accepted_until: p.accepted_until,
             not_before: p.not_before,
@@ -134,6 +144,8 @@ impl Principal {
             payload: inner.payload.clone(),
             claims: inner.claims.clone(),
             token: inner.token.clone(),
+            jti: inner.jti.clone(),
+            issued_at: inner.issued_at,
             expires_at: inner.expires_at,
             accepted_until: inner.accepted_until,
             not_before: inner.not_before,
@@ -197,7 +209,20 @@ impl Principal {
     /// # Ok(()) }
     /// ```
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(&self.0.payload)
+        match &self.0.payload {
+            Some(text) => serde_json::from_str(text),
+            None => serde_json::from_slice(&self.decoded_payload()),
+        }
+    }
+
+    /// The JSON text of the token's payload segment (a verified token is a
+    /// compact JWS: the segment decodes).
+    fn decoded_payload(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let segment = self.0.token.split('.').nth(1).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(segment)
+            .unwrap_or_default()
     }
 
     /// One verified claim.
@@ -209,12 +234,23 @@ impl Principal {
     pub fn claims_map(&self) -> &Map<String, Value> {
         self.0
             .claims
-            .get_or_init(|| serde_json::from_str(&self.0.payload).unwrap_or_default())
+            .get_or_init(|| self.claims().unwrap_or_default())
     }
 
     /// The `jti` claim, when present.
     pub fn token_id(&self) -> Option<&str> {
-        self.claim("jti").and_then(Value::as_str)
+        match &self.0.payload {
+            None => self.0.jti.as_deref(),
+            Some(_) => self.claim("jti").and_then(Value::as_str),
+        }
+    }
+
+    /// `iat` (unix seconds), when present.
+    pub(crate) fn issued_at(&self) -> Option<u64> {
+        match &self.0.payload {
+            None => self.0.issued_at,
+            Some(_) => self.claim("iat").and_then(Value::as_f64).map(|v| v as u64),
+        }
     }
 
     /// When the token expires (`exp`).

@@ -242,10 +242,7 @@ impl Delegation {
             credential: None,
             iss: user.issuer().to_owned(),
             sub: user.subject().to_owned(),
-            iat: user
-                .claim("iat")
-                .and_then(serde_json::Value::as_f64)
-                .map(|v| v as u64),
+            iat: user.issued_at(),
             jti: user.token_id().map(str::to_owned),
             scope: request.scope.clone(),
             resource: request.resource.clone(),

@@ -174,10 +174,7 @@ impl TokenFacts {
             issuer: p.issuer().to_owned(),
             subject: p.subject().to_owned(),
             jti: p.token_id().map(str::to_owned),
-            issued_at: p
-                .claim("iat")
-                .and_then(serde_json::Value::as_f64)
-                .map(|v| v as u64),
+            issued_at: p.issued_at(),
             expires_at: p.exp(),
             accepted_until: p.accepted_until(),
         }

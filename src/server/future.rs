@@ -40,8 +40,8 @@ pin_project! {
     {
         #[pin]
         state: State<S, ReqBody>,
-        // The request's span, entered on every poll.
-        span: tracing::Span,
+        // The request's span, entered on every poll (when spans are collected).
+        span: Option<tracing::Span>,
     }
 }
 
@@ -51,28 +51,27 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
+        // The waiting states are boxed: the common one (`Calling`) keeps
+        // the future small, which every poll and move of it pays for.
         /// A slot's key is being fetched; verification resumes from the
         /// parsed token.
         Authenticating {
-            #[pin]
-            verify: Verify,
+            verify: Pin<Box<Verify>>,
             slot: SlotKind,
             scheme: Scheme,
-            before: Option<Before>,
-            call: Option<Call<S, ReqBody>>,
+            before: Option<Box<Before>>,
+            call: Option<Box<Call<S, ReqBody>>>,
         },
         /// The application's hook is asked for permissions.
         Enriching {
-            #[pin]
-            pending: crate::server::enrich::Pending,
-            call: Option<Call<S, ReqBody>>,
+            pending: Pin<Box<crate::server::enrich::Pending>>,
+            call: Option<Box<Call<S, ReqBody>>>,
         },
         /// The revocation store is asked about the verified tokens.
         CheckingRevocation {
-            #[pin]
-            check: RevocationCheck,
+            check: Pin<Box<RevocationCheck>>,
             caller: Option<Caller>,
-            call: Option<Call<S, ReqBody>>,
+            call: Option<Box<Call<S, ReqBody>>>,
         },
         /// The inner service runs with the caller as `Caller::current`.
         Calling {
@@ -102,7 +101,7 @@ where
         req: Request<ReqBody>,
         config: &Config,
         caller: Caller,
-        span: tracing::Span,
+        span: Option<tracing::Span>,
     ) -> Self {
         ResponseFuture {
             state: calling(inner, req, config, caller, &None),
@@ -113,11 +112,11 @@ where
     pub(super) fn skipped(future: S::Future) -> Self {
         ResponseFuture {
             state: State::Skipped { future },
-            span: tracing::Span::none(),
+            span: None,
         }
     }
 
-    pub(super) fn rejected(response: Response<ResBody>, span: tracing::Span) -> Self {
+    pub(super) fn rejected(response: Response<ResBody>, span: Option<tracing::Span>) -> Self {
         ResponseFuture {
             state: State::Rejected {
                 response: Some(response),
@@ -132,17 +131,17 @@ where
         inner: S,
         req: Request<ReqBody>,
         config: Arc<Config>,
-        span: tracing::Span,
+        span: Option<tracing::Span>,
     ) -> Self {
         ResponseFuture {
             state: next(
                 progress,
-                Call {
+                Box::new(Call {
                     inner,
                     req,
                     config,
                     proof: None,
-                },
+                }),
             ),
             span,
         }
@@ -168,7 +167,10 @@ where
 }
 
 /// The state that follows `progress`.
-fn next<S, ReqBody, ResBody>(progress: Progress, mut call: Call<S, ReqBody>) -> State<S, ReqBody>
+fn next<S, ReqBody, ResBody>(
+    progress: Progress,
+    mut call: Box<Call<S, ReqBody>>,
+) -> State<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: RejectionBody,
@@ -192,7 +194,7 @@ where
         Progress::Enriching(pending, proof) => {
             call.proof = proof;
             State::Enriching {
-                pending,
+                pending: Box::pin(pending),
                 call: Some(call),
             }
         }
@@ -201,7 +203,7 @@ where
             match call.config.enriched(caller) {
                 Ok(caller) => checking(caller, call),
                 Err(pending) => State::Enriching {
-                    pending,
+                    pending: Box::pin(pending),
                     call: Some(call),
                 },
             }
@@ -210,19 +212,21 @@ where
 }
 
 /// After enrichment: the revocation check, or the call.
-fn checking<S, ReqBody, ResBody>(caller: Caller, mut call: Call<S, ReqBody>) -> State<S, ReqBody>
+fn checking<S, ReqBody, ResBody>(caller: Caller, call: Box<Call<S, ReqBody>>) -> State<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: RejectionBody,
 {
     if call.config.asks_store(&caller, &call.proof) {
         State::CheckingRevocation {
-            check: call.config.store_check(&caller, &call.proof),
+            check: Box::pin(call.config.store_check(&caller, &call.proof)),
             caller: Some(caller),
             call: Some(call),
         }
     } else {
-        calling(&mut call.inner, call.req, &call.config, caller, &call.proof)
+        let call = *call;
+        let mut inner = call.inner;
+        calling(&mut inner, call.req, &call.config, caller, &call.proof)
     }
 }
 
@@ -235,7 +239,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let _entered = this.span.enter();
+        let _entered = this.span.as_ref().map(tracing::Span::enter);
         let mut state = this.state;
         loop {
             let following = match state.as_mut().project() {
@@ -246,7 +250,7 @@ where
                     before,
                     call,
                 } => {
-                    let verified = ready!(verify.poll(cx));
+                    let verified = ready!(verify.as_mut().poll(cx));
                     let call = call.take().expect("ResponseFuture polled after completion");
                     let mut before = before.take().unwrap_or_default();
                     let head = Head::of(&call.req);
@@ -258,13 +262,13 @@ where
                         Ok((principal, bound)) => {
                             before.set(*slot, Some(principal));
                             before.bound = before.bound.or(bound);
-                            call.config.after(&head, *slot, before)
+                            call.config.after(&head, *slot, *before)
                         }
                     };
                     next(progress, call)
                 }
                 StateProj::Enriching { pending, call } => {
-                    let enriched = ready!(pending.poll(cx));
+                    let enriched = ready!(pending.as_mut().poll(cx));
                     let call = call.take().expect("ResponseFuture polled after completion");
                     match enriched {
                         Ok(caller) => checking(caller, call),
@@ -278,14 +282,15 @@ where
                     caller,
                     call,
                 } => {
-                    let checked = ready!(check.poll(cx));
-                    let mut call = call.take().expect("ResponseFuture polled after completion");
+                    let checked = ready!(check.as_mut().poll(cx));
+                    let call = *call.take().expect("ResponseFuture polled after completion");
                     let caller = caller
                         .take()
                         .expect("ResponseFuture polled after completion");
                     match checked {
                         Ok(()) => {
-                            calling(&mut call.inner, call.req, &call.config, caller, &call.proof)
+                            let mut inner = call.inner;
+                            calling(&mut inner, call.req, &call.config, caller, &call.proof)
                         }
                         Err(error) => State::Rejected {
                             response: Some(call.config.refuse(error, &call.req, Some(&caller))),
@@ -294,11 +299,11 @@ where
                 }
                 // Refusals made behind the layer are rendered here, like the layer's own.
                 StateProj::Calling { future, finish } => {
+                    let span = this.span.as_ref();
                     return future.poll(cx).map_ok(|response| {
                         let (response, outcome) = finish.apply(response);
                         metrics::request(outcome);
-                        let span = tracing::Span::current();
-                        if !span.is_disabled() {
+                        if let Some(span) = span {
                             span.record("outcome", outcome.as_str());
                         }
                         response

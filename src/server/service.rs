@@ -56,8 +56,8 @@ pub(crate) enum Progress {
     Waiting {
         slot: SlotKind,
         scheme: Scheme,
-        before: Before,
-        verify: crate::verify::Verify,
+        before: Box<Before>,
+        verify: std::pin::Pin<Box<crate::verify::Verify>>,
     },
 }
 
@@ -143,8 +143,8 @@ impl Config {
                     return Progress::Waiting {
                         slot: kind,
                         scheme,
-                        before,
-                        verify: crate::verify::Verify::waiting(&c.slot.verifier, pending),
+                        before: Box::new(before),
+                        verify: Box::pin(crate::verify::Verify::waiting(&c.slot.verifier, pending)),
                     };
                 }
             };
@@ -262,7 +262,9 @@ impl Config {
             "authenticated"
         };
         let caller = with_request(caller, req);
-        record_caller(&Span::current(), &caller);
+        if spans_enabled() {
+            record_caller(&Span::current(), &caller);
+        }
         caller.audit(true, reason, "authenticate", None);
         req.extensions_mut().insert(caller.clone());
         caller
@@ -335,11 +337,19 @@ impl Finish {
 
 /// The request's span: one per request, INFO, target
 /// `tower_mandate::server`; the fields are filled in as they are known.
-pub(super) fn request_span() -> Span {
-    if !tracing::enabled!(target: "tower_mandate::server", tracing::Level::INFO) {
-        return Span::none();
+/// Whether the request span is made (a static check of the callsite's
+/// interest): without it, `Span::current()` is not worth asking for.
+pub(super) fn spans_enabled() -> bool {
+    tracing::enabled!(target: "tower_mandate::server", tracing::Level::INFO)
+}
+
+/// The request's span, when spans are collected (`None` costs nothing to
+/// carry, enter or drop).
+pub(super) fn request_span() -> Option<Span> {
+    if !spans_enabled() {
+        return None;
     }
-    tracing::info_span!(
+    Some(tracing::info_span!(
         target: "tower_mandate::server",
         "mandate",
         outcome = Empty,
@@ -349,7 +359,7 @@ pub(super) fn request_span() -> Span {
         "mandate.service.id" = Empty,
         "mandate.service.issuer" = Empty,
         "mandate.actor" = Empty,
-    )
+    ))
 }
 
 /// `caller` in the request `req`: its origin (when audit events are
@@ -444,7 +454,7 @@ where
             return ResponseFuture::skipped(self.inner.call(req));
         }
         let span = request_span();
-        let entered = span.enter();
+        let entered = span.as_ref().map(Span::enter);
         let progress = self
             .config
             .progress(&Head::of(&req), SlotKind::User, Before::default());

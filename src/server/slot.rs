@@ -166,13 +166,13 @@ impl Slot {
         kind: SlotKind,
         source: &TokenSource,
         head: &Head<'h>,
-    ) -> Result<Option<(&'h str, Scheme)>, AuthError> {
+    ) -> Result<Option<(&'h [u8], Scheme)>, AuthError> {
         let refuse = |e: AuthError| {
             e.with_slot(kind)
                 .with_challenge(self.binding.challenge(None))
         };
         match source
-            .extract_with_scheme(head.headers, head.uri, self.binding.takes_dpop())
+            .locate(head.headers, head.uri, self.binding.takes_dpop())
             .map_err(refuse)?
         {
             None if self.mode == Mode::Required => Err(refuse(AuthError::missing_credentials())),
@@ -194,7 +194,7 @@ impl Slot {
         head: &Head<'_>,
         now: u64,
     ) -> Result<Authenticated, AuthError> {
-        let Some((token, scheme)) = self.token(kind, source, head)? else {
+        let Some((raw, scheme)) = self.token(kind, source, head)? else {
             return Ok(Authenticated::Empty);
         };
         let refuse = |e: AuthError| {
@@ -202,7 +202,19 @@ impl Slot {
                 .with_challenge(self.binding.challenge(Some(scheme)))
         };
         self.binding.precheck(scheme).map_err(refuse)?;
-        match self.verifier.verify_step(token, now, true, kind.as_str()) {
+        // A token seen before is byte-for-byte one that was checked and
+        // verified: the cache is asked before the token's bytes are scanned.
+        if let Some(p) = self.verifier.cached_principal(raw, now, kind.as_str()) {
+            return Ok(Authenticated::Verified(p, scheme));
+        }
+        let token = crate::token::checked(raw).map_err(|e| {
+            e.with_slot(kind)
+                .with_challenge(self.binding.challenge(None))
+        })?;
+        match self
+            .verifier
+            .verify_uncached(token, now, true, kind.as_str())
+        {
             Ok(p) => Ok(Authenticated::Verified(p, scheme)),
             Err(Step::Refused(e)) => Err(refuse(e)),
             #[cfg(feature = "jwks")]

@@ -20,8 +20,8 @@ const HASHED_TAIL: usize = 48;
 /// Default number of cached tokens per verifier.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
-fn tail(token: &str) -> &[u8] {
-    &token.as_bytes()[token.len().saturating_sub(HASHED_TAIL)..]
+fn tail(token: &[u8]) -> &[u8] {
+    &token[token.len().saturating_sub(HASHED_TAIL)..]
 }
 
 /// A cached principal, keyed by its token (compared in full).
@@ -30,7 +30,7 @@ struct Cached(Principal);
 
 impl Hash for Cached {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        tail(self.0.token()).hash(state);
+        tail(self.0.token().as_bytes()).hash(state);
     }
 }
 
@@ -42,8 +42,10 @@ impl PartialEq for Cached {
 
 impl Eq for Cached {}
 
-/// A presented token, looked up without copying it.
-struct Presented<'a>(&'a str);
+/// A presented token, looked up without copying it: its bytes as they
+/// came, before any check (only checked tokens are in the cache, and a hit
+/// is byte-for-byte one of them).
+struct Presented<'a>(&'a [u8]);
 
 impl Hash for Presented<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -53,7 +55,7 @@ impl Hash for Presented<'_> {
 
 impl Equivalent<Cached> for Presented<'_> {
     fn equivalent(&self, key: &Cached) -> bool {
-        self.0 == key.0.token()
+        self.0 == key.0.token().as_bytes()
     }
 }
 
@@ -94,7 +96,7 @@ impl TokenCache {
         self.capacity
     }
 
-    pub(crate) fn get(&self, token: &str) -> Option<(Principal, usize)> {
+    pub(crate) fn get(&self, token: &[u8]) -> Option<(Principal, usize)> {
         self.entries.get(&Presented(token))
     }
 
@@ -103,7 +105,7 @@ impl TokenCache {
             .insert(Cached(principal.clone()), (principal.clone(), issuer));
     }
 
-    pub(crate) fn remove(&self, token: &str) {
+    pub(crate) fn remove(&self, token: &[u8]) {
         self.entries.remove(&Presented(token));
     }
 

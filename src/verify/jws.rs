@@ -239,6 +239,9 @@ pub(crate) struct Claims<'a> {
     pub(crate) exp: Option<f64>,
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
+    /// `jti`, a string when present (RFC 7519 §4.1.7): kept on the
+    /// principal for the revocation store and the audit trail.
+    pub(crate) jti: Option<Cow<'a, str>>,
     /// `cnf` (RFC 7800): what the token is bound to, always read — a
     /// bound token must never pass as a bearer token.
     pub(crate) cnf: Option<Confirmation>,
@@ -255,6 +258,7 @@ impl Claims<'_> {
             exp: self.exp,
             nbf: self.nbf,
             iat: self.iat,
+            jti: self.jti.map(|s| Cow::Owned(s.into_owned())),
             cnf: self.cnf,
             captured: self.captured,
         }
@@ -289,6 +293,7 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
             exp: None,
             nbf: None,
             iat: None,
+            jti: None,
             cnf: None,
             captured: Map::new(),
         };
@@ -323,7 +328,16 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
                         claims.captured.insert(key.into_owned(), value);
                     }
                 }
-                "jti" | "client_id" | "azp" if !(self.capture)(&key) => {
+                "jti" => {
+                    let jti = access.next_value::<Str<'de>>()?.0;
+                    if (self.capture)(&key) {
+                        claims
+                            .captured
+                            .insert(key.into_owned(), Value::String(jti.to_string()));
+                    }
+                    claims.jti = Some(jti);
+                }
+                "client_id" | "azp" if !(self.capture)(&key) => {
                     access.next_value::<Str<'de>>()?;
                 }
                 name if (self.capture)(name) => {

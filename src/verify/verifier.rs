@@ -258,25 +258,54 @@ impl Verifier {
         fetch: bool,
         slot: &'static str,
     ) -> Result<Principal, Step> {
+        match self.cached_principal(token.as_bytes(), now, slot) {
+            Some(principal) => Ok(principal),
+            None => self.verify_uncached(token, now, fetch, slot),
+        }
+    }
+
+    /// The principal `token` verified to before, when it is still valid
+    /// (`exp`, `nbf` with the issuer's leeway, its key still trusted).
+    /// `token` may be unchecked bytes: a hit is byte-for-byte a token that
+    /// verified.
+    pub(crate) fn cached_principal(
+        &self,
+        token: &[u8],
+        now: u64,
+        slot: &'static str,
+    ) -> Option<Principal> {
+        let cache = self.0.cache.as_ref()?;
+        let (principal, index) = cache.get(token)?;
+        let issuer = &self.0.issuers[index];
+        let leeway = issuer.leeway;
+        if now < principal.exp().saturating_add(leeway)
+            && principal
+                .nbf()
+                .is_none_or(|nbf| nbf <= now.saturating_add(leeway))
+            && issuer.keys.contains_key_id(principal.key_id())
+        {
+            cache.hit();
+            metrics::verification(slot, Verification::Cached);
+            return Some(principal);
+        }
+        cache.remove(token);
+        None
+    }
+
+    /// [`Verifier::verify_step`] without the cache look-up (the caller
+    /// made it): the full verification, whose result is cached.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn verify_uncached(
+        &self,
+        token: &str,
+        now: u64,
+        fetch: bool,
+        slot: &'static str,
+    ) -> Result<Principal, Step> {
         if token.len() > self.0.max_token_len {
             return Err(AuthError::invalid_token("token too large").into());
         }
         if let Some(cache) = &self.0.cache {
-            if let Some((principal, index)) = cache.get(token) {
-                let issuer = &self.0.issuers[index];
-                let leeway = issuer.leeway;
-                if now < principal.exp().saturating_add(leeway)
-                    && principal
-                        .nbf()
-                        .is_none_or(|nbf| nbf <= now.saturating_add(leeway))
-                    && issuer.keys.contains_key_id(principal.key_id())
-                {
-                    cache.hit();
-                    metrics::verification(slot, Verification::Cached);
-                    return Ok(principal);
-                }
-                cache.remove(token);
-            }
             cache.miss();
         }
         let timer = VerifyTimer::start();
@@ -360,7 +389,8 @@ impl Verifier {
             now,
         );
         drop(claims);
-        Ok(self.cached(parts?, index, json)?)
+        drop(json);
+        Ok(self.cached(parts?, index)?)
     }
 
     /// Resume a verification that waited for keys, from the parsed token.
@@ -416,7 +446,8 @@ impl Verifier {
         let signed = (&token[..signing_len], &token[signing_len + 1..]);
         let parts = Self::finish(issuer, &key, &header, &claims, &token, signed, unix_now());
         drop(claims);
-        self.cached(parts?, index, json)
+        drop(json);
+        self.cached(parts?, index)
     }
 
     /// The signature and the claims, once the key is known; `signed` is the
@@ -443,8 +474,10 @@ impl Verifier {
             },
             permissions: checked.permissions,
             roles: checked.roles,
-            payload: String::new(),
+            payload: None,
             token: token.into(),
+            jti: claims.jti.as_deref().map(Into::into),
+            issued_at: claims.iat.map(|v| v as u64),
             expires_at: checked.exp,
             accepted_until: checked.accepted_until,
             not_before: checked.nbf,
@@ -456,13 +489,7 @@ impl Verifier {
 
     /// The principal of verified parts, checked by the application's rule
     /// (once) and kept in the cache.
-    fn cached(
-        &self,
-        mut parts: PrincipalParts,
-        index: usize,
-        payload: String,
-    ) -> Result<Principal, AuthError> {
-        parts.payload = payload;
+    fn cached(&self, parts: PrincipalParts, index: usize) -> Result<Principal, AuthError> {
         let principal = Principal::from_parts(parts);
         if let Some(check) = &self.0.issuers[index].claims_check {
             check(principal.claims_map()).map_err(AuthError::invalid_token)?;
