@@ -213,10 +213,61 @@ fn profile(spec: &str) {
         let f = one.call(Request::get("/").body(String::new()).unwrap());
         eprintln!("response future: {} bytes", std::mem::size_of_val(&f));
     }
+    // DPoP: a cached RS256-shaped (here ES256) token bound to a key, a fresh
+    // proof per request, made before the loop.
+    let dpop_key = tower_mandate::binding::DpopKey::generate();
+    let bound_token = users
+        .token("alice")
+        .scope("images:read")
+        .claim("cnf", serde_json::json!({"jkt": dpop_key.thumbprint()}))
+        .sign();
+    let dpop_scheme = format!("DPoP {bound_token}");
+    let uri: http::Uri = "http://bench.local/hello".parse().unwrap();
+    let proofs: Vec<String> = if case.starts_with("dpop") {
+        (0..n + 1)
+            .map(|_| {
+                dpop_key
+                    .proof(&http::Method::GET, &uri, Some(&bound_token), None)
+                    .unwrap()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut dpop =
+        MandateLayer::builder()
+            .user(tower_mandate::Slot::required(verifier(&users)).with_dpop(
+                tower_mandate::binding::Dpop::allowed().with_origin("http://bench.local"),
+            ))
+            .build()
+            .unwrap()
+            .layer(inner());
+    if case.starts_with("dpop") {
+        // The token verified (and cached) once, with the first proof.
+        assert_eq!(
+            call(
+                &mut dpop,
+                &[("authorization", &dpop_scheme), ("dpop", &proofs[n])]
+            ),
+            200
+        );
+    }
     let mut sum = 0usize;
-    for _ in 0..n {
+    for i in 0..n {
+        if case == "dpop" {
+            sum += usize::from(call(
+                &mut dpop,
+                &[("authorization", &dpop_scheme), ("dpop", &proofs[i])],
+            ));
+            continue;
+        }
+        if case == "dpop_bearer" {
+            sum += usize::from(call(&mut dpop, &user_h));
+            continue;
+        }
         sum += usize::from(match case {
             "plain" => call(&mut plain, &user_h),
+            "plain_two" => call(&mut plain, &both_h),
             "cached" => call(&mut one, &user_h),
             "two_cached" => call(&mut two, &both_h),
             "refused" => call(&mut one, &[]),

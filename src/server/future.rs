@@ -96,6 +96,7 @@ where
     ResBody: RejectionBody,
 {
     /// Call the inner service for an authenticated request.
+    #[inline]
     pub(super) fn call(
         inner: &mut S,
         req: Request<ReqBody>,
@@ -148,6 +149,7 @@ where
     }
 }
 
+#[inline]
 fn calling<S, ReqBody, ResBody>(
     inner: &mut S,
     mut req: Request<ReqBody>,
@@ -300,8 +302,8 @@ where
                 // Refusals made behind the layer are rendered here, like the layer's own.
                 StateProj::Calling { future, finish } => {
                     let span = this.span.as_ref();
-                    return future.poll(cx).map_ok(|response| {
-                        let (response, outcome) = finish.apply(response);
+                    return future.poll(cx).map_ok(|mut response| {
+                        let outcome = finish.apply(&mut response);
                         metrics::request(outcome);
                         if let Some(span) = span {
                             span.record("outcome", outcome.as_str());

@@ -201,14 +201,14 @@ impl Renderer {
     /// unchanged. The request's outcome.
     pub(crate) fn finish<B: RejectionBody>(
         &self,
-        response: Response<B>,
+        response: &mut Response<B>,
         challenge: Option<&crate::error::Challenge>,
         metadata: Option<&Arc<str>>,
-    ) -> (Response<B>, Outcome) {
+    ) -> Outcome {
+        // The common case: a response of the application, left in place.
         if response.extensions().get::<Unrendered>().is_none() {
-            return (response, Outcome::Allowed);
+            return Outcome::Allowed;
         }
-        let mut response = response;
         let request = response
             .extensions_mut()
             .remove::<Unrendered>()
@@ -222,9 +222,10 @@ impl Renderer {
                     None => error,
                 }
                 .with_resource_metadata(metadata.cloned());
-                (self.render(error, &request), outcome)
+                *response = self.render(error, &request);
+                outcome
             }
-            None => (response, Outcome::Allowed),
+            None => Outcome::Allowed,
         }
     }
 }

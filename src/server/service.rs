@@ -315,36 +315,33 @@ pub(crate) struct Finish {
 
 impl Finish {
     /// The response, with a refusal made behind the layer rendered again.
-    pub(super) fn apply<B: RejectionBody>(
-        &self,
-        response: Response<B>,
-    ) -> (Response<B>, metrics::Outcome) {
+    pub(super) fn apply<B: RejectionBody>(&self, response: &mut Response<B>) -> metrics::Outcome {
         let Some(extra) = &self.extra else {
             return self.renderer.finish(response, None, self.metadata.as_ref());
         };
         let (challenge, nonce) = &**extra;
-        let (mut response, outcome) =
-            self.renderer
-                .finish(response, challenge.as_ref(), self.metadata.as_ref());
+        let outcome = self
+            .renderer
+            .finish(response, challenge.as_ref(), self.metadata.as_ref());
         if let Some(nonce) = nonce {
             response
                 .headers_mut()
                 .insert(super::reject::DPOP_NONCE, nonce.clone());
         }
-        (response, outcome)
+        outcome
     }
 }
 
-/// The request's span: one per request, INFO, target
-/// `tower_mandate::server`; the fields are filled in as they are known.
 /// Whether the request span is made (a static check of the callsite's
 /// interest): without it, `Span::current()` is not worth asking for.
 pub(super) fn spans_enabled() -> bool {
     tracing::enabled!(target: "tower_mandate::server", tracing::Level::INFO)
 }
 
-/// The request's span, when spans are collected (`None` costs nothing to
-/// carry, enter or drop).
+/// The request's span: one per request, INFO, target
+/// `tower_mandate::server`; the fields are filled in as they are known.
+/// `None` when spans are not collected (it costs nothing to carry, enter or
+/// drop then).
 pub(super) fn request_span() -> Option<Span> {
     if !spans_enabled() {
         return None;
