@@ -158,20 +158,13 @@ async fn image_store(idp: &support::Idp) -> support::Example {
 }
 
 async fn user_token(idp: &support::Idp, sub: &str, ttl: u64) -> String {
-    let json: Value = support::http_client()
-        .get(format!("{}/__user_token", idp.issuer))
-        .query(&[
-            ("sub", sub),
-            ("scope", "images:read images:write"),
-            ("ttl", &ttl.to_string()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    json["access_token"].as_str().unwrap().to_owned()
+    idp.user_token_living(
+        &support::http_client(),
+        sub,
+        "images:read images:write",
+        ttl,
+    )
+    .await
 }
 
 async fn stats(idp: &support::Idp, grant: &str) -> u64 {
@@ -436,6 +429,16 @@ async fn jwt_bearer_job_acts_for_the_user_of_its_issuer_only() {
     assert_eq!(err.kind(), JobErrorKind::NoUser, "{err}");
 }
 
+/// A caller whose user token from `idp` has `scope`.
+fn caller_of(idp: &TestIssuer, sub: &str, scope: &str) -> Caller {
+    let users =
+        Verifier::new([Issuer::new(idp.issuer(), "image-store").with_keys(idp.key_set())]).unwrap();
+    Caller::new(
+        Some(users.verify(&idp.token(sub).scope(scope).sign()).unwrap()),
+        None,
+    )
+}
+
 /// A jwt-bearer delegation for users of `issuer`, sealed under `keys`
 /// (the route needs no server at capture).
 fn offline(issuer: &TestIssuer, keys: SealingKeys) -> Delegation {
@@ -456,16 +459,7 @@ fn offline(issuer: &TestIssuer, keys: SealingKeys) -> Delegation {
 async fn edited_retired_and_moved_handles_are_refused() {
     let logs = Logs::global();
     let idp = TestIssuer::es256("https://id.example").with_audience("image-store");
-    let users =
-        Verifier::new([Issuer::new(idp.issuer(), "image-store").with_keys(idp.key_set())]).unwrap();
-    let alice = Caller::new(
-        Some(
-            users
-                .verify(&idp.token("alice").scope("images:read images:write").sign())
-                .unwrap(),
-        ),
-        None,
-    );
+    let alice = caller_of(&idp, "alice", "images:read images:write");
     let old = SealingKeys::new("k1", &KEY_BEFORE).unwrap();
     let handle = offline(&idp, old)
         .capture(&alice, PURPOSE, job_request(), Duration::from_secs(600))
@@ -588,16 +582,7 @@ async fn a_request_without_a_user_or_audience_captures_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), JobErrorKind::NoUser);
-    let users =
-        Verifier::new([Issuer::new(idp.issuer(), "image-store").with_keys(idp.key_set())]).unwrap();
-    let alice = Caller::new(
-        Some(
-            users
-                .verify(&idp.token("alice").scope("images:read images:write").sign())
-                .unwrap(),
-        ),
-        None,
-    );
+    let alice = caller_of(&idp, "alice", "images:read images:write");
     for (purpose, request) in [
         ("tag image", job_request()),
         ("", job_request()),

@@ -376,9 +376,27 @@ impl Idp {
 
     /// An access token for a user, as if they had logged in.
     pub async fn user_token(&self, client: &Client, sub: &str, aud: &str, scope: &str) -> String {
+        self.user_token_query(client, &[("sub", sub), ("aud", aud), ("scope", scope)])
+            .await
+    }
+
+    /// A user's access token for audience `image-store` that lives `ttl` seconds.
+    pub async fn user_token_living(
+        &self,
+        client: &Client,
+        sub: &str,
+        scope: &str,
+        ttl: u64,
+    ) -> String {
+        let ttl = ttl.to_string();
+        self.user_token_query(client, &[("sub", sub), ("scope", scope), ("ttl", &ttl)])
+            .await
+    }
+
+    async fn user_token_query(&self, client: &Client, query: &[(&str, &str)]) -> String {
         let json: Value = client
             .get(format!("{}/__user_token", self.issuer))
-            .query(&[("sub", sub), ("aud", aud), ("scope", scope)])
+            .query(query)
             .send()
             .await
             .unwrap()
