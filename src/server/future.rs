@@ -105,7 +105,7 @@ where
         span: Option<tracing::Span>,
     ) -> Self {
         ResponseFuture {
-            state: calling(inner, req, config, caller, &None),
+            state: calling(inner, req, config, caller, &None, span.as_ref()),
             span,
         }
     }
@@ -134,16 +134,14 @@ where
         config: Arc<Config>,
         span: Option<tracing::Span>,
     ) -> Self {
+        let call = Box::new(Call {
+            inner,
+            req,
+            config,
+            proof: None,
+        });
         ResponseFuture {
-            state: next(
-                progress,
-                Box::new(Call {
-                    inner,
-                    req,
-                    config,
-                    proof: None,
-                }),
-            ),
+            state: next(progress, call, span.as_ref()),
             span,
         }
     }
@@ -156,12 +154,13 @@ fn calling<S, ReqBody, ResBody>(
     config: &Config,
     caller: Caller,
     proof: &Proof,
+    span: Option<&tracing::Span>,
 ) -> State<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
     let finish = config.finish(proof);
-    let caller = config.accept(&mut req, caller);
+    let caller = config.accept(&mut req, caller, span);
     State::Calling {
         future: caller.scope(inner.call(req)),
         finish,
@@ -172,6 +171,7 @@ where
 fn next<S, ReqBody, ResBody>(
     progress: Progress,
     mut call: Box<Call<S, ReqBody>>,
+    span: Option<&tracing::Span>,
 ) -> State<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -179,7 +179,7 @@ where
 {
     match progress {
         Progress::Refused(error) => State::Rejected {
-            response: Some(call.config.refuse(error, &call.req, None)),
+            response: Some(call.config.refuse(error, &call.req, None, span)),
         },
         Progress::Waiting {
             slot,
@@ -203,7 +203,7 @@ where
         Progress::Done(caller, proof) => {
             call.proof = proof;
             match call.config.enriched(caller) {
-                Ok(caller) => checking(caller, call),
+                Ok(caller) => checking(caller, call, span),
                 Err(pending) => State::Enriching {
                     pending: Box::pin(pending),
                     call: Some(call),
@@ -214,7 +214,11 @@ where
 }
 
 /// After enrichment: the revocation check, or the call.
-fn checking<S, ReqBody, ResBody>(caller: Caller, call: Box<Call<S, ReqBody>>) -> State<S, ReqBody>
+fn checking<S, ReqBody, ResBody>(
+    caller: Caller,
+    call: Box<Call<S, ReqBody>>,
+    span: Option<&tracing::Span>,
+) -> State<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: RejectionBody,
@@ -228,7 +232,14 @@ where
     } else {
         let call = *call;
         let mut inner = call.inner;
-        calling(&mut inner, call.req, &call.config, caller, &call.proof)
+        calling(
+            &mut inner,
+            call.req,
+            &call.config,
+            caller,
+            &call.proof,
+            span,
+        )
     }
 }
 
@@ -267,15 +278,20 @@ where
                             call.config.after(&head, *slot, *before)
                         }
                     };
-                    next(progress, call)
+                    next(progress, call, this.span.as_ref())
                 }
                 StateProj::Enriching { pending, call } => {
                     let enriched = ready!(pending.as_mut().poll(cx));
                     let call = call.take().expect("ResponseFuture polled after completion");
                     match enriched {
-                        Ok(caller) => checking(caller, call),
+                        Ok(caller) => checking(caller, call, this.span.as_ref()),
                         Err(error) => State::Rejected {
-                            response: Some(call.config.refuse(error, &call.req, None)),
+                            response: Some(call.config.refuse(
+                                error,
+                                &call.req,
+                                None,
+                                this.span.as_ref(),
+                            )),
                         },
                     }
                 }
@@ -292,10 +308,22 @@ where
                     match checked {
                         Ok(()) => {
                             let mut inner = call.inner;
-                            calling(&mut inner, call.req, &call.config, caller, &call.proof)
+                            calling(
+                                &mut inner,
+                                call.req,
+                                &call.config,
+                                caller,
+                                &call.proof,
+                                this.span.as_ref(),
+                            )
                         }
                         Err(error) => State::Rejected {
-                            response: Some(call.config.refuse(error, &call.req, Some(&caller))),
+                            response: Some(call.config.refuse(
+                                error,
+                                &call.req,
+                                Some(&caller),
+                                this.span.as_ref(),
+                            )),
                         },
                     }
                 }

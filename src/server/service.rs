@@ -255,15 +255,21 @@ impl Config {
     }
 
     /// Put the caller into the request; returns it for the task-local scope.
-    pub(super) fn accept<B>(&self, req: &mut Request<B>, caller: Caller) -> Caller {
+    /// `span` is the request's span, when spans are collected.
+    pub(super) fn accept<B>(
+        &self,
+        req: &mut Request<B>,
+        caller: Caller,
+        span: Option<&Span>,
+    ) -> Caller {
         let reason = if caller.is_anonymous() {
             "anonymous: every slot optional and empty"
         } else {
             "authenticated"
         };
         let caller = with_request(caller, req);
-        if spans_enabled() {
-            record_caller(&Span::current(), &caller);
+        if let Some(span) = span {
+            record_caller(span, &caller);
         }
         caller.audit(true, reason, "authenticate", None);
         req.extensions_mut().insert(caller.clone());
@@ -277,15 +283,15 @@ impl Config {
         error: AuthError,
         req: &Request<ReqBody>,
         caller: Option<&Caller>,
+        span: Option<&Span>,
     ) -> Response<B> {
-        let span = Span::current();
         let outcome = Outcome::of(error.kind());
         metrics::request(outcome);
-        if !span.is_disabled() {
+        if let Some(span) = span {
             span.record("outcome", outcome.as_str());
             span.record("mandate.slot", error.slot().map(SlotKind::as_str));
             if let Some(caller) = caller {
-                record_caller(&span, caller);
+                record_caller(span, caller);
             }
         }
         let caller = with_request(caller.cloned().unwrap_or_default(), req);
@@ -333,8 +339,8 @@ impl Finish {
 }
 
 /// Whether the request span is made (a static check of the callsite's
-/// interest): without it, `Span::current()` is not worth asking for.
-pub(super) fn spans_enabled() -> bool {
+/// interest).
+fn spans_enabled() -> bool {
     tracing::enabled!(target: "tower_mandate::server", tracing::Level::INFO)
 }
 
@@ -482,7 +488,7 @@ where
                 }
             },
             Progress::Refused(error) => {
-                let response = self.config.refuse(error, &req, None);
+                let response = self.config.refuse(error, &req, None, span.as_ref());
                 drop(entered);
                 ResponseFuture::rejected(response, span)
             }
