@@ -35,7 +35,11 @@ fn keys() -> SealingKeys {
     SealingKeys::new("k2", &KEY_NOW).unwrap()
 }
 
-fn refresh_delegation(idp: &support::Idp, store: Option<RedisStore>) -> Delegation {
+/// The refresh-token route at the suite's IdP, checking `store` when given.
+fn refresh_delegation(
+    idp: &support::Idp,
+    store: Option<impl tower_mandate::revocation::TokenStore>,
+) -> Delegation {
     let builder = Delegation::builder(
         Grant::refresh_token(
             format!("{}/token", idp.issuer),
@@ -194,7 +198,7 @@ async fn a_queued_job_runs_after_the_users_token_expired() {
     let uploads = uploads_service(
         &idp,
         Uploads {
-            jobs: refresh_delegation(&idp, None),
+            jobs: refresh_delegation(&idp, None::<RedisStore>),
             redis: redis.clone(),
         },
     )
@@ -221,7 +225,7 @@ async fn a_queued_job_runs_after_the_users_token_expired() {
     let refreshes = stats(&idp, "refresh_token").await;
     let handle = pop(&redis).await;
     assert_eq!(handle.purpose(), PURPOSE);
-    let job = refresh_delegation(&idp, None)
+    let job = refresh_delegation(&idp, None::<RedisStore>)
         .open(&handle, PURPOSE)
         .unwrap();
     assert_eq!(job.user().subject(), "alice");
@@ -604,7 +608,7 @@ async fn a_request_without_a_user_or_audience_captures_nothing() {
 async fn a_job_handle_never_appears_in_a_log() {
     let idp = support::Idp::start();
     let logs = Logs::global();
-    let jobs = refresh_delegation(&idp, None);
+    let jobs = refresh_delegation(&idp, None::<RedisStore>);
     let users = user_verifier(&idp);
     let user = user_token(&idp, "alice", 600).await;
     let alice = Caller::new(Some(users.verify_async(&user).await.unwrap()), None);
@@ -696,18 +700,7 @@ async fn one_job_or_the_captured_token_can_be_revoked() {
     let idp = support::Idp::start();
     let users = user_verifier(&idp);
     let store = MemoryStore::new();
-    let jobs = Delegation::builder(
-        Grant::refresh_token(
-            format!("{}/token", idp.issuer),
-            "tagger",
-            tagger_auth(),
-            idp.issuer.clone(),
-        ),
-        keys(),
-    )
-    .insecure_allow_http()
-    .with_revocation(store.clone())
-    .build();
+    let jobs = refresh_delegation(&idp, Some(store.clone()));
     let token = user_token(&idp, "dave", 600).await;
     let dave = Caller::new(Some(users.verify_async(&token).await.unwrap()), None);
     let capture = || jobs.capture(&dave, PURPOSE, job_request(), Duration::from_secs(600));
@@ -752,7 +745,7 @@ async fn the_authorization_servers_lifetime_and_rotation_are_kept() {
     let idp =
         support::Idp::start_with(&[("IDP_JOB_REFRESH_TTL", "60"), ("IDP_ROTATE_REFRESH", "1")]);
     let users = user_verifier(&idp);
-    let jobs = refresh_delegation(&idp, None);
+    let jobs = refresh_delegation(&idp, None::<RedisStore>);
     let token = user_token(&idp, "erin", 600).await;
     let erin = Caller::new(Some(users.verify_async(&token).await.unwrap()), None);
     let now = std::time::SystemTime::now()
@@ -801,51 +794,17 @@ async fn the_authorization_servers_lifetime_and_rotation_are_kept() {
 /// a job, and the job's Txn-Token afterwards.
 #[tokio::test]
 async fn a_job_inside_a_transaction_carries_a_narrowed_replacement() {
+    use support::txn::{DOMAIN, domain, exchange};
+    use tower_mandate::Slot;
     use tower_mandate::keys::KeySet;
-    use tower_mandate::provider::{AccessToken, TokenFuture, TokenProvider};
+    use tower_mandate::provider::TokenProvider as _;
     use tower_mandate::revocation::MemoryStore;
-    use tower_mandate::transaction::{TokenService, TransactionExchange, TransactionSlot};
-    use tower_mandate::{PrincipalId, Slot};
+    use tower_mandate::transaction::TransactionSlot;
 
-    const DOMAIN: &str = "images.example";
-    #[derive(Clone)]
-    struct Own(String);
-    impl TokenProvider for Own {
-        fn token(&self, _: TokenRequest) -> TokenFuture {
-            let token = AccessToken::new(self.0.clone(), Duration::from_secs(300));
-            Box::pin(async move { Ok(token) })
-        }
-    }
-    let users = TestIssuer::rs256("https://id.example").with_audience("gateway");
-    let services = TestIssuer::es256("https://mesh.example").with_audience("tts");
-    let tts = TokenService::builder(
-        DOMAIN,
-        SigningKey::generate(Algorithm::ES256, "tts-1"),
-        Verifier::new([Issuer::new(users.issuer(), "gateway").with_keys(users.key_set())]).unwrap(),
-        Verifier::new([Issuer::new(services.issuer(), "tts").with_keys(services.key_set())])
-            .unwrap(),
-    )
-    .allow(
-        PrincipalId::new(services.issuer(), "gateway"),
-        ["images:read", "images:write"],
-    )
-    .allow(
-        PrincipalId::new(services.issuer(), "tagger"),
-        ["images:read"],
-    )
-    .build()
-    .unwrap();
-    let tts_keys = KeySet::from_jwks(&tts.jwks()).unwrap();
-    let tts_server = support::Server::start(tts.router()).await;
-    let exchange = |workload: &str| {
-        TransactionExchange::new(
-            tts_server.url("/token"),
-            DOMAIN,
-            Own(services.token(workload).audience("tts").sign()),
-            TokenRequest::default(),
-        )
-        .insecure_allow_http()
-    };
+    let d = domain().await;
+    let (users, services) = (&d.users, &d.services);
+    let tts_keys = KeySet::from_jwks(&d.jwks).unwrap();
+    let exchange = |workload: &str| exchange(&d, workload);
     // The edge: alice's token for a transaction of purpose images:read images:write.
     let txn_token = exchange("gateway")
         .token(

@@ -7,75 +7,16 @@ mod support;
 use axum::Router;
 use axum::routing::get;
 use serde_json::{Value, json};
-use tower_mandate::keys::{Algorithm, KeySet};
-use tower_mandate::mint::SigningKey;
+use tower_mandate::keys::KeySet;
 use tower_mandate::propagate::{Destination, PropagateLayer, PropagateMiddleware};
-use tower_mandate::provider::{AccessToken, TokenFuture, TokenProvider, TokenRequest};
+use tower_mandate::provider::TokenRequest;
 use tower_mandate::testing::TestIssuer;
-use tower_mandate::transaction::{TokenService, TransactionExchange, TransactionSlot};
-use tower_mandate::{Caller, Issuer, MandateLayer, PrincipalId, Slot, Verifier};
+use tower_mandate::transaction::TransactionSlot;
+use tower_mandate::{Caller, Issuer, MandateLayer, Slot, Verifier};
 
 use support::{Server, http_client};
 
-const DOMAIN: &str = "images.example";
-
-/// A workload's own token, fixed.
-#[derive(Clone)]
-struct Own(String);
-
-impl TokenProvider for Own {
-    fn token(&self, _: TokenRequest) -> TokenFuture {
-        let token = AccessToken::new(self.0.clone(), std::time::Duration::from_secs(300));
-        Box::pin(async move { Ok(token) })
-    }
-}
-
-struct Domain {
-    users: TestIssuer,
-    services: TestIssuer,
-    tts: Server,
-    jwks: String,
-}
-
-async fn domain() -> Domain {
-    let users = TestIssuer::rs256("https://id.example").with_audience("gateway");
-    let services = TestIssuer::es256("https://mesh.example").with_audience("tts");
-    let service = TokenService::builder(
-        DOMAIN,
-        SigningKey::generate(Algorithm::ES256, "tts-1"),
-        Verifier::new([Issuer::new(users.issuer(), "gateway").with_keys(users.key_set())]).unwrap(),
-        Verifier::new([Issuer::new(services.issuer(), "tts").with_keys(services.key_set())])
-            .unwrap(),
-    )
-    .allow(
-        PrincipalId::new(services.issuer(), "gateway"),
-        ["images:read", "images:write"],
-    )
-    .allow(
-        PrincipalId::new(services.issuer(), "tagger"),
-        ["images:read"],
-    )
-    .build()
-    .unwrap();
-    let jwks = service.jwks();
-    let tts = Server::start(service.router()).await;
-    Domain {
-        users,
-        services,
-        tts,
-        jwks,
-    }
-}
-
-fn exchange(d: &Domain, workload: &str) -> TransactionExchange {
-    TransactionExchange::new(
-        d.tts.url("/token"),
-        DOMAIN,
-        Own(d.services.token(workload).audience("tts").sign()),
-        TokenRequest::default(),
-    )
-    .insecure_allow_http()
-}
+use support::txn::{DOMAIN, Domain, domain, exchange};
 
 async fn post_token(d: &Domain, form: &[(&str, &str)], workload: Option<&str>) -> (u16, Value) {
     let mut req = http_client().post(d.tts.url("/token")).form(form);

@@ -681,3 +681,80 @@ impl Drop for Cerbos {
         self.stop();
     }
 }
+
+/// A trust domain for Transaction Token tests: the users' and the
+/// services' issuers, and the crate's own Transaction Token Service on a
+/// real server (workloads `gateway`: images:read images:write, `tagger`:
+/// images:read).
+pub mod txn {
+    use tower_mandate::keys::Algorithm;
+    use tower_mandate::mint::SigningKey;
+    use tower_mandate::provider::{AccessToken, TokenFuture, TokenProvider, TokenRequest};
+    use tower_mandate::testing::TestIssuer;
+    use tower_mandate::transaction::{TokenService, TransactionExchange};
+    use tower_mandate::{Issuer, PrincipalId, Verifier};
+
+    use super::Server;
+
+    pub const DOMAIN: &str = "images.example";
+
+    /// A workload's own token, fixed.
+    #[derive(Clone)]
+    pub struct Own(pub String);
+
+    impl TokenProvider for Own {
+        fn token(&self, _: TokenRequest) -> TokenFuture {
+            let token = AccessToken::new(self.0.clone(), std::time::Duration::from_secs(300));
+            Box::pin(async move { Ok(token) })
+        }
+    }
+
+    pub struct Domain {
+        pub users: TestIssuer,
+        pub services: TestIssuer,
+        pub tts: Server,
+        pub jwks: String,
+    }
+
+    pub async fn domain() -> Domain {
+        let users = TestIssuer::rs256("https://id.example").with_audience("gateway");
+        let services = TestIssuer::es256("https://mesh.example").with_audience("tts");
+        let service = TokenService::builder(
+            DOMAIN,
+            SigningKey::generate(Algorithm::ES256, "tts-1"),
+            Verifier::new([Issuer::new(users.issuer(), "gateway").with_keys(users.key_set())])
+                .unwrap(),
+            Verifier::new([Issuer::new(services.issuer(), "tts").with_keys(services.key_set())])
+                .unwrap(),
+        )
+        .allow(
+            PrincipalId::new(services.issuer(), "gateway"),
+            ["images:read", "images:write"],
+        )
+        .allow(
+            PrincipalId::new(services.issuer(), "tagger"),
+            ["images:read"],
+        )
+        .build()
+        .unwrap();
+        let jwks = service.jwks();
+        let tts = Server::start(service.router()).await;
+        Domain {
+            users,
+            services,
+            tts,
+            jwks,
+        }
+    }
+
+    /// The exchange of `workload`, authenticated with its own token.
+    pub fn exchange(d: &Domain, workload: &str) -> TransactionExchange {
+        TransactionExchange::new(
+            d.tts.url("/token"),
+            DOMAIN,
+            Own(d.services.token(workload).audience("tts").sign()),
+            TokenRequest::default(),
+        )
+        .insecure_allow_http()
+    }
+}
