@@ -428,6 +428,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Print one step of a story, expected against actual; whether they agree.
+fn step(name: &str, want: &str, got: &str) -> bool {
+    let ok = want == got;
+    println!(
+        "[{}] {:<62} expected {want} got {got}",
+        if ok { " ok " } else { "FAIL" },
+        name
+    );
+    ok
+}
+
 /// The audit events, as the subscriber formats them.
 #[derive(Clone, Default)]
 struct AuditLines(Arc<Mutex<Vec<u8>>>);

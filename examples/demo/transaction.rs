@@ -240,13 +240,7 @@ pub(crate) async fn story(
     let http = reqwest::Client::new();
     let mut failures = 0;
     let mut step = |name: &str, want: &str, got: &str| {
-        let ok = want == got;
-        failures += usize::from(!ok);
-        println!(
-            "[{}] {:<62} expected {want} got {got}",
-            if ok { " ok " } else { "FAIL" },
-            name
-        );
+        failures += usize::from(!crate::step(name, want, got));
     };
     let res = http
         .get(format!("{gateway}/read"))
