@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One clean build, never edited in between: incremental caches would only
+# take disk (gigabytes over every test binary) and time.
+export CARGO_INCREMENTAL=0
+
 step() { printf '\n==> %s\n' "$*"; }
 
 step "test dependencies"
@@ -93,4 +97,5 @@ step "benches compile"
 cargo check --benches --all-features --quiet
 
 echo
+du -sh target fuzz/target 2>/dev/null | sed 's/^/disk used: /'
 echo "all tests passed"
