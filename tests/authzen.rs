@@ -572,17 +572,12 @@ async fn image_store_denies_on_a_broken_or_slow_answer_with_an_audit_event() {
             .await;
         assert_eq!(status, 503, "{name}: {answer}");
         // The audit event of the refusal, with the decision point's error.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        let event = loop {
-            if let Some(line) = store.printed_containing("decision point unavailable") {
-                break strip_ansi(&line);
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{name}: no audit event"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let event = strip_ansi(
+            &store
+                .printed_eventually("decision point unavailable")
+                .await
+                .unwrap_or_else(|| panic!("{name}: no audit event")),
+        );
         assert!(event.contains("decision=\"deny\""), "{name}: {event}");
         assert!(event.contains("permission=\"create\""), "{name}: {event}");
         assert!(

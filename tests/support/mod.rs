@@ -260,6 +260,22 @@ impl Example {
             .cloned()
     }
 
+    /// The first printed line containing `text`, waiting up to 5 s for it:
+    /// the child prints its audit event around the time it answers, and
+    /// its output reaches the reader thread later still.
+    pub async fn printed_eventually(&self, text: &str) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(line) = self.printed_containing(text) {
+                return Some(line);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The rest of the first printed line starting with `prefix`.
     pub fn printed(&self, prefix: &str) -> Option<String> {
         self.lines
