@@ -437,6 +437,20 @@ async fn a_slot_that_requires_dpop_refuses_bearer_tokens_and_asks_for_its_nonce(
         a.challenge,
         r#"DPoP algs="ES256", error="invalid_token", error_description="DPoP required""#
     );
+    // A Bearer credential that is not even a JWT: refused for the scheme
+    // before it is parsed, with the same answer (401, "DPoP required").
+    let a = send(
+        reqwest::Method::POST,
+        &url,
+        Some("Bearer abc.def.ghi".into()),
+        &[],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        a.challenge,
+        r#"DPoP algs="ES256", error="invalid_token", error_description="DPoP required""#
+    );
     let a = send(reqwest::Method::POST, &url, None, &[]).await;
     assert_eq!(a.challenge, r#"DPoP algs="ES256""#);
 

@@ -261,7 +261,8 @@ async fn a_queued_job_runs_after_the_users_token_expired() {
 
     // Its audit trail ties the call to the capturing request.
     let line = store
-        .printed_containing("route=\"/images\"")
+        .printed_eventually("route=\"/images\"")
+        .await
         .unwrap_or_else(|| {
             panic!(
                 "no audit event of the upload: {:?}",
@@ -313,7 +314,12 @@ async fn a_revoked_users_job_is_refused_before_any_call() {
         before,
         "the authorization server was called for a revoked user"
     );
-    let denied = logs.lines_with("user revoked since the job was captured");
+    // This test's own refusal (the tests share one log; others revoke too).
+    let denied: Vec<String> = logs
+        .lines_with("user revoked since the job was captured")
+        .into_iter()
+        .filter(|l| l.contains("request_id=\"req-bob-1\""))
+        .collect();
     assert_eq!(denied.len(), 1, "{}", logs.text());
     for field in [
         "decision=\"deny\"",
@@ -350,6 +356,108 @@ fn user_verifier(idp: &support::Idp) -> Verifier {
         .build()
         .unwrap();
     Verifier::new([Issuer::new(idp.issuer.clone(), "image-store").with_jwks(keys)]).unwrap()
+}
+
+/// `[jobs.tagging]` of a configuration file: the client from `[providers]`,
+/// sealing keys from files (a rotation: the old key opens what it sealed),
+/// and the `[revocation]` store shared with the application.
+#[tokio::test]
+async fn a_delegation_from_the_config_file_rotates_keys_and_checks_the_store() {
+    use base64::Engine as _;
+    let idp = support::Idp::start();
+    let redis_server = support::Redis::start();
+    let dir = support::temp_dir("jobs-config");
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let b64 = |key: &[u8]| base64::engine::general_purpose::STANDARD.encode(key);
+    let config = format!(
+        r#"
+[providers.tagger]
+kind = "client_credentials"
+token_url = "{issuer}/token"
+client_id = "tagger"
+client_secret_file = {secret:?}
+insecure_allow_http = true   # loopback only
+
+[revocation]
+store = "redis"
+url = "{redis}"
+
+[jobs.tagging]
+grant = "refresh_token"
+client = "tagger"
+issuer = "{issuer}"
+max_lifetime = "2h"
+revocation = true
+sealing_key = {{ id = "k3", file = {now:?} }}
+previous_sealing_keys = [{{ id = "k2", file = {before:?} }}]
+"#,
+        issuer = idp.issuer,
+        redis = redis_server.url,
+        secret = file("secret", &format!("{TAGGER_SECRET}\n")),
+        now = file("k3", &b64(&[0x99; 32])),
+        before = file("k2", &b64(&KEY_NOW)),
+    );
+    let config = tower_mandate::config::MandateConfig::from_toml(&config).unwrap();
+    let jobs = config.delegation("tagging").unwrap().build();
+    let users = user_verifier(&idp);
+    let dave = Caller::new(
+        Some(
+            users
+                .verify_async(&user_token(&idp, "dave", 600).await)
+                .await
+                .unwrap(),
+        ),
+        None,
+    );
+
+    // A handle sealed before the rotation (key k2, in code) opens and runs.
+    let old = refresh_delegation(&idp, None::<RedisStore>)
+        .capture(&dave, PURPOSE, job_request(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(
+        serde_json::to_string(&old)
+            .unwrap()
+            .contains("\"kid\":\"k2\"")
+    );
+    let before = stats(&idp, "refresh_token").await;
+    jobs.open(&old, PURPOSE).unwrap().token().await.unwrap();
+    assert_eq!(stats(&idp, "refresh_token").await, before + 1);
+
+    // New handles are sealed under k3, which the code's delegation lacks.
+    let new = jobs
+        .capture(&dave, PURPOSE, job_request(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(
+        serde_json::to_string(&new)
+            .unwrap()
+            .contains("\"kid\":\"k3\"")
+    );
+    let err = refresh_delegation(&idp, None::<RedisStore>)
+        .open(&new, PURPOSE)
+        .unwrap_err();
+    assert_eq!(err.kind(), JobErrorKind::UnknownKey, "{err}");
+
+    // dave revoked (not bob: the tests share one log) in the store the
+    // configuration names: refused, and nothing is asked of the IdP.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    RedisStore::new(&redis_server.url)
+        .unwrap()
+        .revoke_subject(&idp.issuer, "dave", now + 1)
+        .await
+        .unwrap();
+    let before = stats(&idp, "refresh_token").await;
+    let err = jobs.open(&new, PURPOSE).unwrap().token().await.unwrap_err();
+    assert_eq!(err.kind(), JobErrorKind::Revoked, "{err}");
+    assert_eq!(stats(&idp, "refresh_token").await, before);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Configuration from a file (feature `config`): the layer's slots and
-//! issuers, the revocation store, token providers and propagation, as
-//! plain `serde` types that build the same values as the builders.
+//! issuers, the revocation store, token providers and propagation, and
+//! delegations for work done later (`[jobs]`), as plain `serde` types
+//! that build the same values as the builders.
 //!
 //! Every table refuses unknown keys; durations are text (`"30s"`, `"10m"`,
 //! humantime); secrets are never inline — `client_secret_env = "NAME"` or
@@ -42,6 +43,8 @@
 
 mod binding;
 mod issuer;
+#[cfg(all(feature = "oauth", feature = "_aws-lc"))]
+mod jobs;
 #[cfg(feature = "authzen")]
 mod policy;
 mod propagate;
@@ -56,6 +59,8 @@ use serde::Deserialize;
 
 pub use binding::{CertificateSourceKind, ClientCertificatesConfig, DpopMode};
 pub use issuer::{IssuerConfig, Preset, Tenants};
+#[cfg(all(feature = "oauth", feature = "_aws-lc"))]
+pub use jobs::{AssertionKeyConfig, GrantKind, JobConfig, SealingKeyConfig};
 #[cfg(feature = "authzen")]
 pub use policy::PolicyConfig;
 pub use propagate::{
@@ -103,6 +108,11 @@ pub struct MandateConfig {
     #[cfg(feature = "authzen")]
     #[serde(default)]
     pub policy: Option<PolicyConfig>,
+    /// Delegations for work done later, by name (features `oauth` and
+    /// `aws-lc-rs`): see [`MandateConfig::delegation`].
+    #[cfg(all(feature = "oauth", feature = "_aws-lc"))]
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobConfig>,
     /// See [`MandateBuilder::insecure_allow_interchangeable_slots`].
     #[serde(default)]
     pub insecure_allow_interchangeable_slots: bool,
@@ -346,6 +356,40 @@ pub(super) fn invalid(path: impl Into<String>, message: impl Into<String>) -> Co
             path: String::new(),
             message: message.into(),
         }),
+    }
+}
+
+/// A secret named by `{prefix}env` (an environment variable) or
+/// `{prefix}file` (a file, trailing newline ignored) under `path`: `None`
+/// when neither is set, an error naming the key when both are, or when
+/// what it names cannot be read.
+#[cfg(any(feature = "oauth", feature = "redis"))]
+pub(super) fn secret(
+    path: &str,
+    prefix: &str,
+    env: Option<&str>,
+    file: Option<&str>,
+) -> Result<Option<String>, ConfigError> {
+    match (env, file) {
+        (None, None) => Ok(None),
+        (Some(name), None) => std::env::var(name).map(Some).map_err(|_| {
+            invalid(
+                format!("{path}.{prefix}env"),
+                format!("the environment variable {name:?} is not set"),
+            )
+        }),
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_owned()))
+            .map_err(|source| {
+                at(format!("{path}.{prefix}file"))(ConfigError::Io {
+                    path: file.into(),
+                    source,
+                })
+            }),
+        (Some(_), Some(_)) => Err(invalid(
+            path,
+            format!("at most one of {prefix}env, {prefix}file"),
+        )),
     }
 }
 

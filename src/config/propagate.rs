@@ -273,19 +273,12 @@ impl ProviderConfig {
     #[cfg(feature = "_aws-lc")]
     fn signing_key(&self, path: &str) -> Result<crate::mint::SigningKey, ConfigError> {
         let file = self.required(&self.private_key_file, path, "private_key_file")?;
-        let key_path = format!("{path}.private_key_file");
-        let pem = std::fs::read_to_string(file).map_err(|source| {
-            at(key_path.clone())(ConfigError::Io {
-                path: file.into(),
-                source,
-            })
-        })?;
-        crate::mint::SigningKey::from_pkcs8_pem(
-            self.key_algorithm.unwrap_or(crate::keys::Algorithm::ES256),
-            self.key_id.as_deref().unwrap_or("key-1"),
-            &pem,
+        signing_key_file(
+            &format!("{path}.private_key_file"),
+            file,
+            self.key_algorithm,
+            self.key_id.as_deref(),
         )
-        .map_err(at(key_path))
     }
 
     #[cfg(feature = "_aws-lc")]
@@ -311,37 +304,40 @@ impl ProviderConfig {
 
     #[cfg(feature = "oauth")]
     fn secret(&self, path: &str) -> Result<String, ConfigError> {
-        match (&self.client_secret_env, &self.client_secret_file) {
-            (Some(name), None) => std::env::var(name).map_err(|_| {
-                invalid(
-                    format!("{path}.client_secret_env"),
-                    format!("the environment variable {name:?} is not set"),
-                )
-            }),
-            (None, Some(file)) => std::fs::read_to_string(file)
-                .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
-                .map_err(|source| {
-                    at(format!("{path}.client_secret_file"))(ConfigError::Io {
-                        path: file.into(),
-                        source,
-                    })
-                }),
-            _ => Err(invalid(
+        super::secret(
+            path,
+            "client_secret_",
+            self.client_secret_env.as_deref(),
+            self.client_secret_file.as_deref(),
+        )?
+        .ok_or_else(|| {
+            invalid(
                 path,
                 "exactly one of client_secret_env, client_secret_file is needed",
-            )),
-        }
+            )
+        })
     }
 
+    /// The token endpoint, client id and client authentication of an OAuth
+    /// provider (also a job's client: `[jobs.<name>] client`).
     #[cfg(feature = "oauth")]
-    fn oauth(
+    pub(super) fn endpoint(
         &self,
-        kind: ProviderKind,
         path: &str,
-        built: &Providers,
-        client: Option<&Client>,
-    ) -> Result<Arc<dyn TokenProvider>, ConfigError> {
-        use crate::provider::{ClientAuth, ClientCredentials, TokenExchange};
+    ) -> Result<(&str, &str, crate::provider::ClientAuth), ConfigError> {
+        use crate::provider::ClientAuth;
+        if self.kind == ProviderKind::SelfSigned {
+            return Err(invalid(
+                format!("{path}.kind"),
+                "a self_signed provider has no token endpoint",
+            ));
+        }
+        if self.client_secret.is_some() {
+            return Err(invalid(
+                format!("{path}.client_secret"),
+                "secrets are never inline: use client_secret_env or client_secret_file",
+            ));
+        }
         let token_url = self.required(&self.token_url, path, "token_url")?;
         let client_id = self.required(&self.client_id, path, "client_id")?;
         let auth = match self.auth {
@@ -358,6 +354,19 @@ impl ProviderConfig {
             }
         };
         check_url(token_url, self.insecure_allow_http).map_err(at(format!("{path}.token_url")))?;
+        Ok((token_url, client_id, auth))
+    }
+
+    #[cfg(feature = "oauth")]
+    fn oauth(
+        &self,
+        kind: ProviderKind,
+        path: &str,
+        built: &Providers,
+        client: Option<&Client>,
+    ) -> Result<Arc<dyn TokenProvider>, ConfigError> {
+        use crate::provider::{ClientCredentials, TokenExchange};
+        let (token_url, client_id, auth) = self.endpoint(path)?;
         if kind == ProviderKind::ClientCredentials {
             if self.actor.is_some() {
                 return Err(invalid(
@@ -403,9 +412,32 @@ impl ProviderConfig {
     }
 }
 
+/// A PKCS#8 PEM private key from `file` (the key `key_path`), ES256 and id
+/// `key-1` unless named.
+#[cfg(feature = "_aws-lc")]
+pub(super) fn signing_key_file(
+    key_path: &str,
+    file: &str,
+    algorithm: Option<crate::keys::Algorithm>,
+    kid: Option<&str>,
+) -> Result<crate::mint::SigningKey, ConfigError> {
+    let pem = std::fs::read_to_string(file).map_err(|source| {
+        at(key_path)(ConfigError::Io {
+            path: file.into(),
+            source,
+        })
+    })?;
+    crate::mint::SigningKey::from_pkcs8_pem(
+        algorithm.unwrap_or(crate::keys::Algorithm::ES256),
+        kid.unwrap_or("key-1"),
+        &pem,
+    )
+    .map_err(at(key_path))
+}
+
 /// An absolute https URL (http with `insecure_allow_http`).
 #[cfg(feature = "oauth")]
-fn check_url(url: &str, allow_http: bool) -> Result<(), ConfigError> {
+pub(super) fn check_url(url: &str, allow_http: bool) -> Result<(), ConfigError> {
     let invalid = |reason: &str| ConfigError::InvalidUrl {
         url: url.to_owned(),
         reason: reason.to_owned(),

@@ -328,28 +328,12 @@ impl RevocationConfig {
                 "credentials are never inline: use password_env or password_file",
             ));
         }
-        let password = match (&self.password_env, &self.password_file) {
-            (None, None) => None,
-            (Some(name), None) => Some(std::env::var(name).map_err(|_| {
-                invalid(
-                    format!("{path}.password_env"),
-                    format!("the environment variable {name:?} is not set"),
-                )
-            })?),
-            (None, Some(file)) => Some(
-                std::fs::read_to_string(file)
-                    .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
-                    .map_err(|source| {
-                        at(format!("{path}.password_file"))(ConfigError::Io {
-                            path: file.into(),
-                            source,
-                        })
-                    })?,
-            ),
-            (Some(_), Some(_)) => {
-                return Err(invalid(path, "at most one of password_env, password_file"));
-            }
-        };
+        let password = super::secret(
+            path,
+            "password_",
+            self.password_env.as_deref(),
+            self.password_file.as_deref(),
+        )?;
         let with_password;
         let url = match &password {
             None => url,

@@ -315,3 +315,179 @@ fn the_policy_table_builds_a_decision_point_or_names_its_key() {
         assert!(e.starts_with(expected), "{text}: {e}");
     }
 }
+
+#[cfg(all(feature = "oauth", feature = "_aws-lc"))]
+#[test]
+fn job_tables_build_a_delegation_or_name_their_key() {
+    use base64::Engine as _;
+    let dir = std::env::temp_dir().join(format!("mandate-config-jobs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let b64 = |byte: u8| base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+    let now = write("now.key", &format!("{}\n", b64(1)));
+    let before = write("before.key", &b64(2));
+    let short = write("short.key", "AAAA");
+    let secret = write("secret", "tagger-secret\n");
+    let pem = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .unwrap()
+        .serialize_pem();
+    let assertion = write("assertion.pem", &pem);
+    let providers = format!(
+        "[providers.tagger]\nkind = \"client_credentials\"\ntoken_url = \"https://id.example/token\"\n\
+         client_id = \"tagger\"\nclient_secret_file = {secret:?}\n\
+         [providers.me]\nkind = \"self_signed\"\nissuer = \"https://me\"\nprivate_key_file = {assertion:?}\n"
+    );
+    let job = |grant: &str, rest: &str| {
+        format!(
+            "{providers}[jobs.t]\ngrant = \"{grant}\"\nclient = \"tagger\"\nissuer = \"https://id.example\"\n{rest}"
+        )
+    };
+    let key = format!("sealing_key = {{ id = \"2026-12\", file = {now:?} }}\n");
+    let build = |text: &str| {
+        MandateConfig::from_toml(text).and_then(|c| c.delegation("t").map(|b| b.build()))
+    };
+
+    // What builds, and what it built.
+    let refresh = build(&format!(
+        "{}previous_sealing_keys = [{{ id = \"2026-11\", file = {before:?} }}]\nmax_lifetime = \"1d\"\n",
+        job("refresh_token", &key)
+    ))
+    .unwrap();
+    let debug = format!("{refresh:?}");
+    assert!(debug.contains("refresh_token"), "{debug}");
+    assert!(
+        !debug.contains("tagger-secret") && !debug.contains(&b64(1)),
+        "{debug}"
+    );
+    let jwt = build(&job(
+        "jwt_bearer",
+        &format!("{key}assertion_key = {{ file = {assertion:?}, id = \"tagger-1\" }}\n"),
+    ))
+    .unwrap();
+    assert!(format!("{jwt:?}").contains("jwt_bearer"), "{jwt:?}");
+    #[cfg(feature = "redis")]
+    {
+        let checked = build(&format!(
+            "{}max_lifetime = \"1h\"\nrevocation = true\n[revocation]\nstore = \"redis\"\nurl = \"redis://127.0.0.1:1\"\n",
+            job("refresh_token", &key)
+        ))
+        .unwrap();
+        let debug = format!("{checked:?}");
+        assert!(debug.contains("revocation: true"), "{debug}");
+        assert!(debug.contains("max_lifetime: 3600s"), "{debug}");
+        assert!(format!("{refresh:?}").contains("revocation: false"));
+    }
+
+    for (text, expected) in [
+        (
+            job("refresh_token", &key),
+            "jobs.other: no delegation named \"other\"",
+        ),
+        (
+            job("refresh_token", &key).replace("client = \"tagger\"", "client = \"nobody\""),
+            "jobs.t.client: no provider named \"nobody\" in [providers]",
+        ),
+        (
+            job("refresh_token", &key).replace("client = \"tagger\"", "client = \"me\""),
+            "providers.me.kind: a self_signed provider has no token endpoint",
+        ),
+        (
+            job("refresh_token", &key).replace("issuer = \"https://id.example\"", "issuer = \"\""),
+            "jobs.t.issuer: must not be empty",
+        ),
+        (
+            job("jwt_bearer", &key),
+            "jobs.t.assertion_key: grant = \"jwt_bearer\" needs an assertion_key",
+        ),
+        (
+            job(
+                "refresh_token",
+                &format!("{key}assertion_key = {{ file = {assertion:?} }}\n"),
+            ),
+            "jobs.t.assertion_key: applies to grant = \"jwt_bearer\" only",
+        ),
+        (
+            job(
+                "jwt_bearer",
+                &format!("{key}assertion_key = {{ file = \"/nonexistent.pem\" }}\n"),
+            ),
+            "jobs.t.assertion_key.file: ",
+        ),
+        (
+            job("refresh_token", "sealing_key = { id = \"k\" }\n"),
+            "jobs.t.sealing_key: exactly one of env, file is needed",
+        ),
+        (
+            job(
+                "refresh_token",
+                "sealing_key = { id = \"k\", env = \"MANDATE_TEST_UNSET_JOB_KEY\" }\n",
+            ),
+            "jobs.t.sealing_key.env: the environment variable \"MANDATE_TEST_UNSET_JOB_KEY\" is not set",
+        ),
+        (
+            job(
+                "refresh_token",
+                &format!("sealing_key = {{ id = \"k\", env = \"X\", file = {now:?} }}\n"),
+            ),
+            "jobs.t.sealing_key: at most one of env, file",
+        ),
+        (
+            job(
+                "refresh_token",
+                &format!("sealing_key = {{ id = \"k\", file = {short:?} }}\n"),
+            ),
+            "jobs.t.sealing_key: invalid key \"k\": a sealing key of 3 bytes, expected 32",
+        ),
+        (
+            job(
+                "refresh_token",
+                &format!(
+                    "{key}previous_sealing_keys = [{{ id = \"2026-12\", file = {before:?} }}]\n"
+                ),
+            ),
+            "jobs.t.previous_sealing_keys[0]: invalid key \"2026-12\": a sealing key id given twice",
+        ),
+        (
+            job(
+                "refresh_token",
+                "sealing_key = { id = \"k\", secret = \"AAAA\" }\n",
+            ),
+            "jobs.t.sealing_key.secret: unknown field `secret`",
+        ),
+        (
+            job("refresh_token", &format!("{key}max_lifetime = \"0s\"\n")),
+            "jobs.t.max_lifetime: must not be zero",
+        ),
+        (
+            job("refresh_token", &format!("{key}revocation = true\n")),
+            "jobs.t.revocation: needs a [revocation] table",
+        ),
+        (
+            format!(
+                "{}[revocation]\nstore = \"memory\"\n",
+                job("refresh_token", &format!("{key}revocation = true\n"))
+            ),
+            "jobs.t.revocation: a memory store is this process's own",
+        ),
+        (
+            job("transaction", &key),
+            "jobs.t.grant: unknown variant `transaction`",
+        ),
+    ] {
+        let name = if expected.starts_with("jobs.other") {
+            "other"
+        } else {
+            "t"
+        };
+        let e = MandateConfig::from_toml(&text)
+            .and_then(|c| c.delegation(name).map(|_| ()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(expected), "{text}\n{e}");
+        assert!(!e.contains("tagger-secret") && !e.contains(&b64(1)), "{e}");
+    }
+}

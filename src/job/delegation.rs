@@ -94,6 +94,13 @@ impl DelegationBuilder {
         self
     }
 
+    /// [`DelegationBuilder::with_revocation`] with a store already shared.
+    #[cfg(feature = "config")]
+    pub(crate) fn with_revocation_store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.0.revocation = Some(store);
+        self
+    }
+
     /// The longest a handle lives, whatever a capture asks (default 7 days).
     pub fn with_max_lifetime(mut self, lifetime: Duration) -> Self {
         self.0.max_lifetime = lifetime;

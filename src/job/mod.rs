@@ -21,8 +21,12 @@
 //! checks the revocation store first (a user revoked since capture gets
 //! nothing, and an audit event says so), then asks the authorization
 //! server. The job's calls carry the capturing request's id
-//! (`X-Request-Id`) and `txn`, which the called services' audit events
-//! record. Jobs with no user run as the service: [`AsService`](crate::provider::AsService).
+//! (`X-Request-Id`), which the called services' audit events record; the
+//! job's own events also record the capturing request's `txn`, which on
+//! the transaction route the called services read from the `Txn-Token`.
+//! A `[jobs.<name>]` table of `config::MandateConfig`
+//! (feature `config`) describes a delegation in a file. Jobs with no user
+//! run as the service: [`AsService`](crate::provider::AsService).
 //!
 //! What a handle protects against, and what it does not:
 //!
