@@ -105,7 +105,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return worker().await;
     }
     // The users' identity provider, and alice's verified request. Her
-    // access token lives one second.
+    // access token lives three seconds: long enough for the captures on a
+    // loaded machine (`exp` is in whole seconds), short enough to wait out.
     let idp = TestIssuer::rs256(USERS).with_audience("web");
     let users = || {
         Verifier::new([Issuer::new(idp.issuer(), "web")
@@ -115,7 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let token_for = |sub: &str| {
         idp.token(sub)
             .scope("reports:read reports:write")
-            .expires_in(Duration::from_secs(1))
+            .expires_in(Duration::from_secs(3))
             .sign()
     };
     let alice_token = token_for("alice");
@@ -176,7 +177,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // ... later: alice's access token has expired.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while users()?.verify(&alice_token).is_ok() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let own = call(&reports_url, {
         let mut h = axum::http::HeaderMap::new();
         h.insert("authorization", format!("Bearer {alice_token}").parse()?);
