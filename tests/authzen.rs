@@ -435,13 +435,14 @@ async fn discovery_reads_the_metadata_and_refuses_another_decision_points() {
 }
 
 /// image_store with `[policy]` pointing at `pdp`; its users' and services'
-/// keys in files.
+/// keys in files; `more` appended to its config file.
 async fn store_with_policy(
     dir: &std::path::Path,
     users: &TestIssuer,
     services: &TestIssuer,
     pdp: &str,
     timeout: &str,
+    more: &str,
 ) -> support::Example {
     let users_jwks = dir.join("users.json");
     let services_jwks = dir.join("services.json");
@@ -468,6 +469,7 @@ jwks_file = "{}"
 [policy]
 authzen_url = "{pdp}"
 timeout = "{timeout}"
+{more}
 "#,
             users_jwks.display(),
             services_jwks.display()
@@ -490,7 +492,7 @@ async fn image_store_asks_cerbos_and_fails_closed_when_it_goes() {
     let users = TestIssuer::es256("https://users").with_audience("image-store");
     let services = TestIssuer::es256("https://services").with_audience("image-store");
     let dir = support::temp_dir("authzen-store");
-    let store = store_with_policy(&dir, &users, &services, &cerbos.url, "2s").await;
+    let store = store_with_policy(&dir, &users, &services, &cerbos.url, "2s", "").await;
     let client = support::http_client();
     let alice = users
         .token("alice")
@@ -543,6 +545,64 @@ async fn image_store_asks_cerbos_and_fails_closed_when_it_goes() {
     assert_eq!(status, 503);
 }
 
+/// Inside a transaction (Transaction Tokens minted by PyJWT,
+/// `tests/support/txn_tokens.py`), image_store's actions need its routes'
+/// permissions in the transaction's scope, and Cerbos decides the rest: a
+/// transaction holding `images:read` reads. (Before `action_scopes`, the
+/// bound compared `read` with `images:read` and refused every request.)
+#[tokio::test]
+async fn inside_a_transaction_cerbos_decides_what_its_scope_holds() {
+    let cerbos = support::Cerbos::start();
+    let users = TestIssuer::es256("https://users").with_audience("image-store");
+    let services = TestIssuer::es256("https://services").with_audience("image-store");
+    let dir = support::temp_dir("authzen-txn");
+    let minted: Value = serde_json::from_str(&support::python(&[
+        "tests/support/txn_tokens.py",
+        "images.example",
+        "images:read images:write",
+    ]))
+    .unwrap();
+    let tts = dir.join("tts.json");
+    std::fs::write(&tts, minted["jwks"].to_string()).unwrap();
+    let more = format!(
+        "[transaction]\nmode = \"optional\"\ntrust_domain = \"images.example\"\njwks_file = {:?}\n",
+        tts.to_str().unwrap()
+    );
+    let store = store_with_policy(&dir, &users, &services, &cerbos.url, "2s", &more).await;
+    let client = support::http_client();
+    let send = |method: reqwest::Method, path: String, txn: &str| {
+        client
+            .request(method, format!("{}{path}", store.base))
+            .header("txn-token", minted["tokens"][txn].as_str().unwrap())
+            .send()
+    };
+
+    // The transaction alone creates (`create`: images:write); its subject owns it.
+    let res = send(reqwest::Method::POST, "/images".into(), "valid")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["owner"], minted["body"]["sub"]);
+    let path = format!("/images/{}", created["id"].as_str().unwrap());
+    // A narrowed replacement (images:read only) reads, asked of Cerbos.
+    let res = send(reqwest::Method::GET, path.clone(), "narrow")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let asked = store
+        .printed_eventually("permission=\"read\"")
+        .await
+        .expect("an audit event of the read decision");
+    let txn = format!("txn=\"{}\"", minted["body"]["txn"].as_str().unwrap());
+    for field in ["decision=\"allow\"", "policy_context=\"{\\\"subjects", &txn] {
+        assert!(asked.contains(field), "{field} in {asked}");
+    }
+    // But not delete, which the transaction's scope does not hold.
+    let res = send(reqwest::Method::DELETE, path, "valid").await.unwrap();
+    assert_eq!(res.status(), 403);
+}
+
 #[tokio::test]
 async fn image_store_denies_on_a_broken_or_slow_answer_with_an_audit_event() {
     let users = TestIssuer::es256("https://users").with_audience("image-store");
@@ -566,18 +626,16 @@ async fn image_store_denies_on_a_broken_or_slow_answer_with_an_audit_event() {
     ] {
         let (pdp, _) = fake_pdp(200, body, Duration::from_millis(delay)).await;
         let dir = support::temp_dir("authzen-broken");
-        let store = store_with_policy(&dir, &users, &services, &pdp.url(""), timeout).await;
+        let store = store_with_policy(&dir, &users, &services, &pdp.url(""), timeout, "").await;
         let (status, answer) = store
             .call(&client, "POST", "/images", Some(&alice), None)
             .await;
         assert_eq!(status, 503, "{name}: {answer}");
         // The audit event of the refusal, with the decision point's error.
-        let event = strip_ansi(
-            &store
-                .printed_eventually("decision point unavailable")
-                .await
-                .unwrap_or_else(|| panic!("{name}: no audit event")),
-        );
+        let event = store
+            .printed_eventually("decision point unavailable")
+            .await
+            .unwrap_or_else(|| panic!("{name}: no audit event"));
         assert!(event.contains("decision=\"deny\""), "{name}: {event}");
         assert!(event.contains("permission=\"create\""), "{name}: {event}");
         assert!(
@@ -587,24 +645,6 @@ async fn image_store_denies_on_a_broken_or_slow_answer_with_an_audit_event() {
         assert!(event.contains("\\\"error\\\""), "{name}: {event}");
         assert!(!event.contains(&alice), "{name}: a token in the log");
     }
-}
-
-/// The text of a log line without its colours.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[tokio::test]

@@ -35,6 +35,15 @@ permission! {
 
 pub(crate) const DEFAULT_AUDIENCE: &str = "image-store";
 
+/// The decision point's action of each route, and the permission the route
+/// requires: what a transaction's scope must hold for the action.
+const ACTION_SCOPES: [(&str, &str); 4] = [
+    ("read", ImagesRead::NAME),
+    ("create", ImagesWrite::NAME),
+    ("tag", ImagesWrite::NAME),
+    ("delete", ImagesDelete::NAME),
+];
+
 #[derive(Clone)]
 struct Image {
     /// Issuer and subject: a `sub` is unique only within its issuer.
@@ -436,11 +445,19 @@ pub(crate) fn layer_from_config_or_env(
         let (layer, embedded) = layer_from_env(settings)?;
         return Ok((layer, embedded, None));
     };
-    // A decision point on this machine may be plain http.
-    if let Some(policy) = config.policy.as_mut()
-        && is_loopback(&policy.authzen_url)
-    {
-        policy.insecure_allow_http = true;
+    if let Some(policy) = config.policy.as_mut() {
+        // A decision point on this machine may be plain http.
+        if is_loopback(&policy.authzen_url) {
+            policy.insecure_allow_http = true;
+        }
+        // Inside a transaction, each action needs its route's permission
+        // (unless the file maps it otherwise).
+        for (action, scope) in ACTION_SCOPES {
+            policy
+                .action_scopes
+                .entry(action.to_owned())
+                .or_insert_with(|| scope.to_owned());
+        }
     }
     let path = env("MANDATE_CONFIG").unwrap_or_default();
     let policy = config

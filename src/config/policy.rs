@@ -24,6 +24,8 @@ use crate::provider::TokenRequest;
 /// token_audience = "pdp"
 /// [policy.context]                      # added to every request's context
 /// "cerbos.includeMeta" = true
+/// [policy.action_scopes]                # inside a transaction, `read` needs images:read
+/// read = "images:read"
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +64,10 @@ pub struct PolicyConfig {
     /// Allow a plain-http decision point (loopback tests).
     #[serde(default)]
     pub insecure_allow_http: bool,
+    /// The scope a transaction must hold for an action, by action name
+    /// (see [`AuthZenBuilder::with_action_scope`](crate::policy::AuthZenBuilder::with_action_scope)).
+    #[serde(default)]
+    pub action_scopes: std::collections::BTreeMap<String, String>,
 }
 
 impl PolicyConfig {
@@ -118,6 +124,9 @@ impl PolicyConfig {
         }
         for (name, value) in &self.context {
             builder = builder.with_context(name, value.clone());
+        }
+        for (action, scope) in &self.action_scopes {
+            builder = builder.with_action_scope(action, scope);
         }
         if let Some(client) = client {
             builder = builder.with_client(client.builder());

@@ -275,9 +275,12 @@ fn the_policy_table_builds_a_decision_point_or_names_its_key() {
     let providers = Providers::default();
     let config = MandateConfig::from_toml(
         "[policy]\nauthzen_url = \"https://pdp.internal\"\ntimeout = \"2s\"\n\
-         semantic = \"execute_all\"\ncache_ttl = \"5s\"\n[policy.context]\n\"cerbos.includeMeta\" = true\n",
+         semantic = \"execute_all\"\ncache_ttl = \"5s\"\n[policy.context]\n\"cerbos.includeMeta\" = true\n\
+         [policy.action_scopes]\nread = \"images:read\"\n",
     )
     .unwrap();
+    let scopes = &config.policy.as_ref().unwrap().action_scopes;
+    assert_eq!(scopes.get("read").map(String::as_str), Some("images:read"));
     let pdp = config.authzen(&providers).unwrap().unwrap();
     assert!(format!("{pdp:?}").contains("ExecuteAll"), "{pdp:?}");
     assert!(

@@ -72,6 +72,7 @@ pub struct CedarPolicy {
     role_type: EntityTypeName,
     service_type: EntityTypeName,
     action_type: EntityTypeName,
+    action_scopes: super::ActionScopes,
 }
 
 /// Resource type names kept parsed.
@@ -119,6 +120,7 @@ impl CedarPolicy {
             role_type: type_name("Role"),
             service_type: type_name("Service"),
             action_type: type_name("Action"),
+            action_scopes: super::ActionScopes::default(),
         })
     }
 
@@ -134,6 +136,19 @@ impl CedarPolicy {
             source,
         })?;
         Self::from_text(&text)
+    }
+
+    /// Inside a transaction, `action` needs `scope` in the transaction's
+    /// scope (by default the action's own name), else it is denied: for
+    /// action names that are not scopes, such as `read` for `images:read`.
+    #[must_use]
+    pub fn with_action_scope(
+        mut self,
+        action: impl Into<String>,
+        scope: impl Into<String>,
+    ) -> Self {
+        self.action_scopes.insert(action.into(), scope.into());
+        self
     }
 
     fn principal_entity(&self, principal: &Principal, is_user: bool) -> (EntityUid, Vec<Entity>) {
@@ -196,10 +211,7 @@ impl CedarPolicy {
             ..PolicyDecision::default()
         };
         // A transaction's purpose bounds every decision made inside it.
-        if caller
-            .transaction()
-            .is_some_and(|t| !t.principal().permissions().contains(action))
-        {
+        if !self.action_scopes.covers(caller, action) {
             return deny("the transaction's scope does not cover the action".into());
         }
         // Whom the request is for: the user, else the transaction's subject.
@@ -376,6 +388,43 @@ mod tests {
             );
             let denied = policy.authorize(&inside, "images:delete", &image);
             assert!(!denied.is_allowed());
+        }
+
+        #[test]
+        fn actions_that_are_not_scopes_map_to_the_scope_a_transaction_needs() {
+            let w = World::new();
+            let image = Resource::new("Image", "img-1")
+                .with_owner(&PrincipalId::new("https://users", "alice"));
+            let narrow =
+                w.uv.verify(&w.users.token("alice").scope("images:read").sign())
+                    .unwrap();
+            let inside = w
+                .caller(w.users.token("alice").scope("images:read images:delete"))
+                .with_transaction(Some(narrow));
+            let everything = "permit(principal, action, resource);";
+            // Unmapped, `read` is compared with the scope as it is: denied.
+            let plain = CedarPolicy::from_text(everything).unwrap();
+            assert!(!plain.authorize(&inside, "read", &image).is_allowed());
+            let mapped = CedarPolicy::from_text(everything)
+                .unwrap()
+                .with_action_scope("read", "images:read")
+                .with_action_scope("delete", "images:delete");
+            assert!(mapped.authorize(&inside, "read", &image).is_allowed());
+            let denied = mapped.authorize(&inside, "delete", &image);
+            assert!(!denied.is_allowed());
+            assert_eq!(
+                denied.errors,
+                ["the transaction's scope does not cover the action"]
+            );
+            // An unmapped action keeps its own name; outside a transaction
+            // nothing is bounded.
+            assert!(
+                mapped
+                    .authorize(&inside, "images:read", &image)
+                    .is_allowed()
+            );
+            let outside = w.caller(w.users.token("alice").scope("images:read"));
+            assert!(mapped.authorize(&outside, "delete", &image).is_allowed());
         }
 
         #[test]

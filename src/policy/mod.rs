@@ -30,3 +30,25 @@ pub use authzen::{AuthZen, AuthZenBuilder, Semantic};
 pub use cedar::CedarPolicy;
 #[cfg(any(feature = "cedar", feature = "authzen"))]
 pub use decision::{PolicyDecision, Resource, SubjectDecision, SubjectRole};
+
+/// The scope a transaction must hold for an action: the action's own name
+/// unless mapped (`with_action_scope` of [`CedarPolicy`] and
+/// [`AuthZenBuilder`]).
+#[cfg(any(feature = "cedar", feature = "authzen"))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ActionScopes(std::collections::BTreeMap<String, String>);
+
+#[cfg(any(feature = "cedar", feature = "authzen"))]
+impl ActionScopes {
+    pub(crate) fn insert(&mut self, action: String, scope: String) {
+        self.0.insert(action, scope);
+    }
+
+    /// Whether `caller`'s transaction, when there is one, covers `action`.
+    pub(crate) fn covers(&self, caller: &crate::Caller, action: &str) -> bool {
+        let scope = self.0.get(action).map_or(action, String::as_str);
+        caller
+            .transaction()
+            .is_none_or(|t| t.principal().permissions().contains(scope))
+    }
+}

@@ -260,14 +260,22 @@ impl Example {
             .cloned()
     }
 
-    /// The first printed line containing `text`, waiting up to 5 s for it:
-    /// the child prints its audit event around the time it answers, and
-    /// its output reaches the reader thread later still.
+    /// The first printed line containing `text` once its colours are
+    /// removed, waiting up to 5 s for it: the child prints its audit event
+    /// around the time it answers, and its output reaches the reader
+    /// thread later still.
     pub async fn printed_eventually(&self, text: &str) -> Option<String> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            if let Some(line) = self.printed_containing(text) {
-                return Some(line);
+            let found = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|l| strip_ansi(l))
+                .find(|l| l.contains(text));
+            if found.is_some() {
+                return found;
             }
             if Instant::now() >= deadline {
                 return None;
@@ -773,4 +781,23 @@ pub mod txn {
         )
         .insecure_allow_http()
     }
+}
+
+/// `line` without its ANSI colour sequences (tracing's fmt layer colours
+/// field names when it thinks it writes to a terminal).
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

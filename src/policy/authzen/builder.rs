@@ -24,6 +24,7 @@ pub struct AuthZenBuilder {
     token: Option<(Arc<dyn TokenProvider>, TokenRequest)>,
     context: Map<String, Value>,
     cache: Option<(Duration, usize)>,
+    action_scopes: super::super::ActionScopes,
 }
 
 impl AuthZen {
@@ -41,6 +42,7 @@ impl AuthZen {
             token: None,
             context: Map::new(),
             cache: None,
+            action_scopes: super::super::ActionScopes::default(),
         }
     }
 }
@@ -117,6 +119,19 @@ impl AuthZenBuilder {
         self
     }
 
+    /// Inside a transaction, `action` needs `scope` in the transaction's
+    /// scope (by default the action's own name), else it is denied here
+    /// without asking: for action names that are not scopes, such as
+    /// `read` for `images:read`.
+    pub fn with_action_scope(
+        mut self,
+        action: impl Into<String>,
+        scope: impl Into<String>,
+    ) -> Self {
+        self.action_scopes.insert(action.into(), scope.into());
+        self
+    }
+
     /// Accept a plain-http decision point (and plain-http endpoints in
     /// its metadata). The bearer token and every decision then cross the
     /// network unprotected: for loopback and tests only.
@@ -176,6 +191,7 @@ impl AuthZenBuilder {
                 .cache
                 .map(|(ttl, capacity)| DecisionCache::new(ttl, capacity)),
             retry_after: self.timeout.as_secs().clamp(1, 30),
+            action_scopes: self.action_scopes,
         })))
     }
 }

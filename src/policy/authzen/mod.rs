@@ -132,6 +132,7 @@ struct Inner {
     context: Map<String, Value>,
     cache: Option<DecisionCache>,
     retry_after: u64,
+    action_scopes: super::ActionScopes,
 }
 
 /// How a decision came about, for the audit event.
@@ -239,10 +240,7 @@ impl AuthZen {
             (decision, Outcome::Local(why))
         };
         // A transaction's purpose bounds every decision made inside it.
-        if caller
-            .transaction()
-            .is_some_and(|t| !t.principal().permissions().contains(action))
-        {
+        if !self.0.action_scopes.covers(caller, action) {
             return local("the transaction's scope does not cover the action");
         }
         let subjects = wire::subjects(caller);
@@ -353,6 +351,21 @@ mod tests {
         let d = pdp.authorize(&inside, "images:delete", &image).await;
         assert!(!d.is_allowed() && !d.is_unavailable(), "{d:?}");
         assert_eq!(d.require("images:delete").unwrap_err().status(), 403);
+        // An action named `read` is compared with the scope as it is...
+        let d = pdp.authorize(&inside, "read", &image).await;
+        assert!(!d.is_allowed() && !d.is_unavailable(), "{d:?}");
+        // ... unless mapped: then the decision point is asked (and, since
+        // nothing listens, cannot answer), and `delete` is still refused here.
+        let mapped = AuthZen::builder("http://127.0.0.1:9")
+            .insecure_allow_http()
+            .with_action_scope("read", "images:read")
+            .with_action_scope("delete", "images:delete")
+            .build()
+            .unwrap();
+        let d = mapped.authorize(&inside, "read", &image).await;
+        assert!(d.is_unavailable(), "{d:?}");
+        let d = mapped.authorize(&inside, "delete", &image).await;
+        assert!(!d.is_allowed() && !d.is_unavailable(), "{d:?}");
         let d = pdp
             .authorize(&Caller::default(), "images:read", &image)
             .await;
