@@ -599,8 +599,22 @@ async fn inside_a_transaction_cerbos_decides_what_its_scope_holds() {
         assert!(asked.contains(field), "{field} in {asked}");
     }
     // But not delete, which the transaction's scope does not hold.
-    let res = send(reqwest::Method::DELETE, path, "valid").await.unwrap();
+    let res = send(reqwest::Method::DELETE, path.clone(), "valid")
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
+    // A denial of the decision point names the route's permission: bob,
+    // not the owner, is refused by Cerbos with scope "images:read".
+    let bob = users.token("bob").scope("images:read").sign();
+    let res = client
+        .get(format!("{}{path}", store.base))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("scope=\"images:read\""), "{challenge}");
 }
 
 #[tokio::test]

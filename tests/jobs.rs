@@ -391,7 +391,7 @@ grant = "refresh_token"
 client = "tagger"
 issuer = "{issuer}"
 max_lifetime = "2h"
-revocation = true
+# revocation: on by default, with the [revocation] table's redis store
 sealing_key = {{ id = "k3", file = {now:?} }}
 previous_sealing_keys = [{{ id = "k2", file = {before:?} }}]
 "#,
@@ -442,6 +442,26 @@ previous_sealing_keys = [{{ id = "k2", file = {before:?} }}]
         .open(&new, PURPOSE)
         .unwrap_err();
     assert_eq!(err.kind(), JobErrorKind::UnknownKey, "{err}");
+    // max_lifetime = "2h" caps a capture that asks for ten (the IdP's
+    // refresh tokens live 14 days).
+    let long = jobs
+        .capture(
+            &dave,
+            PURPOSE,
+            job_request(),
+            Duration::from_secs(10 * 3600),
+        )
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (now + 7190..=now + 7210).contains(&long.expires_at()),
+        "{} for now {now}",
+        long.expires_at()
+    );
 
     // dave revoked (not bob: the tests share one log) in the store the
     // configuration names: refused, and nothing is asked of the IdP.

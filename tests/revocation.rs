@@ -120,12 +120,15 @@ async fn two_replicas_share_one_view_through_redis() {
     );
 
     // Revocation by subject through one store is seen by both replicas.
+    // The tokens exist before the revocation (`iat` is whole seconds: one
+    // minted after it may be a second later, and not revoked).
+    let (mallory_a, mallory_b) = (idp.token("mallory").sign(), idp.token("mallory").sign());
     store_a
         .revoke_subject(idp.issuer(), "mallory", now() + 1)
         .await
         .unwrap();
-    assert_eq!(status(&a, &idp.token("mallory").sign()).await, 401);
-    assert_eq!(status(&b, &idp.token("mallory").sign()).await, 401);
+    assert_eq!(status(&a, &mallory_a).await, 401);
+    assert_eq!(status(&b, &mallory_b).await, 401);
     // By token id.
     let t = idp
         .token("alice")
@@ -446,12 +449,13 @@ async fn user_and_service_tokens_are_checked_in_one_round_trip() {
             .status(),
         401
     );
+    let mallory = users.token("mallory").sign(); // issued before the revocation
     admin
         .revoke_subject(users.issuer(), "mallory", now() + 1)
         .await
         .unwrap();
     assert_eq!(
-        call(users.token("mallory").sign(), services.token("svc").sign())
+        call(mallory, services.token("svc").sign())
             .await
             .unwrap()
             .status(),

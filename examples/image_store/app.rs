@@ -76,7 +76,9 @@ impl Store {
         match &self.policy {
             Some(pdp) => {
                 let image = Resource::new("image", id).with_owner(owner);
-                pdp.authorize(caller, action, &image).await.require(action)
+                // A denial names the route's permission, a scope a client
+                // can ask for (not the decision point's action name).
+                pdp.authorize(caller, action, &image).await.require(P::NAME)
             }
             None if action == "create" => Ok(()),
             None => caller.require_owner_of::<P>(id, owner),

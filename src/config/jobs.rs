@@ -67,7 +67,7 @@ pub struct AssertionKeyConfig {
 /// client = "tagger"
 /// issuer = "https://id.example"      # whose users it acts for
 /// max_lifetime = "1d"                # default 7 days
-/// revocation = true                  # the [revocation] store (redis) before each token
+/// revocation = true                  # the [revocation] store (redis) before each token: the default with one
 /// sealing_key = { id = "2026-12", env = "JOB_KEY" }
 /// previous_sealing_keys = [{ id = "2026-11", file = "/run/secrets/job-key-2026-11" }]
 /// ```
@@ -83,7 +83,7 @@ pub struct JobConfig {
     /// The provider in `[providers]` (`client_credentials` or
     /// `token_exchange`) whose token endpoint, client id and client
     /// authentication the delegation uses; its `insecure_allow_http`
-    /// applies too.
+    /// applies too, its `actor` does not (the client is the actor).
     pub client: String,
     /// The issuer whose users the delegation acts for: the authorization
     /// server's own.
@@ -99,11 +99,13 @@ pub struct JobConfig {
     /// The longest a handle lives (default 7 days).
     #[serde(default, with = "humantime_serde")]
     pub max_lifetime: Option<Duration>,
-    /// Check the `[revocation]` store before each token. A memory store is
-    /// the process's own: pass it with
-    /// [`DelegationBuilder::with_revocation`] instead.
+    /// Check the `[revocation]` store before each token: on by default
+    /// when that store is Redis, off without a `[revocation]` table. A
+    /// memory store is the process's own: set `revocation = false` and
+    /// pass it with [`DelegationBuilder::with_revocation`]. A job's check
+    /// always fails closed (`insecure_fail_open` is the layer's only).
     #[serde(default)]
-    pub revocation: bool,
+    pub revocation: Option<bool>,
 }
 
 impl SealingKeyConfig {
@@ -179,21 +181,25 @@ impl JobConfig {
         if let Some(client) = config.client() {
             builder = builder.with_client(client.builder());
         }
-        if self.revocation {
-            let Some(revocation) = &config.revocation else {
+        match (self.revocation, &config.revocation) {
+            (Some(false), _) | (None, None) => {}
+            (Some(true), None) => {
                 return Err(invalid(
                     format!("{path}.revocation"),
                     "needs a [revocation] table",
                 ));
-            };
-            if revocation.store == StoreKind::Memory {
+            }
+            (_, Some(revocation)) if revocation.store == StoreKind::Memory => {
                 return Err(invalid(
                     format!("{path}.revocation"),
-                    "a memory store is this process's own: use store = \"redis\", \
-                     or pass the application's store with DelegationBuilder::with_revocation",
+                    "a memory store is this process's own: use store = \"redis\", or set \
+                     revocation = false and pass the application's store with \
+                     DelegationBuilder::with_revocation",
                 ));
             }
-            builder = builder.with_revocation_store(revocation.build("revocation")?.store().0);
+            (_, Some(revocation)) => {
+                builder = builder.with_revocation_store(revocation.build("revocation")?.store().0);
+            }
         }
         Ok(builder)
     }

@@ -126,6 +126,12 @@ impl PolicyConfig {
             builder = builder.with_context(name, value.clone());
         }
         for (action, scope) in &self.action_scopes {
+            if scope.is_empty() || scope.contains(char::is_whitespace) {
+                return Err(invalid(
+                    format!("{path}.action_scopes.{action}"),
+                    "one scope, not empty and without spaces",
+                ));
+            }
             builder = builder.with_action_scope(action, scope);
         }
         if let Some(client) = client {

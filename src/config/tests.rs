@@ -312,6 +312,14 @@ fn the_policy_table_builds_a_decision_point_or_names_its_key() {
             "policy.semantic: ",
         ),
         ("[policy]\nurl = \"https://p\"", "policy.url: "),
+        (
+            "[policy]\nauthzen_url = \"https://p\"\n[policy.action_scopes]\nread = \"images:read images:write\"",
+            "policy.action_scopes.read: one scope",
+        ),
+        (
+            "[policy]\nauthzen_url = \"https://p\"\n[policy.action_scopes]\nread = \"\"",
+            "policy.action_scopes.read: one scope",
+        ),
     ] {
         let result = MandateConfig::from_toml(text).and_then(|c| c.authzen(&providers).map(|_| ()));
         let e = result.unwrap_err().to_string();
@@ -372,6 +380,13 @@ fn job_tables_build_a_delegation_or_name_their_key() {
     ))
     .unwrap();
     assert!(format!("{jwt:?}").contains("jwt_bearer"), "{jwt:?}");
+    // A memory store is the application's to pass: refused unless opted out.
+    let memory_off = build(&format!(
+        "{}revocation = false\n[revocation]\nstore = \"memory\"\n",
+        job("refresh_token", &key)
+    ))
+    .unwrap();
+    assert!(format!("{memory_off:?}").contains("revocation: false"));
     #[cfg(feature = "redis")]
     {
         let checked = build(&format!(
@@ -382,6 +397,16 @@ fn job_tables_build_a_delegation_or_name_their_key() {
         let debug = format!("{checked:?}");
         assert!(debug.contains("revocation: true"), "{debug}");
         assert!(debug.contains("max_lifetime: 3600s"), "{debug}");
+        // With a redis [revocation] table, a job checks it unless told not to.
+        let redis = "[revocation]\nstore = \"redis\"\nurl = \"redis://127.0.0.1:1\"\n";
+        let by_default = build(&format!("{}{redis}", job("refresh_token", &key))).unwrap();
+        assert!(format!("{by_default:?}").contains("revocation: true"));
+        let off = build(&format!(
+            "{}revocation = false\n{redis}",
+            job("refresh_token", &key)
+        ))
+        .unwrap();
+        assert!(format!("{off:?}").contains("revocation: false"));
         assert!(format!("{refresh:?}").contains("revocation: false"));
     }
 
@@ -473,6 +498,13 @@ fn job_tables_build_a_delegation_or_name_their_key() {
             format!(
                 "{}[revocation]\nstore = \"memory\"\n",
                 job("refresh_token", &format!("{key}revocation = true\n"))
+            ),
+            "jobs.t.revocation: a memory store is this process's own",
+        ),
+        (
+            format!(
+                "{}[revocation]\nstore = \"memory\"\n",
+                job("refresh_token", &key)
             ),
             "jobs.t.revocation: a memory store is this process's own",
         ),

@@ -30,10 +30,11 @@ use crate::{Caller, ConfigError, Principal, audit};
 /// - resource: the handler's [`Resource`], its [owner](Resource::with_owner)
 ///   as the entity attribute `owner`;
 /// - context: `permission` (the action as a string), `principal_holds`
-///   (the principal holds that permission, through the same mapping as
-///   `Require<P>`), `service` (the calling service's `<issuer>#<sub>`, or
-///   `""`), `service_holds` (it holds the permission too, or there is no
-///   service), `has_user`, and `actor` (the current actor of a delegated
+///   (the principal holds that permission — or the scope the action is
+///   mapped to with [`with_action_scope`](CedarPolicy::with_action_scope)
+///   — through the same mapping as `Require<P>`), `service` (the calling
+///   service's `<issuer>#<sub>`, or `""`), `service_holds` (it holds the
+///   permission too, or there is no service), `has_user`, and `actor` (the current actor of a delegated
 ///   token, `<issuer>#<sub>` with the token's issuer when `act` names none,
 ///   or `""`). Earlier actors of the chain are for audit only and are not
 ///   given to policies.
@@ -138,9 +139,12 @@ impl CedarPolicy {
         Self::from_text(&text)
     }
 
-    /// Inside a transaction, `action` needs `scope` in the transaction's
-    /// scope (by default the action's own name), else it is denied: for
-    /// action names that are not scopes, such as `read` for `images:read`.
+    /// The scope (permission) `action` stands for, by default the action's
+    /// own name: for action names that are not scopes, such as `read` for
+    /// `images:read`. Inside a transaction, `action` is denied unless the
+    /// transaction's scope holds it; `context.principal_holds` and
+    /// `context.service_holds` say whether the principal and the service
+    /// hold it.
     #[must_use]
     pub fn with_action_scope(
         mut self,
@@ -244,8 +248,9 @@ impl CedarPolicy {
         let service = caller.service();
         // Permission checks are answered here, on sorted sets, rather than
         // by building Cedar sets on every request.
-        let principal_holds = principal.permissions().contains(action);
-        let service_holds = service.is_none_or(|s| s.permissions().contains(action));
+        let needed = self.action_scopes.scope_for(action);
+        let principal_holds = principal.permissions().contains(needed);
+        let service_holds = service.is_none_or(|s| s.permissions().contains(needed));
         let service_id = service.map_or_else(String::new, |s| cedar_id(s.issuer(), s.subject()));
         let actor_id = caller
             .actor_id()
@@ -416,6 +421,15 @@ mod tests {
                 denied.errors,
                 ["the transaction's scope does not cover the action"]
             );
+            // The context's `principal_holds` reads the mapped scope too.
+            let holds = CedarPolicy::from_text(
+                "permit(principal, action, resource) when { context.principal_holds };",
+            )
+            .unwrap()
+            .with_action_scope("read", "images:read");
+            let reader = w.caller(w.users.token("alice").scope("images:read"));
+            assert!(holds.authorize(&reader, "read", &image).is_allowed());
+            assert!(!holds.authorize(&reader, "write", &image).is_allowed());
             // An unmapped action keeps its own name; outside a transaction
             // nothing is bounded.
             assert!(

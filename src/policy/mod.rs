@@ -44,9 +44,14 @@ impl ActionScopes {
         self.0.insert(action, scope);
     }
 
+    /// The scope (permission) `action` stands for.
+    pub(crate) fn scope_for<'a>(&'a self, action: &'a str) -> &'a str {
+        self.0.get(action).map_or(action, String::as_str)
+    }
+
     /// Whether `caller`'s transaction, when there is one, covers `action`.
     pub(crate) fn covers(&self, caller: &crate::Caller, action: &str) -> bool {
-        let scope = self.0.get(action).map_or(action, String::as_str);
+        let scope = self.scope_for(action);
         caller
             .transaction()
             .is_none_or(|t| t.principal().permissions().contains(scope))
