@@ -94,6 +94,8 @@ impl DpopKeys<'_> {
             dpop.checked_origins()
                 .map_err(super::at(format!("{path}.dpop_algorithms")))?;
         }
+        // Bytes, not text (a file may hold a binary secret): not `secret()`.
+        let from_file = self.nonce_secret_file.is_some();
         let secret = match (self.nonce_secret_env, self.nonce_secret_file) {
             (None, None) => None,
             (Some(name), None) => {
@@ -118,8 +120,13 @@ impl DpopKeys<'_> {
             }
         };
         if let Some(secret) = secret {
-            let mut nonces = Nonces::new(secret.trim_ascii_end())
-                .map_err(super::at(format!("{path}.dpop_nonce_secret_env")))?;
+            let key = if from_file {
+                "dpop_nonce_secret_file"
+            } else {
+                "dpop_nonce_secret_env"
+            };
+            let mut nonces =
+                Nonces::new(secret.trim_ascii_end()).map_err(super::at(format!("{path}.{key}")))?;
             if let Some(every) = self.nonce_rotation {
                 nonces = nonces.with_rotation(every);
             }

@@ -361,8 +361,8 @@ pub(super) fn invalid(path: impl Into<String>, message: impl Into<String>) -> Co
 
 /// A secret named by `{prefix}env` (an environment variable) or
 /// `{prefix}file` (a file, trailing newline ignored) under `path`: `None`
-/// when neither is set, an error naming the key when both are, or when
-/// what it names cannot be read.
+/// when neither is set, an error naming the key when both are, when what
+/// it names cannot be read, or when it is empty.
 #[cfg(any(feature = "oauth", feature = "redis"))]
 pub(super) fn secret(
     path: &str,
@@ -370,27 +370,43 @@ pub(super) fn secret(
     env: Option<&str>,
     file: Option<&str>,
 ) -> Result<Option<String>, ConfigError> {
-    match (env, file) {
-        (None, None) => Ok(None),
-        (Some(name), None) => std::env::var(name).map(Some).map_err(|_| {
-            invalid(
-                format!("{path}.{prefix}env"),
-                format!("the environment variable {name:?} is not set"),
-            )
-        }),
-        (None, Some(file)) => std::fs::read_to_string(file)
-            .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_owned()))
-            .map_err(|source| {
-                at(format!("{path}.{prefix}file"))(ConfigError::Io {
-                    path: file.into(),
-                    source,
-                })
-            }),
-        (Some(_), Some(_)) => Err(invalid(
-            path,
-            format!("at most one of {prefix}env, {prefix}file"),
-        )),
+    let (key, value) = match (env, file) {
+        (None, None) => return Ok(None),
+        (Some(name), None) => (
+            "env",
+            std::env::var(name).map_err(|_| {
+                invalid(
+                    format!("{path}.{prefix}env"),
+                    format!("the environment variable {name:?} is not set"),
+                )
+            })?,
+        ),
+        (None, Some(file)) => (
+            "file",
+            std::fs::read_to_string(file)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+                .map_err(|source| {
+                    at(format!("{path}.{prefix}file"))(ConfigError::Io {
+                        path: file.into(),
+                        source,
+                    })
+                })?,
+        ),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                path,
+                format!("at most one of {prefix}env, {prefix}file"),
+            ));
+        }
+    };
+    // An unpopulated secret mount is a mistake, not an empty password.
+    if value.is_empty() {
+        return Err(invalid(
+            format!("{path}.{prefix}{key}"),
+            "the secret is empty",
+        ));
     }
+    Ok(Some(value))
 }
 
 /// The HTTP client type, where none of `jwks`, `oauth`, `authzen` has one.

@@ -99,10 +99,25 @@ fn secrets_come_from_the_environment_or_a_file_and_never_print() {
         "{e}"
     );
     assert!(!format!("{inline:?}").contains("hunter2"));
-    let bad_url = MandateConfig::from_toml(
-        "[providers.idp]\nkind = \"client_credentials\"\ntoken_url = \"http://idp/token\"\n\
+    let empty = MandateConfig::from_toml(
+        "[providers.idp]\nkind = \"client_credentials\"\ntoken_url = \"https://idp/token\"\n\
          client_id = \"relay\"\nclient_secret_file = \"/dev/null\"\n",
     )
+    .unwrap();
+    let e = empty.providers().unwrap_err().to_string();
+    assert!(
+        e.starts_with("providers.idp.client_secret_file: the secret is empty"),
+        "{e}"
+    );
+    let dir = std::env::temp_dir().join(format!("mandate-config-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("secret");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let bad_url = MandateConfig::from_toml(&format!(
+        "[providers.idp]\nkind = \"client_credentials\"\ntoken_url = \"http://idp/token\"\n\
+         client_id = \"relay\"\nclient_secret_file = {:?}\n",
+        file.to_str().unwrap()
+    ))
     .unwrap();
     let e = bad_url.providers().unwrap_err().to_string();
     assert!(
@@ -251,6 +266,15 @@ fn dpop_and_certificate_settings_build_or_name_their_key() {
         ))),
         Ok(())
     );
+    // A file too short is named as the file.
+    let short = dir.join("short.secret");
+    std::fs::write(&short, "short\n").unwrap();
+    let e = build(&slot(&format!(
+        "dpop = \"allowed\"\ndpop_origins = [\"https://i.example\"]\ndpop_nonce_secret_file = {:?}",
+        short.display().to_string()
+    )))
+    .unwrap_err();
+    assert!(e.starts_with("user.dpop_nonce_secret_file: "), "{e}");
     // Where certificates come from.
     let certs = |table: &str| format!("{}\n[client_certificates]\n{table}\n", slot(""));
     assert_eq!(build(&certs("source = \"envoy_xfcc\"")), Ok(()));
