@@ -425,32 +425,16 @@ async fn a_slot_that_requires_dpop_refuses_bearer_tokens_and_asks_for_its_nonce(
     let plain = idp.token("bob").audience(AUD).sign();
     let url = format!("{origin}/images/7");
 
-    let a = send(
-        reqwest::Method::POST,
-        &url,
-        Some(format!("Bearer {plain}")),
-        &[],
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        a.challenge,
-        r#"DPoP algs="ES256", error="invalid_token", error_description="DPoP required""#
-    );
-    // A Bearer credential that is not even a JWT: refused for the scheme
-    // before it is parsed, with the same answer (401, "DPoP required").
-    let a = send(
-        reqwest::Method::POST,
-        &url,
-        Some("Bearer abc.def.ghi".into()),
-        &[],
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        a.challenge,
-        r#"DPoP algs="ES256", error="invalid_token", error_description="DPoP required""#
-    );
+    // A bearer token, and a Bearer credential that is not even a JWT
+    // (refused for the scheme before it is parsed): the same answer.
+    for credential in [format!("Bearer {plain}"), "Bearer abc.def.ghi".into()] {
+        let a = send(reqwest::Method::POST, &url, Some(credential), &[]).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            a.challenge,
+            r#"DPoP algs="ES256", error="invalid_token", error_description="DPoP required""#
+        );
+    }
     let a = send(reqwest::Method::POST, &url, None, &[]).await;
     assert_eq!(a.challenge, r#"DPoP algs="ES256""#);
 

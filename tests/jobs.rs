@@ -358,6 +358,16 @@ fn user_verifier(idp: &support::Idp) -> Verifier {
     Verifier::new([Issuer::new(idp.issuer.clone(), "image-store").with_jwks(keys)]).unwrap()
 }
 
+/// A request of `sub`, whose token from `idp` lives `ttl` seconds, as the
+/// layer would have verified it.
+async fn user_caller(idp: &support::Idp, sub: &str, ttl: u64) -> Caller {
+    let token = user_token(idp, sub, ttl).await;
+    Caller::new(
+        Some(user_verifier(idp).verify_async(&token).await.unwrap()),
+        None,
+    )
+}
+
 /// `[jobs.tagging]` of a configuration file: the client from `[providers]`,
 /// sealing keys from files (a rotation: the old key opens what it sealed),
 /// and the `[revocation]` store shared with the application.
@@ -403,16 +413,7 @@ previous_sealing_keys = [{{ id = "k2", file = {before:?} }}]
     );
     let config = tower_mandate::config::MandateConfig::from_toml(&config).unwrap();
     let jobs = config.delegation("tagging").unwrap().build();
-    let users = user_verifier(&idp);
-    let dave = Caller::new(
-        Some(
-            users
-                .verify_async(&user_token(&idp, "dave", 600).await)
-                .await
-                .unwrap(),
-        ),
-        None,
-    );
+    let dave = user_caller(&idp, "dave", 600).await;
 
     // A handle sealed before the rotation (key k2, in code) opens and runs.
     let old = refresh_delegation(&idp, None::<RedisStore>)
@@ -497,16 +498,7 @@ async fn jwt_bearer_job_acts_for_the_user_of_its_issuer_only() {
     )
     .insecure_allow_http()
     .build();
-    let users = user_verifier(&idp);
-    let alice = Caller::new(
-        Some(
-            users
-                .verify_async(&user_token(&idp, "alice", 2).await)
-                .await
-                .unwrap(),
-        ),
-        None,
-    );
+    let alice = user_caller(&idp, "alice", 2).await;
     let before = stats(&idp, "urn:ietf:params:oauth:grant-type:jwt-bearer").await;
     let handle = jobs
         .capture(
