@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::World;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,45 +22,24 @@ use tower_mandate::provider::{SelfSigned, TokenRequest};
 use tower_mandate::testing::TestIssuer;
 use tower_mandate::{AuthErrorKind, Caller, Issuer, PrincipalId, Verifier};
 
-struct World {
-    users: TestIssuer,
-    services: TestIssuer,
-    uv: Verifier,
-    sv: Verifier,
+/// The suite's world, with the callers these tests ask about.
+trait Callers {
+    fn user(&self, sub: &str) -> Caller;
+    fn user_and_service(&self, sub: &str, service: &str) -> Caller;
 }
 
-impl World {
-    fn new() -> Self {
-        let users = TestIssuer::es256("https://users").with_audience("a");
-        let services = TestIssuer::es256("https://services").with_audience("a");
-        let uv =
-            Verifier::new([Issuer::new("https://users", "a").with_keys(users.key_set())]).unwrap();
-        let sv =
-            Verifier::new([Issuer::new("https://services", "a").with_keys(services.key_set())])
-                .unwrap();
-        World {
-            users,
-            services,
-            uv,
-            sv,
-        }
-    }
-
+impl Callers for World {
     fn user(&self, sub: &str) -> Caller {
-        let token = self
-            .users
-            .token(sub)
-            .scope("images:read images:delete")
-            .sign();
-        Caller::new(Some(self.uv.verify(&token).unwrap()), None)
+        self.caller(
+            Some(self.users.token(sub).scope("images:read images:delete")),
+            None,
+        )
     }
 
     fn user_and_service(&self, sub: &str, service: &str) -> Caller {
-        let user = self.users.token(sub).scope("images:read").sign();
-        let service = self.services.token(service).scope("images:read").sign();
-        Caller::new(
-            Some(self.uv.verify(&user).unwrap()),
-            Some(self.sv.verify(&service).unwrap()),
+        self.caller(
+            Some(self.users.token(sub).scope("images:read")),
+            Some(self.services.token(service).scope("images:read")),
         )
     }
 }

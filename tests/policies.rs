@@ -6,52 +6,13 @@
 mod support;
 
 use serde_json::json;
+use support::World;
 use tower_mandate::policy::{
     AuthZen, CedarPolicy, PolicyDecision, Resource, Semantic, SubjectRole,
 };
-use tower_mandate::testing::{TestIssuer, TokenBuilder};
-use tower_mandate::{Caller, Issuer, PrincipalId, Verifier};
+use tower_mandate::{Caller, PrincipalId};
 
 const ALL: &str = "images:read images:write images:delete tags:write";
-
-struct World {
-    users: TestIssuer,
-    /// A second users' issuer trusted by the same slot.
-    others: TestIssuer,
-    services: TestIssuer,
-    uv: Verifier,
-    sv: Verifier,
-}
-
-impl World {
-    fn new() -> Self {
-        let users = TestIssuer::es256("https://users").with_audience("a");
-        let others = TestIssuer::es256("https://users-b").with_audience("a");
-        let services = TestIssuer::es256("https://services").with_audience("a");
-        let uv = Verifier::new([
-            Issuer::new("https://users", "a").with_keys(users.key_set()),
-            Issuer::new("https://users-b", "a").with_keys(others.key_set()),
-        ])
-        .unwrap();
-        let sv =
-            Verifier::new([Issuer::new("https://services", "a").with_keys(services.key_set())])
-                .unwrap();
-        World {
-            users,
-            others,
-            services,
-            uv,
-            sv,
-        }
-    }
-
-    fn caller(&self, user: Option<TokenBuilder>, service: Option<TokenBuilder>) -> Caller {
-        Caller::new(
-            user.map(|t| self.uv.verify(&t.sign()).unwrap()),
-            service.map(|t| self.sv.verify(&t.sign()).unwrap()),
-        )
-    }
-}
 
 struct Case {
     name: &'static str,

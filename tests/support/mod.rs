@@ -801,3 +801,52 @@ pub fn strip_ansi(line: &str) -> String {
     }
     out
 }
+
+/// Two users' issuers (`https://users`, `https://users-b`) in one user
+/// verifier and a services' issuer (`https://services`) in another, all
+/// for audience `a`: the principals of the policy tests.
+pub struct World {
+    pub users: tower_mandate::testing::TestIssuer,
+    /// A second users' issuer trusted by the same slot.
+    pub others: tower_mandate::testing::TestIssuer,
+    pub services: tower_mandate::testing::TestIssuer,
+    pub uv: tower_mandate::Verifier,
+    pub sv: tower_mandate::Verifier,
+}
+
+impl World {
+    pub fn new() -> Self {
+        use tower_mandate::testing::TestIssuer;
+        use tower_mandate::{Issuer, Verifier};
+        let users = TestIssuer::es256("https://users").with_audience("a");
+        let others = TestIssuer::es256("https://users-b").with_audience("a");
+        let services = TestIssuer::es256("https://services").with_audience("a");
+        let uv = Verifier::new([
+            Issuer::new("https://users", "a").with_keys(users.key_set()),
+            Issuer::new("https://users-b", "a").with_keys(others.key_set()),
+        ])
+        .unwrap();
+        let sv =
+            Verifier::new([Issuer::new("https://services", "a").with_keys(services.key_set())])
+                .unwrap();
+        World {
+            users,
+            others,
+            services,
+            uv,
+            sv,
+        }
+    }
+
+    /// A request with these tokens, verified.
+    pub fn caller(
+        &self,
+        user: Option<tower_mandate::testing::TokenBuilder>,
+        service: Option<tower_mandate::testing::TokenBuilder>,
+    ) -> tower_mandate::Caller {
+        tower_mandate::Caller::new(
+            user.map(|t| self.uv.verify(&t.sign()).unwrap()),
+            service.map(|t| self.sv.verify(&t.sign()).unwrap()),
+        )
+    }
+}
